@@ -1,0 +1,261 @@
+//! The receive path's one entry: a whole Ethernet frame in, a parsed packet
+//! or a [`DropReason`] out.
+//!
+//! [`parse_frame`] peels Ethernet (and one 802.1Q tag), then ARP or IPv4 or
+//! IPv6, then TCP, UDP or ICMPv4, each through its `Repr::parse`, so every
+//! malformation has already been named when it returns. With
+//! [`Counters::record`](crate::Counters::record) the caller turns the result
+//! into a counted drop or a packet to deliver:
+//!
+//! ```
+//! use stack::{frame::parse_frame, wire::Checksums, Counters};
+//! let mut counters = Counters::new();
+//! let garbage = [0u8; 9];
+//! assert!(counters.record(parse_frame(&garbage, Checksums::Verify)).is_none());
+//! assert_eq!(counters.get(stack::DropReason::Truncated), 1);
+//! ```
+
+use core::net::IpAddr;
+
+use crate::flow::FlowKey;
+use crate::wire::{
+    ArpPacket, ArpRepr, Checksums, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
+    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, Result, TcpPacket, TcpRepr,
+    UdpPacket, UdpRepr,
+};
+use crate::DropReason;
+
+/// A parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The Ethernet header.
+    pub ethernet: EthernetRepr,
+    /// What it carries.
+    pub network: Network<'a>,
+}
+
+/// The network layer of a parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network<'a> {
+    /// ARP.
+    Arp(ArpRepr),
+    /// IPv4 and its payload.
+    Ipv4(Ipv4Repr, Transport<'a>),
+    /// IPv6 and its payload.
+    Ipv6(Ipv6Repr, Transport<'a>),
+}
+
+/// The transport layer of a parsed IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// A TCP segment.
+    Tcp(TcpRepr<'a>),
+    /// A UDP datagram.
+    Udp(UdpRepr<'a>),
+    /// An ICMPv4 message (IPv4 only).
+    Icmpv4(Icmpv4Repr<'a>),
+}
+
+impl Frame<'_> {
+    /// Source and destination addresses of an IP packet.
+    pub fn ip_addrs(&self) -> Option<(IpAddr, IpAddr)> {
+        match &self.network {
+            Network::Arp(_) => None,
+            Network::Ipv4(ip, _) => Some((IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr))),
+            Network::Ipv6(ip, _) => Some((IpAddr::V6(ip.src_addr), IpAddr::V6(ip.dst_addr))),
+        }
+    }
+
+    /// The flow key of a TCP segment or UDP datagram, seen from the receiver
+    /// (local = destination): what the flow table is searched with.
+    pub fn flow_key(&self) -> Option<FlowKey> {
+        let (src, dst) = self.ip_addrs()?;
+        let (protocol, sport, dport) = match self.transport()? {
+            Transport::Tcp(t) => (IpProtocol::TCP, t.src_port, t.dst_port),
+            Transport::Udp(u) => (IpProtocol::UDP, u.src_port, u.dst_port),
+            Transport::Icmpv4(_) => return None,
+        };
+        Some(FlowKey::from_received(protocol, src, sport, dst, dport))
+    }
+
+    /// The transport layer, if any.
+    pub fn transport(&self) -> Option<&Transport<'_>> {
+        match &self.network {
+            Network::Arp(_) => None,
+            Network::Ipv4(_, t) | Network::Ipv6(_, t) => Some(t),
+        }
+    }
+}
+
+fn is_non_unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+fn transport<'a>(
+    protocol: IpProtocol,
+    payload: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    checksums: Checksums,
+) -> Result<Transport<'a>> {
+    match protocol {
+        IpProtocol::TCP => {
+            let seg = TcpRepr::parse(&TcpPacket::new_checked(payload)?, src, dst, checksums)?;
+            // RFC 9293 §3.10.7.2 (MUST-57): a SYN to a broadcast or multicast
+            // address is discarded; TCP has no use for any other segment to
+            // one either.
+            if is_non_unicast(dst) {
+                return Err(DropReason::NonUnicastDestination);
+            }
+            Ok(Transport::Tcp(seg))
+        }
+        IpProtocol::UDP => Ok(Transport::Udp(UdpRepr::parse(
+            &UdpPacket::new_checked(payload)?,
+            src,
+            dst,
+            checksums,
+        )?)),
+        IpProtocol::ICMP if src.is_ipv4() => Ok(Transport::Icmpv4(Icmpv4Repr::parse(
+            &Icmpv4Packet::new_checked(payload)?,
+            checksums,
+        )?)),
+        _ => Err(DropReason::UnknownIpProtocol),
+    }
+}
+
+/// Parse a whole received Ethernet frame. Never panics, on any bytes.
+pub fn parse_frame(frame: &[u8], checksums: Checksums) -> Result<Frame<'_>> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let ethernet = EthernetRepr::parse(&eth)?;
+    let payload = eth.payload();
+    let network = match ethernet.ethertype {
+        EtherType::ARP => Network::Arp(ArpRepr::parse(&ArpPacket::new_checked(payload)?)?),
+        EtherType::IPV4 => {
+            let packet = Ipv4Packet::new_checked(payload)?;
+            let ip = Ipv4Repr::parse(&packet, checksums)?;
+            let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
+            Network::Ipv4(
+                ip,
+                transport(ip.protocol, packet.payload(), src, dst, checksums)?,
+            )
+        }
+        EtherType::IPV6 => {
+            let packet = Ipv6Packet::new_checked(payload)?;
+            let ip = Ipv6Repr::parse(&packet)?;
+            let (src, dst) = (IpAddr::V6(ip.src_addr), IpAddr::V6(ip.dst_addr));
+            Network::Ipv6(
+                ip,
+                transport(ip.next_header, packet.payload(), src, dst, checksums)?,
+            )
+        }
+        _ => return Err(DropReason::UnknownEtherType),
+    };
+    Ok(Frame { ethernet, network })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{EthernetAddress, TcpFlags, TcpOptions};
+    use core::net::Ipv4Addr;
+
+    fn tcp_frame(dst: Ipv4Addr, flags: TcpFlags) -> Vec<u8> {
+        let src = Ipv4Addr::new(198, 18, 9, 1);
+        let tcp = TcpRepr {
+            src_port: 50000,
+            dst_port: 80,
+            flags,
+            seq_number: 1,
+            ack_number: 0,
+            window_len: 1000,
+            urgent_at: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            payload: b"",
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: IpProtocol::TCP,
+            payload_len: tcp.buffer_len(),
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            vlan: None,
+            ethertype: EtherType::IPV4,
+        };
+        let mut b = vec![0u8; 14 + 20 + tcp.buffer_len()];
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut b[14..]));
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut b[34..]),
+            src.into(),
+            dst.into(),
+        );
+        b
+    }
+
+    #[test]
+    fn syn_gives_the_receivers_flow_key() {
+        let b = tcp_frame(Ipv4Addr::new(198, 18, 9, 2), TcpFlags::SYN);
+        let f = parse_frame(&b, Checksums::Verify).unwrap();
+        let k = f.flow_key().unwrap();
+        assert_eq!(k.local_port, 80);
+        assert_eq!(k.remote_port, 50000);
+        assert_eq!(k.local_addr, IpAddr::V4(Ipv4Addr::new(198, 18, 9, 2)));
+    }
+
+    #[test]
+    fn syn_to_broadcast_or_multicast_is_dropped() {
+        for dst in [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 1)] {
+            let b = tcp_frame(dst, TcpFlags::SYN);
+            assert_eq!(
+                parse_frame(&b, Checksums::Verify),
+                Err(DropReason::NonUnicastDestination)
+            );
+        }
+    }
+
+    #[test]
+    fn each_layer_names_its_fault() {
+        let good = tcp_frame(Ipv4Addr::new(198, 18, 9, 2), TcpFlags::SYN);
+        let mut b = good.clone();
+        b[12] = 0x88;
+        b[13] = 0xb5;
+        assert_eq!(
+            parse_frame(&b, Checksums::Verify),
+            Err(DropReason::UnknownEtherType)
+        );
+        let mut b = good.clone();
+        b[14 + 9] = 47; // GRE
+        Ipv4Packet::new_unchecked(&mut b[14..]).fill_checksum();
+        assert_eq!(
+            parse_frame(&b, Checksums::Verify),
+            Err(DropReason::UnknownIpProtocol)
+        );
+        assert_eq!(
+            parse_frame(&good[..40], Checksums::Verify),
+            Err(DropReason::Truncated)
+        );
+        let mut b = good.clone();
+        b[14 + 20 + 13] = (TcpFlags::SYN | TcpFlags::FIN).0;
+        assert_eq!(
+            parse_frame(&b, Checksums::Verify),
+            Err(DropReason::BadChecksum)
+        );
+        assert_eq!(
+            parse_frame(&b, Checksums::Trust),
+            Err(DropReason::IllegalTcpFlags)
+        );
+    }
+}

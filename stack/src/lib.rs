@@ -1,0 +1,26 @@
+//! `stack`: the sans-IO userspace network stack of bypass.
+//!
+//! This crate never makes a system call, never spawns a thread and never reads
+//! a clock or a random source of its own: time, randomness and secrets (hash
+//! keys, ISN and cookie secrets) are handed in by the caller. That is what lets
+//! every layer be tested without privileges and deterministically.
+//!
+//! Layers are folders, as in smoltcp:
+//! - [`wire`]: zero-copy views over packet buffers and their parse/emit
+//!   representations (Ethernet, ARP, IPv4, IPv6, ICMPv4, UDP, TCP, checksum);
+//! - [`flow`]: the 5-tuple [`flow::FlowKey`], the flow and listen tables that
+//!   demultiplex received segments, the ephemeral port allocator and the
+//!   Toeplitz RSS hash it uses to keep a connection on the queue that opened it;
+//! - [`frame`]: one entry, [`frame::parse_frame`], that turns a whole received
+//!   Ethernet frame into a parsed packet or a [`DropReason`];
+//! - [`drop`]: the named reasons for dropping malformed input and their
+//!   [`Counters`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod drop;
+pub mod flow;
+pub mod frame;
+pub mod wire;
+
+pub use drop::{Counters, DropReason};
