@@ -87,6 +87,69 @@ impl Frame<'_> {
     }
 }
 
+impl Transport<'_> {
+    /// Bytes the transport header and payload take.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Transport::Tcp(t) => t.buffer_len(),
+            Transport::Udp(u) => u.buffer_len(),
+            Transport::Icmpv4(i) => i.buffer_len(),
+        }
+    }
+
+    fn emit(&self, b: &mut [u8], src: IpAddr, dst: IpAddr) {
+        match self {
+            Transport::Tcp(t) => t.emit(&mut TcpPacket::new_unchecked(b), src, dst),
+            Transport::Udp(u) => u.emit(&mut UdpPacket::new_unchecked(b), src, dst),
+            Transport::Icmpv4(i) => i.emit(b),
+        }
+    }
+}
+
+impl Frame<'_> {
+    /// Bytes [`emit`](Self::emit) writes (no padding to the 60-byte minimum:
+    /// the device adds it where the medium needs it).
+    pub fn buffer_len(&self) -> usize {
+        self.ethernet.buffer_len()
+            + match &self.network {
+                Network::Arp(a) => a.buffer_len(),
+                Network::Ipv4(ip, t) => ip.buffer_len() + t.buffer_len(),
+                Network::Ipv6(ip, t) => ip.buffer_len() + t.buffer_len(),
+            }
+    }
+
+    /// Write the whole frame, every checksum computed, into the first
+    /// [`buffer_len`](Self::buffer_len) bytes of `buffer`. The IP payload
+    /// length is taken from the transport, whatever the IP repr says, so
+    /// that the frame is always consistent.
+    pub fn emit(&self, buffer: &mut [u8]) {
+        let mut eth = EthernetFrame::new_unchecked(&mut buffer[..self.buffer_len()]);
+        self.ethernet.emit(&mut eth);
+        let b = eth.payload_mut();
+        match &self.network {
+            Network::Arp(a) => a.emit(&mut ArpPacket::new_unchecked(b)),
+            Network::Ipv4(ip, t) => {
+                let ip = Ipv4Repr {
+                    payload_len: t.buffer_len(),
+                    ..*ip
+                };
+                ip.emit(&mut Ipv4Packet::new_unchecked(&mut *b));
+                let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
+                t.emit(&mut b[ip.buffer_len()..], src, dst);
+            }
+            Network::Ipv6(ip, t) => {
+                let ip = Ipv6Repr {
+                    payload_len: t.buffer_len(),
+                    ..*ip
+                };
+                ip.emit(&mut Ipv6Packet::new_unchecked(&mut *b));
+                let (src, dst) = (IpAddr::V6(ip.src_addr), IpAddr::V6(ip.dst_addr));
+                t.emit(&mut b[ip.buffer_len()..], src, dst);
+            }
+        }
+    }
+}
+
 fn is_non_unicast(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
@@ -163,7 +226,6 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn tcp_frame(dst: Ipv4Addr, flags: TcpFlags) -> Vec<u8> {
-        let src = Ipv4Addr::new(198, 18, 9, 1);
         let tcp = TcpRepr {
             src_port: 50000,
             dst_port: 80,
@@ -179,7 +241,7 @@ mod tests {
             payload: b"",
         };
         let ip = Ipv4Repr {
-            src_addr: src,
+            src_addr: Ipv4Addr::new(198, 18, 9, 1),
             dst_addr: dst,
             protocol: IpProtocol::TCP,
             payload_len: tcp.buffer_len(),
@@ -188,20 +250,18 @@ mod tests {
             ident: 0,
             dont_frag: true,
         };
-        let eth = EthernetRepr {
+        let ethernet = EthernetRepr {
             src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
             dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
             vlan: None,
             ethertype: EtherType::IPV4,
         };
-        let mut b = vec![0u8; 14 + 20 + tcp.buffer_len()];
-        eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut b[14..]));
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut b[34..]),
-            src.into(),
-            dst.into(),
-        );
+        let frame = Frame {
+            ethernet,
+            network: Network::Ipv4(ip, Transport::Tcp(tcp)),
+        };
+        let mut b = vec![0u8; frame.buffer_len()];
+        frame.emit(&mut b);
         b
     }
 
@@ -209,6 +269,10 @@ mod tests {
     fn syn_gives_the_receivers_flow_key() {
         let b = tcp_frame(Ipv4Addr::new(198, 18, 9, 2), TcpFlags::SYN);
         let f = parse_frame(&b, Checksums::Verify).unwrap();
+        assert_eq!(f.buffer_len(), b.len());
+        let mut again = vec![0u8; b.len()];
+        f.emit(&mut again);
+        assert_eq!(again, b);
         let k = f.flow_key().unwrap();
         assert_eq!(k.local_port, 80);
         assert_eq!(k.remote_port, 50000);

@@ -5,7 +5,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
-use stack::frame::parse_frame;
+use stack::frame::{parse_frame, Frame, Network, Transport};
 use stack::wire::tcp::SackBlocks;
 use stack::wire::*;
 
@@ -235,8 +235,6 @@ fn touch_everything(b: &[u8]) -> usize {
 
 /// A valid frame carrying a timestamped TCP segment, to mutate.
 fn sample_frame() -> Vec<u8> {
-    let src = Ipv4Addr::new(198, 18, 9, 1);
-    let dst = Ipv4Addr::new(198, 18, 9, 2);
     let tcp = TcpRepr {
         src_port: 50000,
         dst_port: 80,
@@ -252,17 +250,12 @@ fn sample_frame() -> Vec<u8> {
         },
         payload: b"GET / HTTP/1.1\r\n\r\n",
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::TCP,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        tos: 0,
-        ident: 1,
-        dont_frag: true,
-    };
-    let eth = EthernetRepr {
+    let ip = ipv4(
+        Ipv4Addr::new(198, 18, 9, 1),
+        Ipv4Addr::new(198, 18, 9, 2),
+        IpProtocol::TCP,
+    );
+    let ethernet = EthernetRepr {
         src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
         dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
         vlan: Some(VlanTag {
@@ -272,16 +265,87 @@ fn sample_frame() -> Vec<u8> {
         }),
         ethertype: EtherType::IPV4,
     };
-    let mut b = vec![0u8; eth.buffer_len() + 20 + tcp.buffer_len()];
-    eth.emit(&mut EthernetFrame::new_unchecked(&mut b[..]));
-    ip.emit(&mut Ipv4Packet::new_unchecked(&mut b[18..]));
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(&mut b[38..]),
-        src.into(),
-        dst.into(),
-    );
+    let frame = Frame {
+        ethernet,
+        network: Network::Ipv4(ip, Transport::Tcp(tcp)),
+    };
+    let mut b = vec![0u8; frame.buffer_len()];
+    frame.emit(&mut b);
     assert!(parse_frame(&b, Checksums::Verify).is_ok());
     b
+}
+
+fn ipv4(src_addr: Ipv4Addr, dst_addr: Ipv4Addr, protocol: IpProtocol) -> Ipv4Repr {
+    Ipv4Repr {
+        src_addr,
+        dst_addr,
+        protocol,
+        payload_len: 0,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: true,
+    }
+}
+
+fn ipv6(src_addr: Ipv6Addr, dst_addr: Ipv6Addr, next_header: IpProtocol) -> Ipv6Repr {
+    Ipv6Repr {
+        src_addr,
+        dst_addr,
+        next_header,
+        payload_len: 0,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 7,
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// Whole frames: Ethernet (tagged or not), IPv4 or IPv6, TCP or UDP.
+    #[test]
+    fn frame_roundtrip(src_mac in mac(), vlan in proptest::option::of(0u16..4096), (src, dst) in ip_pair(),
+                       udp in any::<bool>(), (mut tcp, payload) in tcp_repr()) {
+        tcp.payload = &payload;
+        let (network_src, network_dst) = (src, dst);
+        let transport = if udp {
+            Transport::Udp(UdpRepr { src_port: tcp.src_port, dst_port: tcp.dst_port, payload: &payload })
+        } else {
+            Transport::Tcp(tcp)
+        };
+        let protocol = if udp { IpProtocol::UDP } else { IpProtocol::TCP };
+        // TCP never goes to a group address: keep the destination unicast.
+        let dst_unicast = match network_dst {
+            IpAddr::V4(a) => !a.is_multicast() && !a.is_broadcast(),
+            IpAddr::V6(a) => !a.is_multicast(),
+        };
+        prop_assume!(udp || dst_unicast);
+        let (ethertype, network) = match (network_src, network_dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (EtherType::IPV4, Network::Ipv4(ipv4(s, d, protocol), transport)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => (EtherType::IPV6, Network::Ipv6(ipv6(s, d, protocol), transport)),
+            _ => unreachable!("ip_pair gives one family"),
+        };
+        let mut frame = Frame {
+            ethernet: EthernetRepr {
+                src_addr: src_mac,
+                dst_addr: EthernetAddress::BROADCAST,
+                vlan: vlan.map(|vid| VlanTag { pcp: 0, dei: false, vid }),
+                ethertype,
+            },
+            network,
+        };
+        // emit fixes the IP payload length from the transport; so does the model.
+        let len = transport.buffer_len();
+        match &mut frame.network {
+            Network::Ipv4(ip, _) => ip.payload_len = len,
+            Network::Ipv6(ip, _) => ip.payload_len = len,
+            Network::Arp(_) => {}
+        }
+        let mut b = vec![0u8; frame.buffer_len()];
+        frame.emit(&mut b);
+        prop_assert_eq!(parse_frame(&b, Checksums::Verify), Ok(frame));
+    }
 }
 
 proptest! {
