@@ -1,0 +1,815 @@
+//! The kernel path's load generator: one epoll loop (mio) per thread, each
+//! driving its share of the connections. Closed loop by default (a connection
+//! sends its next request when the previous answer is in); with a rate, open
+//! loop: every connection has a schedule of intended send times and latency is
+//! measured from the intended time, so a stalled server cannot hide its stall
+//! (coordinated omission corrected, as wrk2 does).
+
+use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::metrics::{Recorder, ThreadTimes, Window, WindowCpu};
+use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub workload: Workload,
+    pub proto: Proto,
+    pub sizes: Sizes,
+    pub server: IpAddr,
+    /// Base port of the server (the workload picks its service port).
+    pub port: u16,
+    /// Local address to bind (hardware mode), else the kernel chooses.
+    pub bind: Option<IpAddr>,
+    /// Connections (TCP) or sockets (UDP), over all threads.
+    pub connections: usize,
+    /// Open loop: operations (or datagrams, for udp-stream) per second over all threads.
+    pub rate: Option<f64>,
+    pub cpus: Vec<Option<usize>>,
+    pub netns: Option<String>,
+    pub window: Window,
+    /// udp-rr: a request without an answer after this long is counted lost.
+    pub udp_timeout: Duration,
+}
+
+/// What the load generator counted, summed over its threads.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientCounters {
+    pub connects: u64,
+    pub connect_errors: u64,
+    pub io_errors: u64,
+    pub protocol_errors: u64,
+    /// udp-rr requests that got no answer in time.
+    pub udp_timeouts: u64,
+    /// udp-rr answers that came after their timeout.
+    pub udp_late: u64,
+    /// Datagrams (udp-stream) or requests sent in total, and inside the window.
+    pub sent: u64,
+    pub sent_measured: u64,
+    /// udp-stream datagrams the socket refused (send buffer full).
+    pub send_refused: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+impl ClientCounters {
+    fn add(&mut self, o: &ClientCounters) {
+        self.connects += o.connects;
+        self.connect_errors += o.connect_errors;
+        self.io_errors += o.io_errors;
+        self.protocol_errors += o.protocol_errors;
+        self.udp_timeouts += o.udp_timeouts;
+        self.udp_late += o.udp_late;
+        self.sent += o.sent;
+        self.sent_measured += o.sent_measured;
+        self.send_refused += o.send_refused;
+        self.bytes_out += o.bytes_out;
+        self.bytes_in += o.bytes_in;
+    }
+}
+
+#[derive(Debug)]
+pub struct ClientThreadResult {
+    pub cpu_id: Option<usize>,
+    pub counters: ClientCounters,
+    pub recorder: Recorder,
+    pub cpu: ThreadTimes,
+}
+
+#[derive(Debug)]
+pub struct ClientReport {
+    pub threads: Vec<ClientThreadResult>,
+    pub counters: ClientCounters,
+}
+
+/// Running load-generator threads.
+pub struct KernelClients {
+    threads: Vec<JoinHandle<Result<ClientThreadResult>>>,
+}
+
+impl KernelClients {
+    /// Starts the threads; they run until the window ends or `stop` is set.
+    pub fn start(cfg: &ClientConfig, stop: Arc<AtomicBool>) -> Result<KernelClients> {
+        let n = cfg.cpus.len().min(cfg.connections).max(1);
+        let mut threads = Vec::new();
+        for i in 0..n {
+            let conns = cfg.connections / n + usize::from(i < cfg.connections % n);
+            let rate = cfg
+                .rate
+                .map(|r| r * conns as f64 / cfg.connections.max(1) as f64);
+            let cfg = cfg.clone();
+            let cpu = cfg.cpus[i];
+            let stop = stop.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("cli-{i}"))
+                .spawn(move || -> Result<ClientThreadResult> {
+                    crate::kernel::place_thread(cpu, cfg.netns.as_deref())?;
+                    let mut t = ClientThread::new(cfg, cpu, conns, rate);
+                    t.run(&stop)
+                })
+                .context("spawning a client thread")?;
+            threads.push(h);
+        }
+        Ok(KernelClients { threads })
+    }
+
+    pub fn join(mut self) -> Result<ClientReport> {
+        let mut threads = Vec::new();
+        let mut counters = ClientCounters::default();
+        let mut first_err = None;
+        for h in self.threads.drain(..) {
+            match h.join() {
+                Ok(Ok(r)) => {
+                    counters.add(&r.counters);
+                    threads.push(r);
+                }
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(anyhow!("a client thread panicked"));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(ClientReport { threads, counters }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    /// No socket (crr between connections, or after an error).
+    Closed,
+    Connecting,
+    /// Connected, waiting for the next send time.
+    Idle,
+    /// Request (partly) written, answer not complete.
+    Busy,
+}
+
+struct TConn {
+    tcp: Option<TcpStream>,
+    udp: Option<UdpSocket>,
+    st: St,
+    /// When this operation was meant to start (latency is measured from here).
+    intended: Instant,
+    /// Open loop: when the next operation is due.
+    next_at: Instant,
+    /// Request bytes written so far.
+    wpos: usize,
+    /// Answer bytes received so far (raw) / buffered answer (http).
+    got: usize,
+    inbuf: Vec<u8>,
+    /// Stream: offset of the next byte; udp: next sequence number.
+    offset: u64,
+    /// udp-rr: sequence number awaited and its deadline.
+    deadline: Instant,
+    /// Earliest time to retry after a connect error.
+    retry_at: Instant,
+}
+
+struct ClientThread {
+    cfg: ClientConfig,
+    cpu_id: Option<usize>,
+    poll: Poll,
+    conns: Vec<TConn>,
+    /// Open loop: time between two operations of one connection.
+    interval: Option<Duration>,
+    rate: Option<f64>,
+    counters: ClientCounters,
+    recorder: Recorder,
+    cpu: WindowCpu,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+    pattern: Vec<u8>,
+    addr: SocketAddr,
+}
+
+impl ClientThread {
+    fn new(
+        cfg: ClientConfig,
+        cpu_id: Option<usize>,
+        conns: usize,
+        rate: Option<f64>,
+    ) -> ClientThread {
+        let w = cfg.window;
+        let interval = rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(conns.max(1) as f64 / r));
+        let request = match (cfg.workload, cfg.proto) {
+            (Workload::Rr, Proto::Http) => workload::http_request(&cfg.server.to_string(), false),
+            (Workload::Crr, Proto::Http) => workload::http_request(&cfg.server.to_string(), true),
+            _ => vec![b'q'; cfg.sizes.req.max(UDP_HEADER)],
+        };
+        let addr = SocketAddr::new(cfg.server, cfg.workload.port(cfg.port));
+        let conns = (0..conns)
+            .map(|i| {
+                // stagger the schedules of the connections over one interval
+                let stagger =
+                    interval.map_or(Duration::ZERO, |iv| iv * i as u32 / conns.max(1) as u32);
+                TConn {
+                    tcp: None,
+                    udp: None,
+                    st: St::Closed,
+                    intended: w.start,
+                    next_at: w.start + stagger,
+                    wpos: 0,
+                    got: 0,
+                    inbuf: Vec::new(),
+                    offset: 0,
+                    deadline: w.start,
+                    retry_at: w.start,
+                }
+            })
+            .collect();
+        let buf_len = if cfg.workload == Workload::Stream {
+            cfg.sizes.req
+        } else {
+            256 * 1024
+        };
+        ClientThread {
+            poll: Poll::new().expect("epoll_create"),
+            cpu_id,
+            conns,
+            interval,
+            rate,
+            counters: ClientCounters::default(),
+            recorder: Recorder::new(w),
+            cpu: WindowCpu::default(),
+            request,
+            buf: vec![0; 256 * 1024],
+            pattern: workload::pattern_buffer(buf_len),
+            addr,
+            cfg,
+        }
+    }
+
+    fn run(&mut self, stop: &AtomicBool) -> Result<ClientThreadResult> {
+        let w = self.cfg.window;
+        // wait for the start line (servers are up, every thread starts together)
+        while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep((w.start - Instant::now()).min(Duration::from_millis(10)));
+        }
+        let result = match self.cfg.workload {
+            Workload::UdpStream => self.run_udp_stream(stop),
+            _ => self.run_events(stop),
+        };
+        self.cpu.finish();
+        result?;
+        Ok(ClientThreadResult {
+            cpu_id: self.cpu_id,
+            counters: self.counters.clone(),
+            recorder: self.recorder.clone(),
+            cpu: self.cpu.used,
+        })
+    }
+
+    // ------------------------------------------------------------ event loop
+
+    fn run_events(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let now = Instant::now();
+        for i in 0..self.conns.len() {
+            self.kick(i, now);
+        }
+        loop {
+            let now = Instant::now();
+            self.cpu.tick(&self.cfg.window, now);
+            if now >= self.cfg.window.t_end || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let timeout = self.timers(now);
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("epoll_wait"),
+            }
+            for ev in events.iter() {
+                let i = ev.token().0;
+                if i >= self.conns.len() {
+                    continue;
+                }
+                let now = Instant::now();
+                if self.cfg.workload == Workload::UdpRr {
+                    self.udp_rr_readable(i, now);
+                    continue;
+                }
+                if self.conns[i].st == St::Connecting && (ev.is_writable() || ev.is_error()) {
+                    self.connected(i, now);
+                }
+                if self.cfg.workload == Workload::Stream {
+                    self.stream_write(i, now);
+                    continue;
+                }
+                if self.conns[i].st == St::Busy {
+                    if ev.is_writable() && self.conns[i].wpos < self.request.len() {
+                        self.write_request(i, now);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() {
+                        self.read_answer(i, now);
+                    }
+                }
+            }
+            // drop the sockets of finished crr connections after the batch
+        }
+        // leave sockets to close on drop
+        self.conns.iter_mut().for_each(|c| {
+            c.tcp = None;
+            c.udp = None;
+        });
+        Ok(())
+    }
+
+    /// Handles timers: open-loop sends that are due, connect retries, udp
+    /// timeouts. Returns how long poll may sleep.
+    fn timers(&mut self, now: Instant) -> Duration {
+        let mut wake = self.cfg.window.t_end;
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            match c.st {
+                St::Idle | St::Closed => {
+                    let due = if c.st == St::Closed { c.retry_at } else { now };
+                    let due = match self.interval {
+                        Some(_) => due.max(c.next_at),
+                        None => due,
+                    };
+                    if due <= now {
+                        self.kick(i, now);
+                    } else {
+                        wake = wake.min(due);
+                    }
+                }
+                St::Busy if self.cfg.workload == Workload::UdpRr => {
+                    if c.deadline <= now {
+                        // a lost datagram is loss, not an error
+                        self.counters.udp_timeouts += 1;
+                        self.conns[i].st = St::Idle;
+                        self.kick(i, now);
+                    } else {
+                        wake = wake.min(c.deadline);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let wait = wake.saturating_duration_since(now);
+        // epoll sleeps in whole milliseconds: spin for shorter waits so that
+        // open-loop sends leave on time
+        if wait < Duration::from_millis(1) {
+            Duration::ZERO
+        } else {
+            wait.min(Duration::from_millis(10))
+        }
+    }
+
+    /// Starts connection `i`'s next operation if it may start now.
+    fn kick(&mut self, i: usize, now: Instant) {
+        let closed_loop = self.interval.is_none();
+        let c = &mut self.conns[i];
+        if !closed_loop && c.next_at > now {
+            return;
+        }
+        match c.st {
+            St::Closed => {
+                if c.retry_at > now {
+                    return;
+                }
+                if self.cfg.workload == Workload::Crr {
+                    // the connect is part of the operation
+                    c.intended = if closed_loop { now } else { c.next_at };
+                    if let Some(iv) = self.interval {
+                        c.next_at += iv;
+                    }
+                }
+                self.open(i, now);
+            }
+            St::Idle => {
+                c.intended = if closed_loop { now } else { c.next_at };
+                if let Some(iv) = self.interval {
+                    c.next_at += iv;
+                }
+                match self.cfg.workload {
+                    Workload::UdpRr => self.udp_rr_send(i, now),
+                    Workload::Stream => self.stream_write(i, now),
+                    _ => {
+                        let c = &mut self.conns[i];
+                        c.st = St::Busy;
+                        c.wpos = 0;
+                        c.got = 0;
+                        c.inbuf.clear();
+                        self.write_request(i, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens connection `i`'s socket (TCP connect in progress, or UDP connected).
+    fn open(&mut self, i: usize, now: Instant) {
+        let token = Token(i);
+        let res = if self.cfg.workload.is_udp() {
+            self.udp_socket()
+                .and_then(|mut u| {
+                    self.poll
+                        .registry()
+                        .register(&mut u, token, Interest::READABLE)?;
+                    Ok(u)
+                })
+                .map(|u| {
+                    self.conns[i].udp = Some(u);
+                    self.conns[i].st = St::Idle;
+                })
+        } else {
+            self.tcp_connect()
+                .and_then(|mut s| {
+                    self.poll.registry().register(
+                        &mut s,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    Ok(s)
+                })
+                .map(|s| {
+                    self.conns[i].tcp = Some(s);
+                    self.conns[i].st = St::Connecting;
+                })
+        };
+        if let Err(e) = res {
+            self.connect_failed(i, now, &e);
+        } else if self.cfg.workload.is_udp() {
+            self.kick(i, now);
+        }
+    }
+
+    fn connect_failed(&mut self, i: usize, now: Instant, e: &anyhow::Error) {
+        tracing::debug!("connect: {e:#}");
+        self.counters.connect_errors += 1;
+        self.recorder.error(now);
+        let c = &mut self.conns[i];
+        c.tcp = None;
+        c.udp = None;
+        c.st = St::Closed;
+        // back off a little: a refused or port-starved connect retried at
+        // once would spin
+        c.retry_at = now + Duration::from_millis(10);
+    }
+
+    fn tcp_connect(&self) -> Result<TcpStream> {
+        let s = Socket::new(
+            Domain::for_address(self.addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        s.set_nonblocking(true)?;
+        s.set_nodelay(true)?;
+        if let Some(b) = self.cfg.bind {
+            s.bind(&SocketAddr::new(b, 0).into())?;
+        }
+        match s.connect(&self.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(TcpStream::from_std(s.into()))
+    }
+
+    fn udp_socket(&self) -> Result<UdpSocket> {
+        let s = Socket::new(
+            Domain::for_address(self.addr),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        s.set_nonblocking(true)?;
+        let _ = s.set_send_buffer_size(4 << 20);
+        let local = SocketAddr::new(
+            self.cfg.bind.unwrap_or(match self.addr {
+                SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            }),
+            0,
+        );
+        s.bind(&local.into())?;
+        s.connect(&self.addr.into())?;
+        Ok(UdpSocket::from_std(s.into()))
+    }
+
+    fn connected(&mut self, i: usize, now: Instant) {
+        let Some(s) = self.conns[i].tcp.as_ref() else {
+            return;
+        };
+        let err = match s.take_error() {
+            Ok(Some(e)) => Some(anyhow!(e)),
+            Err(e) => Some(anyhow!(e)),
+            Ok(None) => match s.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return, // not yet
+                Err(e) => Some(anyhow!(e)),
+            },
+        };
+        if let Some(e) = err {
+            self.connect_failed(i, now, &e);
+            return;
+        }
+        self.counters.connects += 1;
+        self.conns[i].st = St::Idle;
+        if self.cfg.workload == Workload::Crr {
+            // the operation started at connect: send the request now
+            let c = &mut self.conns[i];
+            c.st = St::Busy;
+            c.wpos = 0;
+            c.got = 0;
+            c.inbuf.clear();
+            self.write_request(i, now);
+        } else {
+            self.kick(i, now);
+        }
+    }
+
+    fn write_request(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        let Some(s) = c.tcp.as_mut() else { return };
+        while c.wpos < self.request.len() {
+            match s.write(&self.request[c.wpos..]) {
+                Ok(n) => {
+                    c.wpos += n;
+                    self.counters.bytes_out += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.io_failed(i, now);
+                    return;
+                }
+            }
+        }
+        self.counters.sent += 1;
+        if self.cfg.window.measuring(now) {
+            self.counters.sent_measured += 1;
+        }
+    }
+
+    fn io_failed(&mut self, i: usize, now: Instant) {
+        self.counters.io_errors += 1;
+        self.recorder.error(now);
+        let c = &mut self.conns[i];
+        if let Some(mut s) = c.tcp.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        c.st = St::Closed;
+        c.retry_at = now + Duration::from_millis(10);
+    }
+
+    fn read_answer(&mut self, i: usize, now: Instant) {
+        loop {
+            let c = &mut self.conns[i];
+            let Some(s) = c.tcp.as_mut() else { return };
+            match s.read(&mut self.buf) {
+                Ok(0) => {
+                    // the server closed before answering in full
+                    self.counters.protocol_errors += 1;
+                    self.io_failed(i, now);
+                    return;
+                }
+                Ok(n) => {
+                    self.counters.bytes_in += n as u64;
+                    let done = match self.cfg.proto {
+                        Proto::Raw => {
+                            c.got += n;
+                            c.got >= self.cfg.sizes.resp
+                        }
+                        Proto::Http => {
+                            c.inbuf.extend_from_slice(&self.buf[..n]);
+                            match workload::parse_http_response(&c.inbuf) {
+                                Ok(Some((head, body))) => c.inbuf.len() >= head + body,
+                                Ok(None) => false,
+                                Err(_) => {
+                                    self.counters.protocol_errors += 1;
+                                    self.io_failed(i, now);
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    if done {
+                        self.complete(i, Instant::now());
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.io_failed(i, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An answer is complete: record it and start the next operation.
+    fn complete(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        if c.got > self.cfg.sizes.resp && self.cfg.proto == Proto::Raw {
+            // more bytes than one answer: the peer does not speak our protocol
+            self.counters.protocol_errors += 1;
+        }
+        let latency = now.saturating_duration_since(c.intended);
+        let bytes = (self.request.len() + self.cfg.sizes.resp) as u64;
+        if self.cfg.window.measuring(now) {
+            self.recorder.op(now, Some(latency), bytes);
+        }
+        if self.cfg.workload == Workload::Crr {
+            if let Some(mut s) = c.tcp.take() {
+                let _ = self.poll.registry().deregister(&mut s);
+            }
+            c.st = St::Closed;
+            c.retry_at = now;
+        } else {
+            c.st = St::Idle;
+        }
+        self.kick(i, now);
+    }
+
+    // ------------------------------------------------------------ stream
+
+    fn stream_write(&mut self, i: usize, now: Instant) {
+        let size = self.cfg.sizes.req;
+        let c = &mut self.conns[i];
+        if c.st == St::Idle {
+            c.st = St::Busy;
+        }
+        let Some(s) = c.tcp.as_mut() else { return };
+        if c.st != St::Busy {
+            return;
+        }
+        // bounded: yield to the event loop after 64 writes
+        for _ in 0..64 {
+            let data = workload::pattern_at(&self.pattern, c.offset, size);
+            match s.write(data) {
+                Ok(n) => {
+                    c.offset += n as u64;
+                    self.counters.bytes_out += n as u64;
+                    self.recorder.bytes(now, n as u64);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.io_failed(i, now);
+                    return;
+                }
+            }
+        }
+        // more to write: ask to be woken again at once
+        let _ =
+            self.poll
+                .registry()
+                .reregister(s, Token(i), Interest::READABLE | Interest::WRITABLE);
+    }
+
+    // ------------------------------------------------------------ udp-rr
+
+    fn udp_rr_send(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        let Some(u) = c.udp.as_ref() else { return };
+        c.offset += 1;
+        workload::udp_put_header(&mut self.request, c.offset, self.cfg.window.measuring(now));
+        match u.send(&self.request) {
+            Ok(n) => {
+                self.counters.sent += 1;
+                self.counters.bytes_out += n as u64;
+                if self.cfg.window.measuring(now) {
+                    self.counters.sent_measured += 1;
+                }
+                c.st = St::Busy;
+                c.deadline = now + self.cfg.udp_timeout;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                c.st = St::Idle;
+                c.retry_at = now;
+            }
+            Err(_) => {
+                self.counters.io_errors += 1;
+                self.recorder.error(now);
+            }
+        }
+    }
+
+    fn udp_rr_readable(&mut self, i: usize, now: Instant) {
+        loop {
+            let c = &mut self.conns[i];
+            let Some(u) = c.udp.as_ref() else { return };
+            match u.recv(&mut self.buf) {
+                Ok(n) => {
+                    self.counters.bytes_in += n as u64;
+                    match workload::udp_header(&self.buf[..n]) {
+                        Some((seq, _)) if seq == c.offset && c.st == St::Busy => {
+                            if n != self.cfg.sizes.resp {
+                                self.counters.protocol_errors += 1;
+                            }
+                            self.complete(i, Instant::now());
+                        }
+                        Some(_) => self.counters.udp_late += 1,
+                        None => self.counters.protocol_errors += 1,
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // ECONNREFUSED: nobody listens on the port (ICMP unreachable)
+                    self.counters.io_errors += 1;
+                    self.recorder.error(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ udp-stream
+
+    fn run_udp_stream(&mut self, stop: &AtomicBool) -> Result<()> {
+        const BATCH: usize = 32;
+        let w = self.cfg.window;
+        let socks: Vec<UdpSocket> = (0..self.conns.len().max(1))
+            .map(|_| self.udp_socket())
+            .collect::<Result<_>>()?;
+        let rate = self.rate.unwrap_or(100_000.0);
+        let len = self.cfg.sizes.req;
+        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![b'u'; len]).collect();
+        let mut seqs = vec![0u64; socks.len()];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let no_addrs: Vec<Option<SockaddrStorage>> = vec![None; BATCH];
+        let mut sent_total: u64 = 0;
+        let mut turn = 0usize;
+        loop {
+            let now = Instant::now();
+            self.cpu.tick(&w, now);
+            if now >= w.t_end || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let target = (now.duration_since(w.start).as_secs_f64() * rate) as u64;
+            let due = target.saturating_sub(sent_total) as usize;
+            if due == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            let k = due.min(BATCH);
+            let s = turn % socks.len();
+            turn += 1;
+            let measured = w.measuring(now);
+            for (j, b) in bufs.iter_mut().take(k).enumerate() {
+                workload::udp_put_header(b, seqs[s] + j as u64, measured);
+            }
+            let slices: Vec<[IoSlice; 1]> = bufs[..k].iter().map(|b| [IoSlice::new(b)]).collect();
+            let no_cmsgs: [ControlMessage; 0] = [];
+            match sendmmsg(
+                socks[s].as_raw_fd(),
+                &mut headers,
+                &slices,
+                &no_addrs[..k],
+                no_cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(r) => {
+                    let n = r.count() as u64;
+                    seqs[s] += n;
+                    sent_total += n;
+                    self.counters.sent += n;
+                    self.counters.bytes_out += n * len as u64;
+                    if measured {
+                        self.counters.sent_measured += n;
+                    }
+                    if (n as usize) < k {
+                        // the rest did not fit: they count against the target
+                        sent_total += (k - n as usize) as u64;
+                        self.counters.send_refused += (k - n as usize) as u64;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::ENOBUFS) => {
+                    self.counters.send_refused += k as u64;
+                    sent_total += k as u64;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => {
+                    self.counters.io_errors += 1;
+                    self.recorder.error(now);
+                    sent_total += k as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}

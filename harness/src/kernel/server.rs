@@ -1,0 +1,698 @@
+//! The kernel path's server: one epoll loop (mio) per thread, each with its
+//! own `SO_REUSEPORT` listener and UDP socket, nonblocking sockets,
+//! `TCP_NODELAY`, `recvmmsg`/`sendmmsg` for UDP: the shape an expert would
+//! give an ordinary kernel server, so the baseline is a fair one.
+//!
+//! Services, by port (see [`Workload::port`]): `port` serves request/response
+//! over TCP (raw or HTTP: rr and crr) and UDP echo (udp-rr); `port + 1` is a
+//! TCP sink that verifies the stream payload and a UDP sink that counts
+//! datagrams (stream, udp-stream).
+
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::error::usage;
+use crate::metrics::{Recorder, ThreadTimes, Window, WindowCpu};
+use crate::workload::{self, Proto, Sizes, UDP_HEADER};
+
+/// Which services a server runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Services {
+    pub tcp_rr: bool,
+    pub tcp_sink: bool,
+    pub udp_echo: bool,
+    pub udp_sink: bool,
+}
+
+impl Services {
+    pub const ALL: Services = Services {
+        tcp_rr: true,
+        tcp_sink: true,
+        udp_echo: true,
+        udp_sink: true,
+    };
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+    /// Raw rr: request and response sizes. HTTP: `resp` is the body size.
+    /// UDP echo: `resp` is the reply size.
+    pub sizes: Sizes,
+    pub services: Services,
+    /// One thread per entry, pinned to that CPU when given.
+    pub cpus: Vec<Option<usize>>,
+    pub netns: Option<String>,
+    pub window: Window,
+}
+
+/// What the server counted, summed over its threads.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerCounters {
+    pub accepted: u64,
+    pub closed: u64,
+    pub requests: u64,
+    pub bad_requests: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub stream_verify_errors: u64,
+    pub udp_in: u64,
+    pub udp_out: u64,
+    pub udp_measured_in: u64,
+    pub udp_runts: u64,
+    pub io_errors: u64,
+}
+
+impl ServerCounters {
+    fn add(&mut self, o: &ServerCounters) {
+        self.accepted += o.accepted;
+        self.closed += o.closed;
+        self.requests += o.requests;
+        self.bad_requests += o.bad_requests;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.stream_verify_errors += o.stream_verify_errors;
+        self.udp_in += o.udp_in;
+        self.udp_out += o.udp_out;
+        self.udp_measured_in += o.udp_measured_in;
+        self.udp_runts += o.udp_runts;
+        self.io_errors += o.io_errors;
+    }
+}
+
+/// One server thread's outcome.
+#[derive(Debug)]
+pub struct ServerThreadResult {
+    pub cpu_id: Option<usize>,
+    pub counters: ServerCounters,
+    /// Receive-side measurements (stream and udp-stream are measured here).
+    pub recorder: Recorder,
+    /// CPU time the thread used inside the window.
+    pub cpu: ThreadTimes,
+}
+
+/// A running server. `stop` ends it; dropping it stops it too.
+pub struct KernelServer {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<ServerThreadResult>>>,
+}
+
+/// Everything the server threads report when they end.
+#[derive(Debug)]
+pub struct ServerReport {
+    pub threads: Vec<ServerThreadResult>,
+    pub counters: ServerCounters,
+}
+
+impl KernelServer {
+    /// Starts the threads and returns once every one of them has bound its
+    /// sockets (or with the first bind error, e.g. a port in use).
+    pub fn start(cfg: ServerConfig) -> Result<KernelServer> {
+        if cfg.cpus.is_empty() {
+            return Err(anyhow!("server needs at least one thread"));
+        }
+        // SO_REUSEPORT would silently share a port with another process's
+        // SO_REUSEPORT socket: probe with an exclusive bind first.
+        crate::kernel::in_ns_opt(cfg.netns.as_deref(), || probe_ports(&cfg))??;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<()>>();
+        let mut threads = Vec::new();
+        for (i, cpu) in cfg.cpus.iter().copied().enumerate() {
+            let cfg = cfg.clone();
+            let stop = stop.clone();
+            let ready = ready_tx.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("srv-{i}"))
+                .spawn(move || -> Result<ServerThreadResult> {
+                    let setup = (|| -> Result<ServerThread> {
+                        crate::kernel::place_thread(cpu, cfg.netns.as_deref())?;
+                        ServerThread::new(&cfg, cpu)
+                    })();
+                    match setup {
+                        Ok(mut t) => {
+                            let _ = ready.send(Ok(()));
+                            t.run(&stop)
+                        }
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            let _ = ready.send(Err(e));
+                            Err(anyhow!(msg))
+                        }
+                    }
+                })
+                .context("spawning a server thread")?;
+            threads.push(h);
+        }
+        drop(ready_tx);
+        let server = KernelServer { stop, threads };
+        for _ in 0..cfg.cpus.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(anyhow!("a server thread died while starting")),
+            }
+        }
+        Ok(server)
+    }
+
+    /// Stops the threads and collects what they measured.
+    pub fn stop(mut self) -> Result<ServerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut threads = Vec::new();
+        let mut counters = ServerCounters::default();
+        for h in self.threads.drain(..) {
+            let r = h
+                .join()
+                .map_err(|_| anyhow!("a server thread panicked"))??;
+            counters.add(&r.counters);
+            threads.push(r);
+        }
+        Ok(ServerReport { threads, counters })
+    }
+}
+
+impl Drop for KernelServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn probe_ports(cfg: &ServerConfig) -> Result<()> {
+    let probes = [
+        (cfg.services.tcp_rr, cfg.port, Type::STREAM),
+        (cfg.services.tcp_sink, cfg.port + 1, Type::STREAM),
+        (cfg.services.udp_echo, cfg.port, Type::DGRAM),
+        (cfg.services.udp_sink, cfg.port + 1, Type::DGRAM),
+    ];
+    for (on, port, ty) in probes {
+        if !on {
+            continue;
+        }
+        let addr = SocketAddr::new(cfg.bind, port);
+        let s = Socket::new(Domain::for_address(addr), ty, None)?;
+        s.set_reuse_address(true)?;
+        if let Err(e) = s.bind(&addr.into()) {
+            let proto = if ty == Type::STREAM { "TCP" } else { "UDP" };
+            return Err(bind_error(e, proto, addr));
+        }
+    }
+    Ok(())
+}
+
+fn bind_error(e: io::Error, proto: &str, addr: SocketAddr) -> anyhow::Error {
+    match e.kind() {
+        ErrorKind::AddrInUse => usage(format!(
+            "{proto} port {} is in use on {}: stop what holds it or choose another base port with --port",
+            addr.port(),
+            addr.ip()
+        )),
+        ErrorKind::AddrNotAvailable => usage(format!(
+            "cannot bind {proto} {addr}: the address is not on any interface here (check --addr)"
+        )),
+        _ => anyhow!("binding {proto} {addr}: {e}"),
+    }
+}
+
+fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())
+        .map_err(|e| bind_error(e, "TCP", addr))?;
+    s.listen(4096)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
+fn udp_socket(addr: SocketAddr) -> Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    // a larger receive buffer absorbs bursts of a datagram flood
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.bind(&addr.into())
+        .map_err(|e| bind_error(e, "UDP", addr))?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+const LISTEN_RR: Token = Token(0);
+const LISTEN_SINK: Token = Token(1);
+const UDP_ECHO: Token = Token(2);
+const UDP_SINK: Token = Token(3);
+const FIRST_CONN: usize = 16;
+/// Datagrams per recvmmsg/sendmmsg call.
+const BATCH: usize = 32;
+/// Read buffer of a thread (stream reads use all of it).
+const READ_BUF: usize = 256 * 1024;
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Kind {
+    Rr,
+    Http,
+    Sink,
+}
+
+struct Conn {
+    s: TcpStream,
+    kind: Kind,
+    /// Raw rr: bytes of the request being received.
+    partial: usize,
+    /// Raw rr: response bytes still to write.
+    owed: usize,
+    /// HTTP: unparsed input, and output not yet written.
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    close_after: bool,
+    /// Sink: stream offset of the next byte.
+    offset: u64,
+    want_write: bool,
+}
+
+struct ServerThread {
+    cpu_id: Option<usize>,
+    poll: Poll,
+    rr: Option<TcpListener>,
+    sink: Option<TcpListener>,
+    echo: Option<UdpSocket>,
+    usink: Option<UdpSocket>,
+    conns: slab::Slab<Conn>,
+    proto: Proto,
+    sizes: Sizes,
+    window: Window,
+    counters: ServerCounters,
+    recorder: Recorder,
+    cpu: WindowCpu,
+    buf: Vec<u8>,
+    zeros: Vec<u8>,
+    pattern: Vec<u8>,
+    http_keep: Vec<u8>,
+    http_close: Vec<u8>,
+    udp_bufs: Vec<Vec<u8>>,
+    udp_out: Vec<Vec<u8>>,
+}
+
+impl ServerThread {
+    fn new(cfg: &ServerConfig, cpu_id: Option<usize>) -> Result<ServerThread> {
+        let poll = Poll::new()?;
+        let mut rr = None;
+        let mut sink = None;
+        let mut echo = None;
+        let mut usink = None;
+        if cfg.services.tcp_rr {
+            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.port))?;
+            poll.registry()
+                .register(&mut l, LISTEN_RR, Interest::READABLE)?;
+            rr = Some(l);
+        }
+        if cfg.services.tcp_sink {
+            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.port + 1))?;
+            poll.registry()
+                .register(&mut l, LISTEN_SINK, Interest::READABLE)?;
+            sink = Some(l);
+        }
+        if cfg.services.udp_echo {
+            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.port))?;
+            poll.registry()
+                .register(&mut u, UDP_ECHO, Interest::READABLE)?;
+            echo = Some(u);
+        }
+        if cfg.services.udp_sink {
+            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.port + 1))?;
+            poll.registry()
+                .register(&mut u, UDP_SINK, Interest::READABLE)?;
+            usink = Some(u);
+        }
+        let udp_resp = cfg.sizes.resp.clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
+        Ok(ServerThread {
+            cpu_id,
+            poll,
+            rr,
+            sink,
+            echo,
+            usink,
+            conns: slab::Slab::with_capacity(1024),
+            proto: cfg.proto,
+            sizes: cfg.sizes,
+            window: cfg.window,
+            counters: ServerCounters::default(),
+            recorder: Recorder::new(cfg.window),
+            cpu: WindowCpu::default(),
+            buf: vec![0; READ_BUF],
+            zeros: vec![0; 64 * 1024],
+            pattern: workload::pattern_buffer(READ_BUF),
+            http_keep: workload::http_response(cfg.sizes.resp, false),
+            http_close: workload::http_response(cfg.sizes.resp, true),
+            udp_bufs: (0..BATCH).map(|_| vec![0; 65536]).collect(),
+            udp_out: (0..BATCH).map(|_| vec![0; udp_resp]).collect(),
+        })
+    }
+
+    fn run(&mut self, stop: &AtomicBool) -> Result<ServerThreadResult> {
+        let mut events = Events::with_capacity(1024);
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            self.cpu.tick(&self.window, now);
+            // wake at the window's edges, so CPU time is sampled on time
+            let mut timeout = Duration::from_millis(20);
+            for edge in [self.window.t0, self.window.t_end] {
+                if edge > now {
+                    timeout = timeout.min(edge - now);
+                }
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("epoll_wait"),
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTEN_RR => self.accept(false),
+                    LISTEN_SINK => self.accept(true),
+                    UDP_ECHO => self.udp(true),
+                    UDP_SINK => self.udp(false),
+                    Token(t) => self.conn_event(t - FIRST_CONN),
+                }
+            }
+        }
+        self.cpu.finish();
+        Ok(ServerThreadResult {
+            cpu_id: self.cpu_id,
+            counters: self.counters.clone(),
+            recorder: self.recorder.clone(),
+            cpu: self.cpu.used,
+        })
+    }
+
+    fn accept(&mut self, sink: bool) {
+        let listener = if sink { &self.sink } else { &self.rr };
+        let Some(l) = listener else { return };
+        loop {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    let kind = match (sink, self.proto) {
+                        (true, _) => Kind::Sink,
+                        (false, Proto::Raw) => Kind::Rr,
+                        (false, Proto::Http) => Kind::Http,
+                    };
+                    let entry = self.conns.vacant_entry();
+                    let token = Token(entry.key() + FIRST_CONN);
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut s, token, Interest::READABLE)
+                        .is_err()
+                    {
+                        self.counters.io_errors += 1;
+                        continue;
+                    }
+                    entry.insert(Conn {
+                        s,
+                        kind,
+                        partial: 0,
+                        owed: 0,
+                        inbuf: Vec::new(),
+                        out: Vec::new(),
+                        out_pos: 0,
+                        close_after: false,
+                        offset: 0,
+                        want_write: false,
+                    });
+                    self.counters.accepted += 1;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // ECONNABORTED, EMFILE, ...: count and go on
+                    self.counters.io_errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn conn_event(&mut self, key: usize) {
+        let alive = self.serve_conn(key);
+        if !alive {
+            if let Some(mut c) = self.conns.try_remove(key) {
+                let _ = self.poll.registry().deregister(&mut c.s);
+                self.counters.closed += 1;
+            }
+        }
+    }
+
+    /// Reads what is there, answers it, writes what it can. Returns false
+    /// when the connection is finished.
+    fn serve_conn(&mut self, key: usize) -> bool {
+        let Some(c) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let mut eof = false;
+        loop {
+            match c.s.read(&mut self.buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.counters.bytes_in += n as u64;
+                    let now = Instant::now();
+                    match c.kind {
+                        Kind::Rr => {
+                            c.partial += n;
+                            let whole = c.partial / self.sizes.req;
+                            c.partial %= self.sizes.req;
+                            c.owed += whole * self.sizes.resp;
+                            self.counters.requests += whole as u64;
+                        }
+                        Kind::Http => {
+                            c.inbuf.extend_from_slice(&self.buf[..n]);
+                            let (reqs, bad) = http_consume(c, &self.http_keep, &self.http_close);
+                            self.counters.requests += reqs;
+                            self.counters.bad_requests += bad;
+                        }
+                        Kind::Sink => {
+                            let data = &self.buf[..n];
+                            let bad = workload::verify_stream(&self.pattern, c.offset, data);
+                            self.counters.stream_verify_errors += bad;
+                            c.offset += n as u64;
+                            if self.window.measuring(now) {
+                                self.recorder.bytes(now, n as u64);
+                            }
+                        }
+                    }
+                    if c.close_after {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // ECONNRESET and the like: the peer is gone
+                    self.counters.io_errors += 1;
+                    return false;
+                }
+            }
+        }
+        // write what is owed
+        let flushed = match flush(c, &self.zeros, &mut self.counters) {
+            Ok(f) => f,
+            Err(_) => {
+                self.counters.io_errors += 1;
+                return false;
+            }
+        };
+        if eof || (c.close_after && flushed) {
+            return false;
+        }
+        let want_write = !flushed;
+        if want_write != c.want_write {
+            c.want_write = want_write;
+            let interest = if want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(key + FIRST_CONN);
+            if self
+                .poll
+                .registry()
+                .reregister(&mut c.s, token, interest)
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn udp(&mut self, echo: bool) {
+        let sock = if echo { &self.echo } else { &self.usink };
+        let Some(sock) = sock else { return };
+        let fd = sock.as_raw_fd();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+        // bounded: at most 64 batches per readiness event, then back to epoll
+        for _ in 0..64 {
+            got.clear();
+            {
+                let mut iovs: Vec<[IoSliceMut; 1]> = self
+                    .udp_bufs
+                    .iter_mut()
+                    .map(|b| [IoSliceMut::new(&mut b[..])])
+                    .collect();
+                match recvmmsg(
+                    fd,
+                    &mut headers,
+                    iovs.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                ) {
+                    Ok(msgs) => got.extend(msgs.map(|m| (m.bytes, m.address))),
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => {
+                        self.counters.io_errors += 1;
+                        break;
+                    }
+                }
+            }
+            if got.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            let mut replies = 0;
+            let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(got.len());
+            for (i, (len, addr)) in got.iter().enumerate() {
+                self.counters.udp_in += 1;
+                self.counters.bytes_in += *len as u64;
+                let Some((_, measured)) = workload::udp_header(&self.udp_bufs[i][..*len]) else {
+                    self.counters.udp_runts += 1;
+                    continue;
+                };
+                if echo {
+                    self.udp_out[replies][..UDP_HEADER]
+                        .copy_from_slice(&self.udp_bufs[i][..UDP_HEADER]);
+                    addrs.push(*addr);
+                    replies += 1;
+                } else if measured {
+                    self.counters.udp_measured_in += 1;
+                    self.recorder.op(now, None, *len as u64);
+                }
+            }
+            if replies > 0 {
+                let slices: Vec<[IoSlice; 1]> = self.udp_out[..replies]
+                    .iter()
+                    .map(|b| [IoSlice::new(&b[..])])
+                    .collect();
+                let no_cmsgs: [ControlMessage; 0] = [];
+                match sendmmsg(
+                    fd,
+                    &mut send_headers,
+                    &slices,
+                    &addrs,
+                    no_cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(sent) => {
+                        let n = sent.count() as u64;
+                        self.counters.udp_out += n;
+                        self.counters.bytes_out += n * self.udp_out[0].len() as u64;
+                    }
+                    Err(_) => self.counters.io_errors += 1,
+                }
+            }
+            if got.len() < BATCH {
+                break;
+            }
+        }
+    }
+}
+
+/// Parses the complete HTTP requests in `c.inbuf` and queues their responses.
+/// Returns (requests answered, bad requests).
+fn http_consume(c: &mut Conn, keep: &[u8], close: &[u8]) -> (u64, u64) {
+    let mut pos = 0;
+    let mut reqs = 0;
+    let mut bad = 0;
+    while !c.close_after {
+        match workload::parse_http_request(&c.inbuf[pos..]) {
+            Ok(Some(head)) => {
+                if c.inbuf.len() - pos < head.len + head.body {
+                    break; // body still arriving
+                }
+                pos += head.len + head.body;
+                reqs += 1;
+                if head.close {
+                    c.out.extend_from_slice(close);
+                    c.close_after = true;
+                } else {
+                    c.out.extend_from_slice(keep);
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                bad += 1;
+                c.out.extend_from_slice(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                c.close_after = true;
+            }
+        }
+    }
+    c.inbuf.drain(..pos);
+    (reqs, bad)
+}
+
+/// Writes pending output. Ok(true): nothing left to write.
+fn flush(c: &mut Conn, zeros: &[u8], counters: &mut ServerCounters) -> io::Result<bool> {
+    loop {
+        let r = if c.out_pos < c.out.len() {
+            c.s.write(&c.out[c.out_pos..])
+        } else if c.owed > 0 {
+            c.s.write(&zeros[..c.owed.min(zeros.len())])
+        } else {
+            if !c.out.is_empty() {
+                c.out.clear();
+                c.out_pos = 0;
+            }
+            return Ok(true);
+        };
+        match r {
+            Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0")),
+            Ok(n) => {
+                counters.bytes_out += n as u64;
+                if c.out_pos < c.out.len() {
+                    c.out_pos += n;
+                } else {
+                    c.owed -= n;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

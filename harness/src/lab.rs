@@ -1,0 +1,496 @@
+//! The lab: two network namespaces joined by a veth pair, addresses from the
+//! benchmarking range 198.18.0.0/15 (RFC 2544).
+//!
+//! A [`Lab`] is a value whose `Drop` removes everything it made, by exact name.
+//! Deleting a namespace deletes its veth end (and any XDP program on it), so
+//! removing the two namespaces removes the whole lab. Labs made by
+//! `bypass lab up` outlive the process: they are recorded in [`STATE_DIR`] so
+//! that `bypass lab status|down` and `bypass serve --lab` find them.
+
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::error::UsageError;
+
+/// Where labs made by `bypass lab up` are recorded.
+pub const STATE_DIR: &str = "/run/bypass/labs";
+/// Every name the lab makes starts with this.
+pub const PREFIX: &str = "byp";
+/// The server's and the client's address, and the prefix length.
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const PREFIX_LEN: u8 = 24;
+/// Most queues a lab veth may have (the kernel's veth limit is higher; a
+/// benchmark on this kind of machine has no use for more).
+pub const MAX_QUEUES: u32 = 64;
+
+/// One side of the lab.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Side {
+    /// Network namespace (as under /run/netns).
+    pub netns: String,
+    /// Its end of the veth pair.
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// Everything a script needs to find a lab, and what it set.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabInfo {
+    /// The unique suffix shared by every name of this lab.
+    pub id: String,
+    /// Process that made it.
+    pub owner_pid: u32,
+    /// Made by `bypass lab up` (outlives its process) or by a run.
+    pub persistent: bool,
+    pub server: Side,
+    pub client: Side,
+    pub queues: u32,
+    /// Sysctls set inside the lab's namespaces: (namespace, key, value).
+    pub sysctls: Vec<(String, String, String)>,
+}
+
+/// A lab that is up. Dropping it removes it.
+#[derive(Debug)]
+pub struct Lab {
+    pub info: LabInfo,
+    /// When false, `Drop` leaves the lab (it belongs to `lab up`).
+    owned: bool,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // pid in hex (at most 6 digits: pid_max is 2^22) and a 2-digit per-process counter:
+    // unique across concurrent processes and threads, and short enough that
+    // "byp" + id + "s" fits the 15-byte interface name limit.
+    format!("{:x}{:02x}", std::process::id(), n % 256)
+}
+
+/// Namespace names are `byp-<id>-srv` / `byp-<id>-cli`; the id starts with
+/// the owner's pid in hex, which is how `lab down` tells leftovers of dead
+/// processes from labs that are in use.
+fn names(id: &str) -> (String, String, String, String) {
+    (
+        format!("{PREFIX}-{id}-srv"),
+        format!("{PREFIX}-{id}-cli"),
+        format!("{PREFIX}{id}s"),
+        format!("{PREFIX}{id}c"),
+    )
+}
+
+/// Runs a command and returns its stdout; on failure the error carries the
+/// command line and its stderr.
+pub fn sh(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd).args(args).output().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            anyhow!(UsageError(format!(
+                "`{cmd}` is not installed: install it (Debian: apt-get install iproute2 ethtool procps)"
+            )))
+        } else {
+            anyhow!("running `{cmd}`: {e}")
+        }
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Fails with a usage error unless the process is root (the lab, XDP and the
+/// namespaces all need CAP_NET_ADMIN/CAP_SYS_ADMIN).
+pub fn require_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(UsageError(format!(
+            "{what} needs root (network namespaces, veth and sysctls): run it as root or with sudo"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Builds a lab with `queues` queues on each veth end.
+    pub fn create(queues: u32, persistent: bool) -> Result<Lab> {
+        require_root("the lab")?;
+        if queues == 0 || queues > MAX_QUEUES {
+            return Err(UsageError(format!(
+                "--queues {queues} is out of range: use 1..={MAX_QUEUES}"
+            ))
+            .into());
+        }
+        let id = unique_id();
+        let (sns, cns, sif, cif) = names(&id);
+        let mut lab = Lab {
+            info: LabInfo {
+                id,
+                owner_pid: std::process::id(),
+                persistent,
+                server: Side {
+                    netns: sns.clone(),
+                    iface: sif.clone(),
+                    addr: SERVER_ADDR,
+                    prefix_len: PREFIX_LEN,
+                },
+                client: Side {
+                    netns: cns.clone(),
+                    iface: cif.clone(),
+                    addr: CLIENT_ADDR,
+                    prefix_len: PREFIX_LEN,
+                },
+                queues,
+                sysctls: Vec::new(),
+            },
+            owned: true,
+        };
+        // From here on, an error drops `lab`, which removes what was made.
+        sh("ip", &["netns", "add", &sns])?;
+        sh("ip", &["netns", "add", &cns])?;
+        let q = queues.to_string();
+        sh(
+            "ip",
+            &[
+                "link",
+                "add",
+                &sif,
+                "netns",
+                &sns,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &cif,
+                "netns",
+                &cns,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ],
+        )?;
+        for side in [&lab.info.server, &lab.info.client] {
+            let cidr = format!("{}/{}", side.addr, side.prefix_len);
+            sh(
+                "ip",
+                &["-n", &side.netns, "addr", "add", &cidr, "dev", &side.iface],
+            )?;
+            sh("ip", &["-n", &side.netns, "link", "set", "lo", "up"])?;
+            sh("ip", &["-n", &side.netns, "link", "set", &side.iface, "up"])?;
+        }
+        // crr opens a connection per transaction: without these the client runs
+        // out of ephemeral ports to TIME_WAIT within seconds.
+        for (key, value) in [
+            ("net.ipv4.ip_local_port_range", "1024 65535"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+        ] {
+            set_sysctl(&cns, key, value)?;
+            lab.info
+                .sysctls
+                .push((cns.clone(), key.to_string(), value.to_string()));
+        }
+        // Fill the neighbour tables now so that the first packets of a run do
+        // not wait for ARP.
+        let peer = SERVER_ADDR.to_string();
+        let _ = sh("ip", &["netns", "exec", &cns, "ping", "-c1", "-W1", &peer]);
+        if persistent {
+            lab.save()?;
+        }
+        Ok(lab)
+    }
+
+    /// Finds the lab made by `bypass lab up`.
+    pub fn find_persistent() -> Result<Option<Lab>> {
+        Ok(load_states()?
+            .into_iter()
+            .next()
+            .map(|info| Lab { info, owned: false }))
+    }
+
+    fn state_path(&self) -> PathBuf {
+        Path::new(STATE_DIR).join(format!("{}.json", self.info.id))
+    }
+
+    fn save(&self) -> Result<()> {
+        fs::create_dir_all(STATE_DIR).with_context(|| format!("creating {STATE_DIR}"))?;
+        fs::write(self.state_path(), serde_json::to_vec_pretty(&self.info)?)
+            .with_context(|| format!("writing {}", self.state_path().display()))?;
+        Ok(())
+    }
+
+    /// Leaves the lab up when this value is dropped (for `lab up`).
+    pub fn keep(mut self) -> LabInfo {
+        self.owned = false;
+        self.info.clone()
+    }
+
+    /// Removes the lab now. Errors are reported; removal goes on regardless.
+    pub fn destroy(&mut self) -> Result<()> {
+        self.owned = false;
+        let mut first_err = None;
+        for ns in [&self.info.server.netns, &self.info.client.netns] {
+            if let Err(e) = delete_netns(ns) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let _ = fs::remove_file(self.state_path());
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Current queue counts of the two veth ends (as the kernel reports them).
+    pub fn queue_counts(&self) -> Result<Vec<(String, u64, u64)>> {
+        [&self.info.server, &self.info.client]
+            .into_iter()
+            .map(|s| {
+                let (rx, tx) = link_queues(&s.netns, &s.iface)?;
+                Ok((s.iface.clone(), rx, tx))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.owned {
+            if let Err(e) = self.destroy() {
+                tracing::warn!("removing lab {}: {e:#}", self.info.id);
+            }
+        }
+    }
+}
+
+/// Deletes one namespace by exact name; a namespace that is already gone is fine.
+pub fn delete_netns(ns: &str) -> Result<()> {
+    if !Path::new("/run/netns").join(ns).exists() {
+        return Ok(());
+    }
+    sh("ip", &["netns", "del", ns]).map(|_| ())
+}
+
+/// Sets a sysctl inside a namespace (net.* sysctls are per namespace, so the
+/// setting vanishes with the namespace: nothing to restore).
+pub fn set_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let value = value.to_string();
+    in_netns(ns, move || {
+        fs::write(&path, &value).with_context(|| format!("writing {path}"))
+    })?
+}
+
+/// Reads a sysctl inside a namespace.
+pub fn get_sysctl(ns: &str, key: &str) -> Result<String> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    in_netns(ns, move || {
+        fs::read_to_string(&path)
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .with_context(|| format!("reading {path}"))
+    })?
+}
+
+/// Moves the calling thread into network namespace `ns` (by its name under
+/// /run/netns). Only this thread moves: sockets it opens afterwards live there.
+pub fn enter_netns(ns: &str) -> Result<()> {
+    let path = Path::new("/run/netns").join(ns);
+    let f = fs::File::open(&path).with_context(|| {
+        format!(
+            "opening network namespace {}: is the lab up? (`bypass lab status`)",
+            path.display()
+        )
+    })?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("setns into {ns}"))?;
+    Ok(())
+}
+
+/// Runs `f` on a short-lived thread inside namespace `ns`.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<T> {
+            enter_netns(ns)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow!("thread in namespace {ns} panicked"))?
+    })
+}
+
+/// (rx, tx) queue counts of an interface in a namespace.
+pub fn link_queues(ns: &str, iface: &str) -> Result<(u64, u64)> {
+    let out = sh("ip", &["-n", ns, "-d", "-j", "link", "show", "dev", iface])?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("parsing `ip -j link`")?;
+    let l = &v[0];
+    Ok((
+        l["num_rx_queues"].as_u64().unwrap_or(1),
+        l["num_tx_queues"].as_u64().unwrap_or(1),
+    ))
+}
+
+/// Labs recorded by `bypass lab up`.
+pub fn load_states() -> Result<Vec<LabInfo>> {
+    let mut out = Vec::new();
+    let dir = match fs::read_dir(STATE_DIR) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).context(format!("reading {STATE_DIR}")),
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes = fs::read(&path)?;
+            match serde_json::from_slice::<LabInfo>(&bytes) {
+                Ok(info) => out.push(info),
+                Err(e) => tracing::warn!("ignoring {}: {e}", path.display()),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Every namespace that carries the lab's naming scheme.
+pub fn lab_namespaces() -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    match fs::read_dir("/run/netns") {
+        Ok(d) => {
+            for e in d.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if parse_ns_name(&n).is_some() {
+                    out.push(n);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context("reading /run/netns"),
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `byp-<id>-srv|cli` -> (id, owner pid).
+fn parse_ns_name(n: &str) -> Option<(String, u32)> {
+    let rest = n.strip_prefix("byp-")?;
+    let id = rest
+        .strip_suffix("-srv")
+        .or_else(|| rest.strip_suffix("-cli"))?;
+    if id.len() < 3 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    // the pid is the id without its last two hex digits (the counter)
+    let pid = u32::from_str_radix(&id[..id.len() - 2], 16).ok()?;
+    Some((id.to_string(), pid))
+}
+
+/// A namespace of the lab's scheme whose owner process is gone and which no
+/// `lab up` recorded: a leftover of a killed run.
+pub fn leftovers() -> Result<Vec<String>> {
+    let recorded: Vec<String> = load_states()?
+        .into_iter()
+        .flat_map(|l| [l.server.netns, l.client.netns])
+        .collect();
+    Ok(lab_namespaces()?
+        .into_iter()
+        .filter(|n| !recorded.contains(n))
+        .filter(|n| {
+            parse_ns_name(n)
+                .is_some_and(|(_, pid)| !Path::new("/proc").join(pid.to_string()).exists())
+        })
+        .collect())
+}
+
+/// `bypass lab down`: removes the labs made by `lab up` and the leftovers of
+/// dead processes, each by exact name. Labs of running processes are left alone.
+pub fn down() -> Result<Vec<String>> {
+    require_root("`bypass lab down`")?;
+    let mut removed = Vec::new();
+    for info in load_states()? {
+        for ns in [&info.server.netns, &info.client.netns] {
+            delete_netns(ns)?;
+            removed.push(ns.clone());
+        }
+        let _ = fs::remove_file(Path::new(STATE_DIR).join(format!("{}.json", info.id)));
+    }
+    for ns in leftovers()? {
+        delete_netns(&ns)?;
+        removed.push(ns);
+    }
+    Ok(removed)
+}
+
+/// What `bypass lab status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub labs: Vec<LabStatus>,
+    /// Namespaces of dead runs that `bypass lab down` would remove.
+    pub leftovers: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LabStatus {
+    #[serde(flatten)]
+    pub info: LabInfo,
+    /// (interface, rx queues, tx queues) as the kernel reports them now.
+    pub queue_counts: Vec<(String, u64, u64)>,
+}
+
+pub fn status() -> Result<Status> {
+    let mut labs = Vec::new();
+    for info in load_states()? {
+        let lab = Lab { info, owned: false };
+        let queue_counts = lab.queue_counts().unwrap_or_default();
+        labs.push(LabStatus {
+            info: lab.info.clone(),
+            queue_counts,
+        });
+    }
+    Ok(Status {
+        labs,
+        leftovers: leftovers()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel_limits() {
+        let id = format!("{:x}{:02x}", 4_194_304u32, 255);
+        let (s, c, si, ci) = names(&id);
+        assert!(si.len() <= 15 && ci.len() <= 15, "{si} {ci}");
+        assert!(s.starts_with("byp-") && c.starts_with("byp-"));
+        assert_eq!(parse_ns_name(&s).unwrap().0, id);
+        assert!(parse_ns_name("byp-zz-srv").is_none());
+        assert!(parse_ns_name("other-12-srv").is_none());
+    }
+
+    #[test]
+    fn ids_are_unique_within_a_process() {
+        let a = unique_id();
+        let b = unique_id();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn lab_addresses_are_in_the_benchmarking_range() {
+        for a in [SERVER_ADDR, CLIENT_ADDR] {
+            let o = a.octets();
+            assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{a}");
+        }
+    }
+}

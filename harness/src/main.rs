@@ -1,0 +1,581 @@
+//! `bypass`: measures how much a kernel-bypass data path beats the kernel's
+//! socket path, workload by workload, in a lab of its own or on real NICs.
+//!
+//! Exit status: 0 done and valid; 1 the run failed or its result is not
+//! trustworthy (its flags say why); 2 usage or environment error.
+
+mod error;
+mod kernel;
+mod lab;
+mod metrics;
+mod result;
+mod run;
+mod sys;
+mod workload;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::usage;
+use crate::run::{Hardware, PathChoice, RunOptions};
+use crate::workload::{Proto, Sizes, Workload};
+
+#[derive(Parser)]
+#[command(
+    name = "bypass",
+    version,
+    about = "Kernel-bypass benchmark harness: the same workloads over the kernel socket path and over AF_XDP, side by side",
+    after_help = "Exit status: 0 done and valid, 1 the run failed or its result is not trustworthy (flags say why), 2 usage or environment error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run workloads (default: all five) and write a result directory.
+    Run(RunArgs),
+    /// Serve the workloads (server side alone) until SIGINT/SIGTERM, then print counters.
+    Serve(ServeArgs),
+    /// Build, inspect or remove the lab (network namespaces joined by a veth pair).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Ratios, figure by figure, of two result files (B/A).
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Re)write and print the human report (summary.md) of a result directory.
+    Report { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Build a lab that stays up until `bypass lab down`.
+    Up {
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the lab and any leftovers of killed runs (by exact name).
+    Down {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the lab: namespaces, interfaces, addresses, queues.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 3, 2.5, 500ms, 1m)"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!(
+            "`{s}`: a duration must be a positive number of seconds"
+        ));
+    }
+    if secs > 24.0 * 3600.0 {
+        return Err(format!("`{s}`: durations over 24 hours are not supported"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate in operations per second (example: 50000)"))?;
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(format!(
+            "`{s}`: the rate must be between 1 and 1e9 operations per second"
+        ));
+    }
+    Ok(v)
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Workloads: crr, rr, stream, udp-rr, udp-stream (default: all).
+    workloads: Vec<String>,
+    /// Which path the side under test uses.
+    #[arg(long, value_enum, default_value = "both")]
+    path: PathChoice,
+    /// Measured seconds per workload and path (3, 2.5, 500ms).
+    #[arg(long, default_value = "10", value_parser = parse_duration)]
+    duration: Duration,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value = "1", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Concurrent connections (default: 8 for crr, 1 otherwise).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Message sizes REQ[:RESP] in bytes (default: 64:64; stream 65536).
+    #[arg(long, value_parser = workload::parse_sizes)]
+    size: Option<Sizes>,
+    /// Open loop at this many operations/s (latency corrected for coordinated omission).
+    /// udp-stream: datagrams/s (default 100000).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// rr/crr on the wire: fixed-size messages or minimal HTTP/1.1.
+    #[arg(long, value_enum, default_value = "raw")]
+    proto: Proto,
+    #[command(flatten)]
+    placement: Placement,
+    /// Base port: request/response on PORT, sinks on PORT+1.
+    #[arg(long, default_value_t = 7100)]
+    port: u16,
+    /// Queues of the lab's veth.
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// Real hardware: the interface to use instead of the lab.
+    #[arg(long, requires_all = ["addr", "peer"])]
+    iface: Option<String>,
+    /// Real hardware: this machine's address on --iface.
+    #[arg(long, requires = "iface")]
+    addr: Option<IpAddr>,
+    /// Real hardware: the address of the machine running `bypass serve`.
+    #[arg(long, requires = "iface")]
+    peer: Option<IpAddr>,
+    /// XDP attach mode of the bypass path.
+    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
+    xdp_mode: String,
+    /// Replace an XDP program already on the interface.
+    #[arg(long)]
+    force: bool,
+    /// Where result directories go.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Name of the result directory (after the UTC time).
+    #[arg(long, default_value = "run")]
+    name: String,
+    /// Print the result document alone on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct Placement {
+    /// Server threads (and client threads), one per core.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// CPUs of the server threads (e.g. 1 or 2-3); overrides --cores for the server.
+    #[arg(long, value_parser = sys::parse_cpu_list)]
+    server_cpus: Option<Vec<usize>>,
+    /// CPUs of the client (load generator) threads.
+    #[arg(long, value_parser = sys::parse_cpu_list)]
+    client_cpus: Option<Vec<usize>>,
+}
+
+impl Placement {
+    /// (server CPUs, client CPUs). By default they are disjoint: the server
+    /// takes the last `cores` CPUs, the client the first ones.
+    fn resolve(&self) -> Result<(Vec<usize>, Vec<usize>)> {
+        let avail = sys::cpus();
+        let cores = self.cores.unwrap_or(1);
+        if cores == 0 || cores > avail.len() {
+            return Err(usage(format!(
+                "--cores {cores}: use 1..={} (the CPUs this process may use)",
+                avail.len()
+            )));
+        }
+        let server = match &self.server_cpus {
+            Some(l) => {
+                sys::check_cpus(l, "--server-cpus")?;
+                l.clone()
+            }
+            None => avail[avail.len() - cores..].to_vec(),
+        };
+        let client = match &self.client_cpus {
+            Some(l) => {
+                sys::check_cpus(l, "--client-cpus")?;
+                l.clone()
+            }
+            None => {
+                let free: Vec<usize> = avail
+                    .iter()
+                    .copied()
+                    .filter(|c| !server.contains(c))
+                    .collect();
+                if free.is_empty() {
+                    // one CPU only: share it (the result records the placement)
+                    server.clone()
+                } else {
+                    free.into_iter().take(cores).collect()
+                }
+            }
+        };
+        Ok((server, client))
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Path of the server (the bypass path comes with its issues).
+    #[arg(long, value_enum, default_value = "kernel")]
+    path: PathChoice,
+    #[arg(long, value_enum, default_value = "raw")]
+    proto: Proto,
+    /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
+    #[arg(long, default_value_t = 7100)]
+    port: u16,
+    /// Raw: request:response sizes; HTTP: the body size is RESP.
+    #[arg(long, value_parser = workload::parse_sizes, default_value = "64")]
+    size: Sizes,
+    #[command(flatten)]
+    placement: Placement,
+    /// Serve inside the server namespace of the lab made by `bypass lab up`.
+    #[arg(long, conflicts_with_all = ["iface", "addr"])]
+    lab: bool,
+    /// Interface to serve on (checks that --addr is on it).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Address to bind (default: all addresses; with --lab the lab's server address).
+    #[arg(long)]
+    addr: Option<IpAddr>,
+    /// Stop by itself after this long (default: until SIGINT/SIGTERM).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Print the counters at exit as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BYPASS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bypass: {e:#}");
+            error::exit_code(&e)
+        }
+    };
+    std::process::exit(code);
+}
+
+/// SIGINT/SIGTERM set the returned flag (the work stops, writes what it has
+/// and cleans up); a second signal ends the process at once.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Serve(a) => cmd_serve(a),
+        Cmd::Lab { cmd } => cmd_lab(cmd),
+        Cmd::Compare { a, b, json } => {
+            let da = result::load(&a)?;
+            let db = result::load(&b)?;
+            let rows = result::compare(&da, &db);
+            if rows.is_empty() {
+                return Err(usage(format!(
+                    "{} and {} have no (workload, path) in common: nothing to compare",
+                    a.display(),
+                    b.display()
+                )));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!(
+                    "{}",
+                    result::compare_table(
+                        &rows,
+                        &a.display().to_string(),
+                        &b.display().to_string()
+                    )
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Report { dir } => {
+            let doc = result::load(&dir)?;
+            let s = result::summary(&doc);
+            if dir.is_dir() {
+                std::fs::write(dir.join("summary.md"), &s)?;
+            }
+            print!("{s}");
+            Ok(0)
+        }
+    }
+}
+
+fn cmd_run(a: RunArgs) -> Result<i32> {
+    let workloads = if a.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for w in &a.workloads {
+            let w: Workload = w.parse().map_err(usage)?;
+            if !v.contains(&w) {
+                v.push(w);
+            }
+        }
+        v
+    };
+    if a.duration < Duration::from_millis(100) {
+        return Err(usage(
+            "--duration must be at least 100ms (example: --duration 3)",
+        ));
+    }
+    if a.connections == Some(0) || a.connections.is_some_and(|c| c > 100_000) {
+        return Err(usage("--connections must be between 1 and 100000"));
+    }
+    if a.port == 0 || a.port == u16::MAX {
+        return Err(usage(
+            "--port must be between 1 and 65534 (the sinks use PORT+1)",
+        ));
+    }
+    if a.rate.is_some() && workloads == [Workload::Stream] {
+        return Err(usage(
+            "--rate applies to crr, rr, udp-rr and udp-stream, not to stream",
+        ));
+    }
+    let hardware = match (&a.iface, a.addr, a.peer) {
+        (Some(iface), Some(addr), Some(peer)) => {
+            sys::check_hardware(iface, addr, Some(peer))?;
+            Some(Hardware {
+                iface: iface.clone(),
+                addr,
+                peer,
+            })
+        }
+        _ => None,
+    };
+    if hardware.is_none() {
+        lab::require_root("`bypass run` in the lab")?;
+    }
+    let (server_cpus, client_cpus) = a.placement.resolve()?;
+    let opts = RunOptions {
+        workloads,
+        path: a.path,
+        duration: a.duration,
+        warmup: a.warmup,
+        connections: a.connections,
+        sizes: a.size,
+        rate: a.rate,
+        proto: a.proto,
+        server_cpus,
+        client_cpus,
+        port: a.port,
+        queues: a.queues,
+        hardware,
+        out: a.out,
+        name: a.name,
+        json: a.json,
+        xdp_mode: a.xdp_mode,
+        force: a.force,
+    };
+    for w in &opts.workloads {
+        opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
+    }
+    let interrupt = interrupt_flag()?;
+    let (doc, dir) = run::run(&opts, interrupt)?;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", result::table(&doc));
+        println!("\nresult: {}", dir.display());
+        if doc.interrupted {
+            println!("interrupted: the figures cover what was measured before the stop");
+        }
+    }
+    Ok(if doc.valid() { 0 } else { 1 })
+}
+
+fn cmd_serve(a: ServeArgs) -> Result<i32> {
+    if a.path != PathChoice::Kernel {
+        return Err(usage(
+            "`bypass serve --path bypass` is not implemented yet: serve with --path kernel",
+        ));
+    }
+    let (server_cpus, _) = a.placement.resolve()?;
+    let (bind, netns) = if a.lab {
+        lab::require_root("`bypass serve --lab`")?;
+        let Some(l) = lab::Lab::find_persistent()? else {
+            return Err(usage("no lab is up: run `bypass lab up` first"));
+        };
+        (
+            a.addr.unwrap_or(IpAddr::V4(l.info.server.addr)),
+            Some(l.info.server.netns.clone()),
+        )
+    } else {
+        if let (Some(iface), Some(addr)) = (&a.iface, a.addr) {
+            sys::check_hardware(iface, addr, None)?;
+        }
+        if a.iface.is_some() && a.addr.is_none() {
+            return Err(usage("--iface needs --addr: the address to serve on"));
+        }
+        (
+            a.addr
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            None,
+        )
+    };
+    if a.port == 0 || a.port == u16::MAX {
+        return Err(usage(
+            "--port must be between 1 and 65534 (the sinks use PORT+1)",
+        ));
+    }
+    let interrupt = interrupt_flag()?;
+    let server = kernel::server::KernelServer::start(kernel::server::ServerConfig {
+        bind,
+        port: a.port,
+        proto: a.proto,
+        sizes: a.size,
+        services: kernel::server::Services::ALL,
+        cpus: server_cpus.iter().map(|c| Some(*c)).collect(),
+        netns,
+        window: metrics::Window::open_ended(),
+    })?;
+    let started = std::time::Instant::now();
+    if !a.json {
+        eprintln!(
+            "serving {} on {bind}: TCP {p} (rr/crr), TCP {p1} (stream sink), UDP {p} (echo), UDP {p1} (sink); threads on CPUs {server_cpus:?}; Ctrl-C to stop",
+            a.proto,
+            p = a.port,
+            p1 = a.port + 1
+        );
+    }
+    while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = server.stop()?;
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = serde_json::to_value(&report.counters)?;
+        v["duration_s"] = serde_json::json!(secs);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let c = &report.counters;
+        println!(
+            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} I/O errors",
+            c.accepted,
+            c.requests,
+            c.requests as f64 / secs.max(1e-9),
+            c.bad_requests,
+            c.udp_in,
+            c.udp_out,
+            c.bytes_in,
+            c.bytes_out,
+            c.stream_verify_errors,
+            c.io_errors
+        );
+    }
+    Ok(0)
+}
+
+fn cmd_lab(cmd: LabCmd) -> Result<i32> {
+    match cmd {
+        LabCmd::Up { queues, json } => {
+            lab::require_root("`bypass lab up`")?;
+            if let Some(l) = lab::Lab::find_persistent()? {
+                return Err(usage(format!(
+                    "a lab is already up ({}, {}): use it, or remove it with `bypass lab down`",
+                    l.info.server.netns, l.info.client.netns
+                )));
+            }
+            let l = lab::Lab::create(queues, true)?;
+            let info = l.keep();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!(
+                    "lab {} up: server {} in {} ({}), client {} in {} ({}), {} queue(s)",
+                    info.id,
+                    info.server.addr,
+                    info.server.netns,
+                    info.server.iface,
+                    info.client.addr,
+                    info.client.netns,
+                    info.client.iface,
+                    info.queues
+                );
+            }
+            Ok(0)
+        }
+        LabCmd::Down { json } => {
+            let removed = lab::down()?;
+            if json {
+                println!("{}", serde_json::json!({ "removed": removed }));
+            } else if removed.is_empty() {
+                println!("no lab to remove");
+            } else {
+                println!("removed {}", removed.join(", "));
+            }
+            Ok(0)
+        }
+        LabCmd::Status { json } => {
+            let st = lab::status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else if st.labs.is_empty() {
+                println!("no lab is up (`bypass lab up` makes one)");
+            } else {
+                for l in &st.labs {
+                    println!(
+                        "lab {}: server {}/{} on {} in {}; client {}/{} on {} in {}; queues {:?}",
+                        l.info.id,
+                        l.info.server.addr,
+                        l.info.server.prefix_len,
+                        l.info.server.iface,
+                        l.info.server.netns,
+                        l.info.client.addr,
+                        l.info.client.prefix_len,
+                        l.info.client.iface,
+                        l.info.client.netns,
+                        l.queue_counts
+                    );
+                }
+            }
+            if !json && !st.leftovers.is_empty() {
+                println!(
+                    "leftovers of killed runs (removed by `bypass lab down`): {}",
+                    st.leftovers.join(", ")
+                );
+            }
+            Ok(0)
+        }
+    }
+}

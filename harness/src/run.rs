@@ -1,0 +1,668 @@
+//! `bypass run`: runs each (workload, path), measures it, and writes the
+//! result files.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::usage;
+use crate::kernel::client::{ClientConfig, ClientReport, KernelClients};
+use crate::kernel::server::{KernelServer, ServerConfig, ServerReport, Services};
+use crate::lab::Lab;
+use crate::metrics::{self, Recorder, Window};
+use crate::result::{self, Cpu, Flag, Interval, Latency, ResultDoc, Run, ThreadCpu};
+use crate::workload::{Proto, Sizes, Workload};
+
+/// Which path the side under test uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PathChoice {
+    Kernel,
+    Bypass,
+    Both,
+}
+
+/// Everything `bypass run` was asked, after validation.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub workloads: Vec<Workload>,
+    pub path: PathChoice,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// None: each workload's default.
+    pub connections: Option<usize>,
+    pub sizes: Option<Sizes>,
+    pub rate: Option<f64>,
+    pub proto: Proto,
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub port: u16,
+    pub queues: u32,
+    pub hardware: Option<Hardware>,
+    pub out: PathBuf,
+    pub name: String,
+    pub json: bool,
+    pub xdp_mode: String,
+    pub force: bool,
+}
+
+/// Real hardware instead of the lab: this machine is the client, the server
+/// (`bypass serve`) runs at `peer`.
+#[derive(Clone, Debug)]
+pub struct Hardware {
+    pub iface: String,
+    pub addr: IpAddr,
+    pub peer: IpAddr,
+}
+
+/// Where the two sides of a run live.
+struct Target {
+    server_addr: IpAddr,
+    server_ns: Option<String>,
+    client_ns: Option<String>,
+    client_bind: Option<IpAddr>,
+    /// The server runs here (lab) or elsewhere (hardware: `bypass serve` at the peer).
+    local_server: bool,
+}
+
+impl RunOptions {
+    pub fn connections_for(&self, w: Workload) -> usize {
+        self.connections.unwrap_or(match w {
+            Workload::Crr => 8,
+            _ => 1,
+        })
+    }
+
+    pub fn sizes_for(&self, w: Workload) -> Sizes {
+        match (self.sizes, w) {
+            // a stream has no answer; a udp-stream datagram neither
+            (Some(s), Workload::Stream | Workload::UdpStream) => Sizes {
+                req: s.req,
+                resp: 0,
+            },
+            (Some(s), _) => s,
+            (None, _) => w.default_sizes(),
+        }
+    }
+
+    pub fn rate_for(&self, w: Workload) -> Option<f64> {
+        match w {
+            Workload::Stream => None,
+            // a datagram flood always has a rate: without one the sender
+            // measures only how fast the receiver drops
+            Workload::UdpStream => Some(self.rate.unwrap_or(100_000.0)),
+            _ => self.rate,
+        }
+    }
+
+    /// Every effective option, for the result's `config`.
+    pub fn config(&self) -> BTreeMap<String, String> {
+        let mut c = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            c.insert(k.to_string(), v);
+        };
+        put(
+            "workloads",
+            self.workloads
+                .iter()
+                .map(|w| w.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        put("path", format!("{:?}", self.path).to_lowercase());
+        put("duration_s", format!("{}", self.duration.as_secs_f64()));
+        put("warmup_s", format!("{}", self.warmup.as_secs_f64()));
+        put("proto", self.proto.to_string());
+        put(
+            "connections",
+            self.connections
+                .map_or("per workload".into(), |c| c.to_string()),
+        );
+        put(
+            "size",
+            self.sizes
+                .map_or("per workload".into(), |s| format!("{}:{}", s.req, s.resp)),
+        );
+        put(
+            "rate",
+            self.rate.map_or("closed loop".into(), |r| r.to_string()),
+        );
+        put("server_cpus", format!("{:?}", self.server_cpus));
+        put("client_cpus", format!("{:?}", self.client_cpus));
+        put("port", self.port.to_string());
+        put("queues", self.queues.to_string());
+        put("xdp_mode", self.xdp_mode.clone());
+        put("force", self.force.to_string());
+        put("name", self.name.clone());
+        put("out", self.out.display().to_string());
+        match &self.hardware {
+            Some(h) => {
+                put("mode", "hardware".into());
+                put("iface", h.iface.clone());
+                put("addr", h.addr.to_string());
+                put("peer", h.peer.to_string());
+            }
+            None => put("mode", "lab".into()),
+        }
+        c
+    }
+}
+
+/// Runs everything and writes the result directory. Returns the document and
+/// the directory.
+pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, PathBuf)> {
+    let started = chrono::Utc::now();
+    let paths: Vec<&str> = match opts.path {
+        PathChoice::Kernel => vec!["kernel"],
+        PathChoice::Bypass => {
+            return Err(usage(
+                "the bypass path is not implemented yet: run with --path kernel (the default `both` runs the kernel path until the bypass path lands)",
+            ))
+        }
+        PathChoice::Both => {
+            if !opts.json {
+                eprintln!("note: the bypass path is not implemented yet; running the kernel path only");
+            }
+            vec!["kernel"]
+        }
+    };
+    // the lab, unless on hardware; dropped (removed) when this function returns
+    let lab = match &opts.hardware {
+        None => Some(Lab::create(opts.queues, false)?),
+        Some(_) => None,
+    };
+    let target = match (&lab, &opts.hardware) {
+        (Some(lab), _) => Target {
+            server_addr: IpAddr::V4(lab.info.server.addr),
+            server_ns: Some(lab.info.server.netns.clone()),
+            client_ns: Some(lab.info.client.netns.clone()),
+            client_bind: None,
+            local_server: true,
+        },
+        (None, Some(h)) => Target {
+            server_addr: h.peer,
+            server_ns: None,
+            client_ns: None,
+            client_bind: Some(h.addr),
+            local_server: false,
+        },
+        (None, None) => unreachable!("either a lab or hardware"),
+    };
+    let mut env = result::Env {
+        kernel: crate::sys::kernel(),
+        cpu_model: crate::sys::cpu_model(),
+        cores: crate::sys::cpus().len(),
+        git_revision: crate::sys::git_revision(),
+        hostname: crate::sys::hostname(),
+        queues: opts.queues,
+        ..Default::default()
+    };
+    match (&lab, &opts.hardware) {
+        (Some(lab), _) => {
+            env.mode = "lab".into();
+            env.interface = lab.info.server.iface.clone();
+            env.driver = crate::sys::driver(Some(&lab.info.server.netns), &lab.info.server.iface);
+            for (ns, k, _) in &lab.info.sysctls {
+                // read back what the kernel holds
+                let v = crate::lab::get_sysctl(ns, k).unwrap_or_default();
+                env.sysctls.insert(format!("{ns}:{k}"), v);
+            }
+            env.lab = Some(serde_json::to_value(&lab.info)?);
+        }
+        (None, Some(h)) => {
+            env.mode = "hardware".into();
+            env.interface = h.iface.clone();
+            env.driver = crate::sys::driver(None, &h.iface);
+        }
+        _ => {}
+    }
+
+    let total = opts.workloads.len() * paths.len();
+    let per = opts.duration + opts.warmup;
+    let bar = if opts.json {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new((per.as_secs_f64() * total as f64 * 10.0) as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+                .expect("static template"),
+        );
+        b
+    };
+    let mut runs = Vec::new();
+    let mut interrupted = false;
+    let dir = result::result_dir(&opts.out, &started, &opts.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (k, w) in opts.workloads.iter().enumerate() {
+        for path in &paths {
+            if interrupt.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            bar.set_message(format!("{w} over the {path} path"));
+            let base = (per.as_secs_f64() * k as f64 * 10.0) as u64;
+            let (mut run, hists, t0_wall) =
+                run_one(opts, *w, path, &target, &interrupt, &bar, base)?;
+            if run.flags.iter().any(|f| f == Flag::Interrupted.name()) {
+                interrupted = true;
+            }
+            if !hists.is_empty() {
+                let name = format!("{}-{}.hlog", w, path);
+                result::write_hlog(
+                    &dir.join(&name),
+                    &hists,
+                    t0_wall,
+                    &format!("bypass {w} over the {path} path, {}", opts.name),
+                )?;
+                run.hlog = Some(name);
+            }
+            runs.push(run);
+        }
+        if interrupted {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(lab) = lab {
+        // remove now, so the result's end time includes the cleanup
+        drop(lab);
+    }
+    let doc = ResultDoc {
+        schema: result::SCHEMA.into(),
+        name: opts.name.clone(),
+        started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        interrupted,
+        config: opts.config(),
+        env,
+        runs,
+    };
+    std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
+    std::fs::write(dir.join("summary.md"), result::summary(&doc))?;
+    Ok((doc, dir))
+}
+
+/// Kernel counters of a namespace (or of this one).
+fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
+    crate::kernel::in_ns_opt(ns, metrics::net_counters).unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    opts: &RunOptions,
+    w: Workload,
+    path: &str,
+    target: &Target,
+    interrupt: &Arc<AtomicBool>,
+    bar: &ProgressBar,
+    bar_base: u64,
+) -> Result<(Run, Vec<hdrhistogram::Histogram<u64>>, SystemTime)> {
+    let sizes = opts.sizes_for(w);
+    let connections = opts.connections_for(w);
+    let rate = opts.rate_for(w);
+    let window = Window::new(Duration::from_millis(300), opts.warmup, opts.duration);
+    let services = Services {
+        tcp_rr: matches!(w, Workload::Rr | Workload::Crr),
+        tcp_sink: w == Workload::Stream,
+        udp_echo: w == Workload::UdpRr,
+        udp_sink: w == Workload::UdpStream,
+    };
+    let server = if target.local_server {
+        Some(KernelServer::start(ServerConfig {
+            bind: target.server_addr,
+            port: opts.port,
+            proto: opts.proto,
+            sizes,
+            services,
+            cpus: opts.server_cpus.iter().map(|c| Some(*c)).collect(),
+            netns: target.server_ns.clone(),
+            window,
+        })?)
+    } else {
+        None
+    };
+    let stop_clients = Arc::new(AtomicBool::new(false));
+    let clients = KernelClients::start(
+        &ClientConfig {
+            workload: w,
+            proto: opts.proto,
+            sizes,
+            server: target.server_addr,
+            port: opts.port,
+            bind: target.client_bind,
+            connections,
+            rate,
+            cpus: opts.client_cpus.iter().map(|c| Some(*c)).collect(),
+            netns: target.client_ns.clone(),
+            window,
+            udp_timeout: Duration::from_millis(200),
+        },
+        stop_clients.clone(),
+    )?;
+
+    // sample the machine at the window's edges
+    let sleep_until = |t: Instant| -> bool {
+        while Instant::now() < t {
+            if interrupt.load(Ordering::Relaxed) {
+                return false;
+            }
+            let left = t - Instant::now();
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            let into = Instant::now().saturating_duration_since(window.start);
+            bar.set_position(bar_base + (into.as_secs_f64() * 10.0) as u64);
+        }
+        true
+    };
+    let mut completed = sleep_until(window.t0);
+    let t0_wall = SystemTime::now();
+    let stat0 = metrics::proc_stat()?;
+    let snmp_s0 = ns_counters(target.server_ns.as_deref());
+    let snmp_c0 = ns_counters(target.client_ns.as_deref());
+    if completed {
+        completed = sleep_until(window.t_end);
+    }
+    let end = Instant::now().min(window.t_end).max(window.t0);
+    let stat1 = metrics::proc_stat()?;
+    let snmp_s1 = ns_counters(target.server_ns.as_deref());
+    let snmp_c1 = ns_counters(target.client_ns.as_deref());
+    stop_clients.store(true, Ordering::Relaxed);
+    let client_report = clients.join()?;
+    // let what is in flight arrive before the server stops counting
+    std::thread::sleep(Duration::from_millis(100));
+    let server_report = server.map(|s| s.stop()).transpose()?;
+
+    let measured = end.saturating_duration_since(window.t0);
+    let rec = measuring_recorder(w, &client_report, server_report.as_ref(), measured, window);
+    let mut run = compose(
+        opts,
+        w,
+        path,
+        &rec,
+        measured,
+        !completed,
+        &client_report,
+        server_report.as_ref(),
+        &metrics::cpus_delta(&stat0, &stat1, &opts.server_cpus),
+        &metrics::cpus_delta(&stat0, &stat1, &opts.client_cpus),
+        target.local_server,
+    );
+    run.params
+        .insert("size".into(), format!("{}:{}", sizes.req, sizes.resp));
+    run.params
+        .insert("connections".into(), connections.to_string());
+    run.params.insert(
+        "rate".into(),
+        rate.map_or("closed loop".into(), |r| r.to_string()),
+    );
+    for (k, v) in metrics::counter_deltas(&snmp_s0, &snmp_s1) {
+        run.counters.insert(format!("server.kernel.{k}"), v);
+    }
+    for (k, v) in metrics::counter_deltas(&snmp_c0, &snmp_c1) {
+        run.counters.insert(format!("client.kernel.{k}"), v);
+    }
+    if w == Workload::Stream {
+        let segs = run
+            .counters
+            .get("server.kernel.Tcp.InSegs")
+            .copied()
+            .unwrap_or(0);
+        run.counters.insert("segments".into(), segs);
+        let retrans = run
+            .counters
+            .get("client.kernel.Tcp.RetransSegs")
+            .copied()
+            .unwrap_or(0);
+        run.counters.insert("retransmits".into(), retrans);
+    }
+    // the interval histograms, for the hlog
+    let hists = if w.has_latency() {
+        rec.intervals.iter().map(|i| i.hist.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    Ok((run, hists, t0_wall))
+}
+
+/// The recorder of the side that measures this workload, merged over threads.
+fn measuring_recorder(
+    w: Workload,
+    c: &ClientReport,
+    s: Option<&ServerReport>,
+    measured: Duration,
+    window: Window,
+) -> Recorder {
+    let mut rec = Recorder::new(window);
+    if w.measured_at_server() {
+        if let Some(s) = s {
+            for t in &s.threads {
+                rec.merge(&t.recorder);
+            }
+        }
+    } else {
+        for t in &c.threads {
+            rec.merge(&t.recorder);
+        }
+    }
+    rec.truncate_to(measured);
+    rec
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compose(
+    opts: &RunOptions,
+    w: Workload,
+    path: &str,
+    rec: &Recorder,
+    measured: Duration,
+    interrupted: bool,
+    c: &ClientReport,
+    s: Option<&ServerReport>,
+    server_cpus: &metrics::CpuJiffies,
+    client_cpus: &metrics::CpuJiffies,
+    local_server: bool,
+) -> Run {
+    let secs = measured.as_secs_f64();
+    let sizes = opts.sizes_for(w);
+    // intervals; for the stream, an operation is one message of --size bytes
+    let mut intervals = Vec::new();
+    let mut cum_bytes = 0u64;
+    for (i, iv) in rec.intervals.iter().enumerate() {
+        let t_s = i as f64 * metrics::INTERVAL.as_secs_f64();
+        let dur_s = (secs - t_s).clamp(0.0, metrics::INTERVAL.as_secs_f64());
+        let ops = if w == Workload::Stream {
+            let before = cum_bytes / sizes.req as u64;
+            cum_bytes += iv.bytes;
+            cum_bytes / sizes.req as u64 - before
+        } else {
+            iv.ops
+        };
+        let lat =
+            |q: f64| (!iv.hist.is_empty()).then(|| iv.hist.value_at_quantile(q) as f64 / 1000.0);
+        intervals.push(Interval {
+            t_s,
+            dur_s,
+            ops,
+            ops_per_s: if dur_s > 0.0 { ops as f64 / dur_s } else { 0.0 },
+            bits_per_s: if dur_s > 0.0 {
+                iv.bytes as f64 * 8.0 / dur_s
+            } else {
+                0.0
+            },
+            errors: iv.errors,
+            p50_us: lat(0.5),
+            p99_us: lat(0.99),
+            max_us: (!iv.hist.is_empty()).then(|| iv.hist.max() as f64 / 1000.0),
+        });
+    }
+    let ops: u64 = intervals.iter().map(|i| i.ops).sum();
+    let bytes = rec.total_bytes();
+    let full: Vec<f64> = intervals
+        .iter()
+        .filter(|i| i.dur_s >= 0.999 * metrics::INTERVAL.as_secs_f64())
+        .map(|i| i.ops_per_s)
+        .collect();
+    let steadiness = metrics::steadiness(&full);
+
+    // CPU
+    let jiffy = metrics::jiffy().as_secs_f64() * 1e6;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mut threads = Vec::new();
+    let mut server_thread_us = 0.0;
+    if let Some(s) = s {
+        for t in &s.threads {
+            server_thread_us += us(t.cpu.total());
+            threads.push(ThreadCpu {
+                role: "server".into(),
+                cpu: t.cpu_id,
+                user_us: us(t.cpu.user),
+                sys_us: us(t.cpu.sys),
+            });
+        }
+    }
+    let mut client_thread_us = 0.0;
+    for t in &c.threads {
+        client_thread_us += us(t.cpu.total());
+        threads.push(ThreadCpu {
+            role: "client".into(),
+            cpu: t.cpu_id,
+            user_us: us(t.cpu.user),
+            sys_us: us(t.cpu.sys),
+        });
+    }
+    let server_softirq_us = server_cpus.softirq as f64 * jiffy;
+    let client_softirq_us = client_cpus.softirq as f64 * jiffy;
+    let per_op = |x: f64| (ops > 0).then(|| x / ops as f64);
+    let util = |x: f64, n: usize| (secs > 0.0).then(|| 100.0 * x / (secs * 1e6 * n.max(1) as f64));
+    let client_busy_pct = if client_cpus.total() > 0 {
+        100.0 * client_cpus.busy() as f64 / client_cpus.total() as f64
+    } else {
+        0.0
+    };
+    let server_total = server_thread_us + server_softirq_us;
+    let cpu = Cpu {
+        server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
+        client_us_per_op: per_op(client_thread_us + client_softirq_us),
+        server_util_pct: local_server
+            .then(|| util(server_total, opts.server_cpus.len()))
+            .flatten(),
+        client_util_pct: util(client_thread_us + client_softirq_us, opts.client_cpus.len()),
+        server_ns_per_byte: (local_server && w.measured_at_server() && bytes > 0)
+            .then(|| server_total * 1000.0 / bytes as f64),
+        server_thread_us: local_server.then_some(server_thread_us),
+        server_softirq_us: local_server.then_some(server_softirq_us),
+        client_thread_us,
+        client_softirq_us,
+        client_cpus_busy_pct: client_busy_pct,
+        server_cpus: opts.server_cpus.clone(),
+        client_cpus: opts.client_cpus.clone(),
+        threads,
+    };
+
+    // counters
+    let mut counters = BTreeMap::new();
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&c.counters) {
+        for (k, v) in m {
+            counters.insert(format!("client.{k}"), v.as_u64().unwrap_or(0));
+        }
+    }
+    if let Some(s) = s {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&s.counters) {
+            for (k, v) in m {
+                counters.insert(format!("server.{k}"), v.as_u64().unwrap_or(0));
+            }
+        }
+    }
+    let verify_errors = s.map_or(0, |s| s.counters.stream_verify_errors);
+    let bad_requests = s.map_or(0, |s| s.counters.bad_requests);
+    let errors = rec_errors(w, c) + verify_errors + bad_requests + c.counters.protocol_errors;
+
+    // loss
+    let loss_pct = match w {
+        Workload::UdpStream => {
+            let received = s.map_or(0, |s| s.counters.udp_measured_in);
+            let sent = c.counters.sent_measured;
+            (local_server && sent > 0)
+                .then(|| 100.0 * sent.saturating_sub(received) as f64 / sent as f64)
+        }
+        Workload::UdpRr => (c.counters.sent > 0)
+            .then(|| 100.0 * c.counters.udp_timeouts as f64 / c.counters.sent as f64),
+        _ => None,
+    };
+
+    // flags
+    let mut flags = Vec::new();
+    let mut flag = |f: Flag| flags.push(f.name().to_string());
+    if interrupted {
+        flag(Flag::Interrupted);
+    }
+    if errors > 0 {
+        flag(Flag::Errors);
+    }
+    if verify_errors > 0 {
+        flag(Flag::PayloadMismatch);
+    }
+    if ops == 0 {
+        flag(Flag::NoOps);
+    }
+    if loss_pct.is_some_and(|l| l > 0.0) {
+        flag(Flag::Loss);
+    }
+    let rate = opts.rate_for(w);
+    let short_of_rate = rate.is_some_and(|r| {
+        let achieved = if w == Workload::UdpStream {
+            c.counters.sent_measured as f64 / secs.max(1e-9)
+        } else {
+            ops as f64 / secs.max(1e-9)
+        };
+        secs > 0.0 && achieved < 0.95 * r
+    });
+    if client_busy_pct >= 95.0 || short_of_rate {
+        flag(Flag::GeneratorSaturated);
+    }
+    if full.len() >= 3 && steadiness.cv > 0.25 {
+        flag(Flag::Unsteady);
+    }
+    let latency_us = if w.has_latency() {
+        Latency::from_hist(&rec.hist)
+    } else {
+        None
+    };
+    Run {
+        workload: w,
+        path: path.to_string(),
+        proto: if matches!(w, Workload::Rr | Workload::Crr) {
+            opts.proto.to_string()
+        } else {
+            "raw".into()
+        },
+        params: BTreeMap::new(),
+        duration_s: secs,
+        ops,
+        ops_per_s: if secs > 0.0 { ops as f64 / secs } else { 0.0 },
+        bits_per_s: if secs > 0.0 {
+            bytes as f64 * 8.0 / secs
+        } else {
+            0.0
+        },
+        bytes,
+        latency_us,
+        cpu,
+        errors,
+        loss_pct,
+        flags,
+        steadiness,
+        counters,
+        intervals,
+        hlog: None,
+    }
+}
+
+fn rec_errors(_w: Workload, c: &ClientReport) -> u64 {
+    c.threads.iter().map(|t| t.recorder.errors()).sum()
+}

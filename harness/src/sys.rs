@@ -1,0 +1,192 @@
+//! Facts about the machine that a result records, and checks of the
+//! environment that turn into clear errors.
+
+use std::fs;
+use std::net::IpAddr;
+
+use anyhow::Result;
+
+use crate::error::usage;
+
+pub fn kernel() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.release().to_string_lossy(),
+                u.machine().to_string_lossy()
+            )
+        })
+        .unwrap_or_default()
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// CPUs this process may run on.
+pub fn cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_else(|| vec![0])
+}
+
+pub fn git_revision() -> String {
+    env!("BYPASS_GIT_REV").to_string()
+}
+
+/// Driver of an interface (as `ethtool -i` reports it), run in `netns` when given.
+pub fn driver(netns: Option<&str>, iface: &str) -> String {
+    let out = match netns {
+        Some(ns) => crate::lab::sh("ip", &["netns", "exec", ns, "ethtool", "-i", iface]),
+        None => crate::lab::sh("ethtool", &["-i", iface]),
+    };
+    match out {
+        Ok(s) => s
+            .lines()
+            .find_map(|l| l.strip_prefix("driver:"))
+            .map(|d| d.trim().to_string())
+            .unwrap_or_default(),
+        // ethtool missing: sysfs still knows for physical devices
+        Err(_) => fs::read_link(format!("/sys/class/net/{iface}/device/driver"))
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// Parses a CPU list such as `0,2-3`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{s}` is not a CPU list (examples: 1, 0,2, 2-3)");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b || b - a > 4096 {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("`{s}` names no CPU"));
+    }
+    Ok(out)
+}
+
+/// Checks CPUs against those this process may use.
+pub fn check_cpus(list: &[usize], flag: &str) -> Result<()> {
+    let avail = cpus();
+    for c in list {
+        if !avail.contains(c) {
+            return Err(usage(format!(
+                "{flag}: CPU {c} is not available here (available: {avail:?})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Interface addresses as (address, prefix length), from `ip -j addr`.
+pub fn iface_addrs(iface: &str) -> Result<Vec<(IpAddr, u8)>> {
+    let out = crate::lab::sh("ip", &["-j", "addr", "show", "dev", iface]).map_err(|_| {
+        usage(format!(
+            "no such interface `{iface}`: list them with `ip link` and pass one with --iface"
+        ))
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let mut addrs = Vec::new();
+    if let Some(infos) = v[0]["addr_info"].as_array() {
+        for a in infos {
+            if let (Some(ip), Some(p)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
+                if let Ok(ip) = ip.parse() {
+                    addrs.push((ip, p as u8));
+                }
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+/// Whether `a` lies in `net`/`prefix`.
+pub fn in_subnet(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let p = u32::from(prefix.min(32));
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let p = u32::from(prefix.min(128));
+            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Hardware mode: `addr` must be one of `iface`'s addresses and `peer` must
+/// be in one of its subnets.
+pub fn check_hardware(iface: &str, addr: IpAddr, peer: Option<IpAddr>) -> Result<()> {
+    let addrs = iface_addrs(iface)?;
+    if !addrs.iter().any(|(a, _)| *a == addr) {
+        let have: Vec<String> = addrs.iter().map(|(a, p)| format!("{a}/{p}")).collect();
+        return Err(usage(format!(
+            "--addr {addr} is not an address of {iface} (it has: {}); pass one of them",
+            if have.is_empty() {
+                "none".into()
+            } else {
+                have.join(", ")
+            }
+        )));
+    }
+    if let Some(peer) = peer {
+        if !addrs.iter().any(|(a, p)| in_subnet(peer, *a, *p)) {
+            return Err(usage(format!(
+                "--peer {peer} is outside the subnets of {iface}: the benchmark does not go through a router; give a peer on the same link"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0,2-3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_cpu_list("1").unwrap(), vec![1]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn subnets() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_subnet(ip("198.18.0.2"), ip("198.18.0.1"), 24));
+        assert!(!in_subnet(ip("198.18.1.2"), ip("198.18.0.1"), 24));
+        assert!(in_subnet(ip("198.19.0.1"), ip("198.18.0.1"), 15));
+        assert!(!in_subnet(ip("::1"), ip("198.18.0.1"), 24));
+    }
+}
