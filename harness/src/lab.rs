@@ -19,8 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
 
-/// Where labs made by `bypass lab up` are recorded.
+/// Where labs made by `bypass lab up` are recorded, unless the environment
+/// variable `BYPASS_LAB_STATE` names another directory (tests use their own).
 pub const STATE_DIR: &str = "/run/bypass/labs";
+
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("BYPASS_LAB_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(STATE_DIR))
+}
 /// Every name the lab makes starts with this.
 pub const PREFIX: &str = "byp";
 /// The server's and the client's address, and the prefix length.
@@ -224,11 +231,12 @@ impl Lab {
     }
 
     fn state_path(&self) -> PathBuf {
-        Path::new(STATE_DIR).join(format!("{}.json", self.info.id))
+        state_dir().join(format!("{}.json", self.info.id))
     }
 
     fn save(&self) -> Result<()> {
-        fs::create_dir_all(STATE_DIR).with_context(|| format!("creating {STATE_DIR}"))?;
+        let dir = state_dir();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         fs::write(self.state_path(), serde_json::to_vec_pretty(&self.info)?)
             .with_context(|| format!("writing {}", self.state_path().display()))?;
         Ok(())
@@ -343,11 +351,15 @@ pub fn link_queues(ns: &str, iface: &str) -> Result<(u64, u64)> {
 
 /// Labs recorded by `bypass lab up`.
 pub fn load_states() -> Result<Vec<LabInfo>> {
+    load_states_from(&state_dir())
+}
+
+fn load_states_from(state: &Path) -> Result<Vec<LabInfo>> {
     let mut out = Vec::new();
-    let dir = match fs::read_dir(STATE_DIR) {
+    let dir = match fs::read_dir(state) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).context(format!("reading {STATE_DIR}")),
+        Err(e) => return Err(e).context(format!("reading {}", state.display())),
     };
     for entry in dir.flatten() {
         let path = entry.path();
@@ -399,7 +411,11 @@ fn parse_ns_name(n: &str) -> Option<(String, u32)> {
 /// A namespace of the lab's scheme whose owner process is gone and which no
 /// `lab up` recorded: a leftover of a killed run.
 pub fn leftovers() -> Result<Vec<String>> {
-    let recorded: Vec<String> = load_states()?
+    // labs recorded in the default place count as in use even when this
+    // process keeps its own records elsewhere (BYPASS_LAB_STATE)
+    let mut states = load_states()?;
+    states.extend(load_states_from(Path::new(STATE_DIR)).unwrap_or_default());
+    let recorded: Vec<String> = states
         .into_iter()
         .flat_map(|l| [l.server.netns, l.client.netns])
         .collect();
@@ -423,7 +439,7 @@ pub fn down() -> Result<Vec<String>> {
             delete_netns(ns)?;
             removed.push(ns.clone());
         }
-        let _ = fs::remove_file(Path::new(STATE_DIR).join(format!("{}.json", info.id)));
+        let _ = fs::remove_file(state_dir().join(format!("{}.json", info.id)));
     }
     for ns in leftovers()? {
         delete_netns(&ns)?;

@@ -189,10 +189,10 @@ struct Placement {
     cores: Option<usize>,
     /// CPUs of the server threads (e.g. 1 or 2-3); overrides --cores for the server.
     #[arg(long, value_parser = sys::parse_cpu_list)]
-    server_cpus: Option<Vec<usize>>,
+    server_cpus: Option<sys::CpuList>,
     /// CPUs of the client (load generator) threads.
     #[arg(long, value_parser = sys::parse_cpu_list)]
-    client_cpus: Option<Vec<usize>>,
+    client_cpus: Option<sys::CpuList>,
 }
 
 impl Placement {
@@ -209,15 +209,15 @@ impl Placement {
         }
         let server = match &self.server_cpus {
             Some(l) => {
-                sys::check_cpus(l, "--server-cpus")?;
-                l.clone()
+                sys::check_cpus(&l.0, "--server-cpus")?;
+                l.0.clone()
             }
             None => avail[avail.len() - cores..].to_vec(),
         };
         let client = match &self.client_cpus {
             Some(l) => {
-                sys::check_cpus(l, "--client-cpus")?;
-                l.clone()
+                sys::check_cpus(&l.0, "--client-cpus")?;
+                l.0.clone()
             }
             None => {
                 let free: Vec<usize> = avail

@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 
 /// Highest latency the histograms hold: 60 s in ns (higher values saturate).
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
+/// Most intervals a recorder keeps (later events go to the last one).
+const MAX_INTERVALS: usize = 24 * 3600;
 /// Length of one interval sample.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -71,35 +73,44 @@ pub struct IntervalRec {
 #[derive(Clone, Debug)]
 pub struct Recorder {
     window: Window,
+    max_intervals: usize,
     pub hist: Histogram<u64>,
     pub intervals: Vec<IntervalRec>,
 }
 
 impl Recorder {
+    /// Intervals are allocated as time reaches them, so an open-ended
+    /// window (a server that runs until stopped) costs nothing up front.
     pub fn new(window: Window) -> Recorder {
-        let n = window.n_intervals().min(100_000);
         Recorder {
             window,
+            max_intervals: window.n_intervals().min(MAX_INTERVALS),
             hist: new_histogram(),
-            intervals: (0..n)
-                .map(|_| IntervalRec {
-                    ops: 0,
-                    bytes: 0,
-                    errors: 0,
-                    hist: new_histogram(),
-                })
-                .collect(),
+            intervals: Vec::new(),
+        }
+    }
+
+    fn empty_interval() -> IntervalRec {
+        IntervalRec {
+            ops: 0,
+            bytes: 0,
+            errors: 0,
+            hist: new_histogram(),
         }
     }
 
     /// Interval index of `now`; events after the window go to the last
     /// interval (receivers see in-flight data arrive late), before it: none.
-    fn index(&self, now: Instant) -> Option<usize> {
+    fn index(&mut self, now: Instant) -> Option<usize> {
         if now < self.window.t0 {
             return None;
         }
         let i = (now.duration_since(self.window.t0).as_nanos() / INTERVAL.as_nanos()) as usize;
-        Some(i.min(self.intervals.len() - 1))
+        let i = i.min(self.max_intervals - 1);
+        while self.intervals.len() <= i {
+            self.intervals.push(Self::empty_interval());
+        }
+        Some(i)
     }
 
     /// Records one completed operation at `now`.
@@ -131,6 +142,9 @@ impl Recorder {
     /// Adds another thread's recorder (same window).
     pub fn merge(&mut self, other: &Recorder) {
         let _ = self.hist.add(&other.hist);
+        while self.intervals.len() < other.intervals.len() {
+            self.intervals.push(Self::empty_interval());
+        }
         for (a, b) in self.intervals.iter_mut().zip(&other.intervals) {
             a.ops += b.ops;
             a.bytes += b.bytes;
@@ -139,9 +153,14 @@ impl Recorder {
         }
     }
 
-    /// Drops intervals beyond `measured` (an interrupted run).
-    pub fn truncate_to(&mut self, measured: Duration) {
+    /// Makes the intervals cover exactly `measured`: quiet intervals at the
+    /// end are added, intervals beyond it (an interrupted run) fold into the
+    /// last one.
+    pub fn fit_to(&mut self, measured: Duration) {
         let n = (measured.as_nanos().div_ceil(INTERVAL.as_nanos()) as usize).max(1);
+        while self.intervals.len() < n {
+            self.intervals.push(Self::empty_interval());
+        }
         if n < self.intervals.len() {
             let tail: Vec<IntervalRec> = self.intervals.drain(n..).collect();
             let last = self.intervals.last_mut().expect("at least one interval");
@@ -447,7 +466,7 @@ mod tests {
             Duration::from_secs(3),
         );
         let mut r = Recorder::new(w);
-        assert_eq!(r.intervals.len(), 3);
+        assert_eq!(r.intervals.len(), 0);
         r.op(
             w.t0 - Duration::from_millis(1),
             Some(Duration::from_micros(5)),
@@ -470,9 +489,14 @@ mod tests {
         m.merge(&r);
         m.merge(&r);
         assert_eq!(m.ops(), 6);
-        m.truncate_to(Duration::from_millis(900));
+        m.fit_to(Duration::from_millis(900));
         assert_eq!(m.intervals.len(), 1);
         assert_eq!(m.ops(), 6);
+        let mut q = Recorder::new(w);
+        q.fit_to(Duration::from_secs(3));
+        assert_eq!(q.intervals.len(), 3);
+        let open = Recorder::new(Window::open_ended());
+        assert!(open.intervals.is_empty());
     }
 
     #[test]

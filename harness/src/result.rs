@@ -264,11 +264,11 @@ pub fn load(path: &Path) -> Result<ResultDoc> {
     } else {
         path.to_path_buf()
     };
-    let bytes = fs::read(&p).with_context(|| {
-        format!(
-            "reading {}: give a result.json or the directory holding it",
+    let bytes = fs::read(&p).map_err(|e| {
+        crate::error::usage(format!(
+            "reading {}: {e}: give a result.json or the directory holding it",
             p.display()
-        )
+        ))
     })?;
     let doc: ResultDoc = serde_json::from_slice(&bytes).map_err(|e| {
         crate::error::usage(format!(

@@ -449,7 +449,7 @@ fn measuring_recorder(
             rec.merge(&t.recorder);
         }
     }
-    rec.truncate_to(measured);
+    rec.fit_to(measured);
     rec
 }
 

@@ -69,8 +69,12 @@ pub fn driver(netns: Option<&str>, iface: &str) -> String {
     }
 }
 
+/// A list of CPU numbers, as `0,2-3` on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
 /// Parses a CPU list such as `0,2-3`.
-pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("`{s}` is not a CPU list (examples: 1, 0,2, 2-3)");
@@ -89,7 +93,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     if out.is_empty() {
         return Err(format!("`{s}` names no CPU"));
     }
-    Ok(out)
+    Ok(CpuList(out))
 }
 
 /// Checks CPUs against those this process may use.
@@ -174,8 +178,8 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0,2-3").unwrap(), vec![0, 2, 3]);
-        assert_eq!(parse_cpu_list("1").unwrap(), vec![1]);
+        assert_eq!(parse_cpu_list("0,2-3").unwrap().0, vec![0, 2, 3]);
+        assert_eq!(parse_cpu_list("1").unwrap().0, vec![1]);
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
         assert!(parse_cpu_list("").is_err());

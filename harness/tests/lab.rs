@@ -1,0 +1,642 @@
+//! End-to-end tests of the `bypass` binary in real labs (network namespaces
+//! joined by veth, 198.18.0.0/15 only). They need root; as another user they
+//! say so and skip. Heavy runs are serialized: the machine has two CPUs and
+//! each run pins its server and client to them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bypass")
+}
+
+fn root() -> bool {
+    let ok = nix::unistd::geteuid().is_root();
+    if !ok {
+        eprintln!("SKIP: lab tests need root (network namespaces, veth); run them as root");
+    }
+    ok
+}
+
+/// A private state directory for `lab up/down`, so tests never touch a lab
+/// that a person has up.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("BYPASS_LAB_STATE", self.dir.path().join("labs"))
+            .current_dir(self.dir.path());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // whatever a failed test left up in this env
+        let _ = self.run(&["lab", "down"]);
+    }
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+fn assert_lab_gone(doc: &Value) {
+    let lab = &doc["env"]["lab"];
+    for side in ["server", "client"] {
+        let ns = lab[side]["netns"].as_str().unwrap();
+        assert!(ns.starts_with("byp-"), "{ns}");
+        assert!(!netns_exists(ns), "lab namespace {ns} left behind");
+    }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Checks the fields and invariants of one run entry.
+fn check_run(r: &Value) {
+    let w = r["workload"].as_str().unwrap();
+    let flags: Vec<&str> = r["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for bad in ["errors", "payload_mismatch", "no_ops", "interrupted"] {
+        assert!(!flags.contains(&bad), "{w}: flag {bad}: {r}");
+    }
+    let ops = r["ops"].as_u64().unwrap();
+    assert!(ops > 0, "{w}: no operations");
+    let interval_ops: u64 = r["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ops"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ops, interval_ops, "{w}: ops != sum of interval ops");
+    let dur = f(&r["duration_s"]);
+    assert!(dur > 0.5, "{w}: duration {dur}");
+    assert!((f(&r["ops_per_s"]) - ops as f64 / dur).abs() < 1e-6 * ops as f64 + 1e-9);
+    assert!(f(&r["bits_per_s"]) > 0.0, "{w}");
+    let cpu = &r["cpu"];
+    for k in [
+        "server_us_per_op",
+        "client_us_per_op",
+        "server_util_pct",
+        "client_util_pct",
+    ] {
+        let v = f(&cpu[k]);
+        assert!(v > 0.0, "{w}: cpu.{k} = {v}");
+    }
+    assert!(!cpu["threads"].as_array().unwrap().is_empty());
+    assert_eq!(r["errors"].as_u64(), Some(0), "{w}");
+    match w {
+        "crr" | "rr" | "udp-rr" => {
+            let l = &r["latency_us"];
+            let (p50, p90, p99, p999, p9999, max) = (
+                f(&l["p50"]),
+                f(&l["p90"]),
+                f(&l["p99"]),
+                f(&l["p999"]),
+                f(&l["p9999"]),
+                f(&l["max"]),
+            );
+            assert!(p50 > 0.0, "{w}");
+            assert!(
+                p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= p9999 && p9999 <= max,
+                "{w}: {l}"
+            );
+            assert_eq!(
+                l["count"].as_u64(),
+                Some(ops),
+                "{w}: every op has a latency"
+            );
+            assert!(r["hlog"].as_str().unwrap().ends_with(".hlog"));
+        }
+        _ => assert!(r["latency_us"].is_null(), "{w}"),
+    }
+    let c = &r["counters"];
+    match w {
+        "stream" => {
+            assert_eq!(c["server.stream_verify_errors"].as_u64(), Some(0));
+            assert!(c["server.bytes_in"].as_u64().unwrap() >= r["bytes"].as_u64().unwrap());
+            assert!(c["segments"].as_u64().unwrap() > 0, "segments counted");
+            assert!(cpu["server_ns_per_byte"].as_f64().unwrap() > 0.0);
+        }
+        "udp-stream" => {
+            let loss = f(&r["loss_pct"]);
+            assert!((0.0..=100.0).contains(&loss));
+            assert!(c["client.sent_measured"].as_u64().unwrap() > 0);
+            assert_eq!(
+                c["server.udp_measured_in"].as_u64().unwrap(),
+                ops,
+                "udp-stream ops are the measured datagrams received"
+            );
+        }
+        "crr" => assert!(c["server.kernel.Tcp.PassiveOpens"].as_u64().unwrap() >= ops),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_workload_on_the_kernel_path_in_a_lab() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let o = env.run(&[
+        "run",
+        "--path",
+        "kernel",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0.3",
+        "--json",
+        "--name",
+        "all",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let doc = json(&o);
+    assert!(
+        o.status.code() == Some(0),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(doc["schema"], "bypass-result/1");
+    assert_eq!(doc["interrupted"], false);
+    let runs = doc["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["crr", "rr", "stream", "udp-rr", "udp-stream"]);
+    for r in runs {
+        assert_eq!(r["path"], "kernel");
+        check_run(r);
+    }
+    // config reproduces the run; env explains it
+    let cfg = &doc["config"];
+    for k in [
+        "duration_s",
+        "warmup_s",
+        "path",
+        "server_cpus",
+        "client_cpus",
+        "workloads",
+        "proto",
+        "rate",
+    ] {
+        assert!(cfg[k].is_string(), "config.{k} missing");
+    }
+    assert_eq!(cfg["duration_s"], "1.5");
+    let e = &doc["env"];
+    for k in [
+        "kernel",
+        "cpu_model",
+        "interface",
+        "driver",
+        "git_revision",
+        "hostname",
+        "mode",
+    ] {
+        assert!(
+            !e[k].as_str().unwrap_or_default().is_empty(),
+            "env.{k} empty"
+        );
+    }
+    assert_eq!(e["driver"], "veth");
+    assert_eq!(e["mode"], "lab");
+    let sysctls = e["sysctls"].as_object().unwrap();
+    assert!(sysctls
+        .iter()
+        .any(|(k, v)| k.ends_with("net.ipv4.tcp_tw_reuse") && v == "1"));
+    assert!(sysctls
+        .iter()
+        .any(|(k, v)| k.ends_with("net.ipv4.ip_local_port_range") && v == "1024 65535"));
+    assert_lab_gone(&doc);
+    // the files
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let d = &dirs[0];
+    assert!(d.file_name().unwrap().to_str().unwrap().ends_with("Z-all"));
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(d.join("result.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, doc, "--json prints the document that is written");
+    for w in ["crr", "rr", "udp-rr"] {
+        let hlog = std::fs::read_to_string(d.join(format!("{w}-kernel.hlog"))).unwrap();
+        assert!(hlog.contains("#[StartTime:"), "{w} hlog header");
+        assert!(
+            hlog.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with('"'))
+                .count()
+                >= 1
+        );
+    }
+    let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
+    assert!(summary.contains("| udp-stream | kernel |"));
+
+    // compare of a result with itself: every ratio is 1
+    let o = env.run(&[
+        "compare",
+        d.to_str().unwrap(),
+        d.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let rows = json(&o);
+    let ratios: Vec<f64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["ratio"].as_f64())
+        .collect();
+    assert!(ratios.len() > 20);
+    assert!(ratios.iter().all(|r| (r - 1.0).abs() < 1e-12));
+    // report rewrites the summary from result.json
+    let o = env.run(&["report", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| crr | kernel |"));
+}
+
+#[test]
+fn http_rr_and_crr_and_open_loop_rate() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let o = env.run(&[
+        "run",
+        "rr",
+        "crr",
+        "--proto",
+        "http",
+        "--path",
+        "kernel",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json(&o);
+    for r in doc["runs"].as_array().unwrap() {
+        assert_eq!(r["proto"], "http");
+        check_run(r);
+        assert_eq!(r["counters"]["server.bad_requests"].as_u64(), Some(0));
+    }
+    assert_lab_gone(&doc);
+
+    // open loop: the generator holds the asked rate
+    let o = env.run(&[
+        "run",
+        "rr",
+        "--path",
+        "kernel",
+        "--rate",
+        "2000",
+        "--connections",
+        "2",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let doc = json(&o);
+    let r = &doc["runs"][0];
+    check_run(r);
+    let rate = f(&r["ops_per_s"]);
+    assert!(
+        (1800.0..=2200.0).contains(&rate),
+        "open loop at 2000/s measured {rate}/s"
+    );
+    assert_eq!(r["params"]["rate"], "2000");
+}
+
+#[test]
+fn ctrl_c_writes_what_was_measured_and_removes_the_lab() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let child = env
+        .cmd(&[
+            "run",
+            "rr",
+            "udp-rr",
+            "--path",
+            "kernel",
+            "--duration",
+            "30",
+            "--warmup",
+            "0.2",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an interrupted run is not a valid one"
+    );
+    let doc = json(&o);
+    assert_eq!(doc["interrupted"], true);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "the second workload never started");
+    let r = &runs[0];
+    assert!(r["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "interrupted"));
+    let dur = f(&r["duration_s"]);
+    assert!(dur > 0.5 && dur < 10.0, "measured {dur} s before the stop");
+    assert!(r["ops"].as_u64().unwrap() > 0);
+    let sum: u64 = r["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ops"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, r["ops"].as_u64().unwrap());
+    assert_lab_gone(&doc);
+    // and the files are on disk
+    let d = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(d.join("result.json").exists());
+}
+
+#[test]
+fn lab_up_status_serve_and_down() {
+    if !root() {
+        return;
+    }
+    let env = Env::new();
+    // nothing up yet
+    let o = env.run(&["serve", "--lab"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bypass lab up"));
+
+    let o = env.run(&["lab", "up", "--queues", "4", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let info = json(&o);
+    let sns = info["server"]["netns"].as_str().unwrap().to_string();
+    let cns = info["client"]["netns"].as_str().unwrap().to_string();
+    assert!(netns_exists(&sns) && netns_exists(&cns));
+    assert!(info["server"]["iface"].as_str().unwrap().len() <= 15);
+
+    // a second lab is refused
+    let o = env.run(&["lab", "up"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already up"));
+
+    // status tells scripts where everything is
+    let st = json(&env.run(&["lab", "status", "--json"]));
+    let lab = &st["labs"][0];
+    assert_eq!(lab["server"]["addr"], "198.18.0.1");
+    assert_eq!(lab["client"]["addr"], "198.18.0.2");
+    assert_eq!(lab["server"]["netns"], sns.as_str());
+    for q in lab["queue_counts"].as_array().unwrap() {
+        assert_eq!(q[1], 4, "rx queues: {q}");
+        assert_eq!(q[2], 4, "tx queues: {q}");
+    }
+
+    // serve HTTP in the lab; curl from the client namespace
+    let mut serve = env
+        .cmd(&[
+            "serve", "--lab", "--proto", "http", "--size", "64:100", "--port", "7300", "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let curl = |extra: &[&str]| {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &cns,
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ];
+        args.extend_from_slice(extra);
+        args.push("http://198.18.0.1:7300/");
+        Command::new("ip").args(&args).output()
+    };
+    // wait for the server to listen (bounded)
+    let t = Instant::now();
+    let mut answer = String::new();
+    while t.elapsed() < Duration::from_secs(10) {
+        match curl(&[]) {
+            Ok(o) if o.status.success() => {
+                answer = String::from_utf8_lossy(&o.stdout).into_owned();
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                eprintln!("SKIP part: curl is not installed ({e})");
+                break;
+            }
+        }
+    }
+    let curl_ok = !answer.is_empty();
+    if curl_ok {
+        assert_eq!(answer, "200 100");
+        let o = curl(&["-H", "Connection: close"]).unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "200 100");
+    }
+    // a second server on the same port is refused with a clear message
+    let o = env.run(&["serve", "--lab", "--port", "7300", "--duration", "1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in use"));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while serve.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = serve.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let counters = json(&o);
+    if curl_ok {
+        assert!(counters["requests"].as_u64().unwrap() >= 2, "{counters}");
+        assert!(counters["accepted"].as_u64().unwrap() >= 2);
+    }
+    assert_eq!(counters["bad_requests"], 0);
+
+    let o = env.run(&["lab", "down", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let removed = json(&o);
+    assert!(removed["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == sns.as_str()));
+    assert!(!netns_exists(&sns) && !netns_exists(&cns));
+    let st = json(&env.run(&["lab", "status", "--json"]));
+    assert!(st["labs"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--duration", "abc"], "not a duration"),
+        (&["run", "--duration=-3"], "positive"),
+        (&["run", "--duration", "0"], "at least"),
+        (&["run", "--size", "0"], "at least 1 byte"),
+        (&["run", "--size", "lots"], "not a size"),
+        (&["run", "udp-rr", "--size", "4"], "out of range"),
+        (&["run", "tcp"], "unknown workload"),
+        (&["run", "--rate=-1"], "rate"),
+        (&["run", "--connections", "0"], "connections"),
+        (&["run", "--cores", "99"], "--cores"),
+        (&["run", "--server-cpus", "77"], "not available"),
+        (&["run", "--path", "bypass"], "not implemented"),
+        (&["lab", "up", "--queues", "0"], "out of range"),
+        (
+            &[
+                "run",
+                "--iface",
+                "bypnosuch0",
+                "--addr",
+                "198.18.0.2",
+                "--peer",
+                "198.18.0.1",
+            ],
+            "no such interface",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                "lo",
+                "--addr",
+                "198.18.0.2",
+                "--peer",
+                "198.18.0.1",
+            ],
+            "not an address of lo",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                "lo",
+                "--addr",
+                "127.0.0.1",
+                "--peer",
+                "198.18.0.1",
+            ],
+            "outside the subnets",
+        ),
+        (&["compare", "/nonexistent/a", "/nonexistent/b"], "reading"),
+    ];
+    for (args, needle) in cases {
+        let o = env.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !root() && err.contains("needs root") {
+            continue;
+        }
+        let code = o.status.code();
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected `{needle}` in: {err}"
+        );
+    }
+}
