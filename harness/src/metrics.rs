@@ -126,6 +126,13 @@ impl Recorder {
         }
     }
 
+    /// Records `n` operations of `bytes` in all, without latency (a batch of datagrams).
+    pub fn ops(&mut self, now: Instant, n: u64, bytes: u64) {
+        let Some(i) = self.index(now) else { return };
+        self.intervals[i].ops += n;
+        self.intervals[i].bytes += bytes;
+    }
+
     /// Records bytes that are not whole operations (stream receive).
     pub fn bytes(&mut self, now: Instant, bytes: u64) {
         if let Some(i) = self.index(now) {
@@ -174,7 +181,7 @@ impl Recorder {
     }
 
     #[cfg(test)]
-    pub fn ops(&self) -> u64 {
+    pub fn total_ops(&self) -> u64 {
         self.intervals.iter().map(|i| i.ops).sum()
     }
     pub fn total_bytes(&self) -> u64 {
@@ -479,7 +486,7 @@ mod tests {
             1,
         );
         r.op(w.t_end + Duration::from_secs(5), None, 7);
-        assert_eq!(r.ops(), 3);
+        assert_eq!(r.total_ops(), 3);
         assert_eq!(r.intervals[0].ops, 1);
         assert_eq!(r.intervals[1].ops, 1);
         assert_eq!(r.intervals[2].ops, 1);
@@ -488,10 +495,10 @@ mod tests {
         let mut m = Recorder::new(w);
         m.merge(&r);
         m.merge(&r);
-        assert_eq!(m.ops(), 6);
+        assert_eq!(m.total_ops(), 6);
         m.fit_to(Duration::from_millis(900));
         assert_eq!(m.intervals.len(), 1);
-        assert_eq!(m.ops(), 6);
+        assert_eq!(m.total_ops(), 6);
         let mut q = Recorder::new(w);
         q.fit_to(Duration::from_secs(3));
         assert_eq!(q.intervals.len(), 3);

@@ -438,13 +438,13 @@ fn measuring_recorder(
     window: Window,
 ) -> Recorder {
     let mut rec = Recorder::new(window);
-    if w.measured_at_server() {
-        if let Some(s) = s {
-            for t in &s.threads {
-                rec.merge(&t.recorder);
-            }
+    if let (true, Some(s)) = (w.measured_at_server(), s) {
+        for t in &s.threads {
+            rec.merge(&t.recorder);
         }
     } else {
+        // request/response is timed at the client; a stream to a remote
+        // server (hardware mode) is counted at the sender
         for t in &c.threads {
             rec.merge(&t.recorder);
         }

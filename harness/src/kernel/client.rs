@@ -791,6 +791,8 @@ impl ClientThread {
                     self.counters.bytes_out += n * len as u64;
                     if measured {
                         self.counters.sent_measured += n;
+                        // the sender's count: the figure when the receiver is remote
+                        self.recorder.ops(now, n, n * len as u64);
                     }
                     if (n as usize) < k {
                         // the rest did not fit: they count against the target

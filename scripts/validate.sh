@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Cross-checks the kernel path's figures against independent tools in one lab:
+#   - wrk against `bypass serve --proto http`, keep-alive (rr) and
+#     `Connection: close` (crr), alternating with `bypass run` driving the
+#     same server (hardware mode from inside the lab's client namespace);
+#   - iperf3 (against iperf3 -s) and `bypass run stream` (against the same
+#     `bypass serve`'s stream sink), alternating.
+# Writes results/<UTC time>-validation/ (raw outputs + validation.md).
+# Usage: scripts/validate.sh [SECONDS per run, default 5] [PAIRS, default 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+secs=${1:-5}
+pairs=${2:-3}
+cargo build --release --quiet
+B=$PWD/target/release/bypass
+out=results/$(date -u +%Y%m%dT%H%M%SZ)-validation
+mkdir -p "$out"
+export BYPASS_LAB_STATE=$(mktemp -d)
+serve_pid=""
+iperf_pid=""
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+    [ -n "$iperf_pid" ] && kill "$iperf_pid" 2>/dev/null && wait "$iperf_pid" 2>/dev/null || true
+    "$B" lab down >/dev/null || true
+    rm -rf "$BYPASS_LAB_STATE"
+}
+trap cleanup EXIT
+"$B" lab up --json > "$out/lab.json"
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+sns=$(field "$out/lab.json" "d['server']['netns']")
+cns=$(field "$out/lab.json" "d['client']['netns']")
+cif=$(field "$out/lab.json" "d['client']['iface']")
+srv=198.18.0.1
+cli=198.18.0.2
+port=7100
+conns=8
+
+"$B" serve --lab --proto http --port $port --server-cpus 1 > "$out/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 50); do
+    ip netns exec "$cns" curl -s -m 1 -o /dev/null "http://$srv:$port/" && break
+    sleep 0.1
+done
+
+{
+echo "# Kernel path validation against independent tools"
+echo
+echo "Lab: server $srv in $sns (CPU 1), client $cli in $cns (CPU 0), veth. Each pair runs the"
+echo "independent tool, then bypass, ${secs} s each, $conns connections; the ratio is bypass/tool, pair by pair."
+echo "Command: \`scripts/validate.sh $secs $pairs\` (git $(git rev-parse --short HEAD))."
+echo
+echo "| workload | pair | tool | tool ops/s | bypass ops/s | bypass/tool |"
+echo "| --- | ---: | --- | ---: | ---: | ---: |"
+} > "$out/validation.md"
+
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[2])/float(sys.argv[1]):.3f}')" "$1" "$2"; }
+for wl in rr crr; do
+    hdr=()
+    [ $wl = crr ] && hdr=(-H "Connection: close")
+    for i in $(seq "$pairs"); do
+        ip netns exec "$cns" taskset -c 0 wrk -t1 -c$conns -d${secs}s "${hdr[@]}" "http://$srv:$port/" > "$out/wrk-$wl-$i.txt"
+        w=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-$wl-$i.txt")
+        ip netns exec "$cns" "$B" run $wl --proto http --iface "$cif" --addr $cli --peer $srv --port $port \
+            --connections $conns --client-cpus 0 --duration $secs --warmup 1 --json --out "$out/runs" \
+            --name "$wl-$i" > "$out/bypass-$wl-$i.json" || true
+        b=$(field "$out/bypass-$wl-$i.json" "d['runs'][0]['ops_per_s']")
+        echo "| $wl (http) | $i | wrk | $w | $b | $(ratio "$w" "$b") |" >> "$out/validation.md"
+    done
+done
+
+ip netns exec "$sns" taskset -c 1 iperf3 -s -B $srv -p 5201 > "$out/iperf3-server.log" 2>&1 &
+iperf_pid=$!
+sleep 1
+for i in $(seq "$pairs"); do
+    ip netns exec "$cns" taskset -c 0 iperf3 -c $srv -p 5201 -t "$secs" -J > "$out/iperf3-$i.json"
+    t=$(field "$out/iperf3-$i.json" "d['end']['sum_received']['bits_per_second']")
+    ip netns exec "$cns" "$B" run stream --iface "$cif" --addr $cli --peer $srv --port $port \
+        --client-cpus 0 --duration $secs --warmup 1 --json --out "$out/runs" --name "stream-$i" \
+        > "$out/bypass-stream-$i.json" || true
+    b=$(field "$out/bypass-stream-$i.json" "d['runs'][0]['bits_per_s']")
+    printf '| stream (Gbit/s) | %s | iperf3 | %.2f | %.2f | %s |\n' "$i" \
+        "$(python3 -c "print($t/1e9)")" "$(python3 -c "print($b/1e9)")" "$(ratio "$t" "$b")" >> "$out/validation.md"
+done
+echo >> "$out/validation.md"
+echo "Raw outputs beside this file; bypass's own result documents under runs/." >> "$out/validation.md"
+cat "$out/validation.md"
+echo "validation: $out"
