@@ -43,6 +43,27 @@ impl core::fmt::Display for InsertError {
 
 impl std::error::Error for InsertError {}
 
+/// Tags read at once: one `u64`.
+const GROUP: usize = 8;
+
+/// A mask with the high bit of each zero byte of `w` set. Bytes above a
+/// zero byte may be flagged too (the borrow runs upwards), so the lowest
+/// flag is exact and the others are candidates to confirm, which is how
+/// `find` uses them.
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    w.wrapping_sub(LO) & !w & HI
+}
+
+/// The tag byte of a hash: its top 8 bits (the home comes from the low
+/// bits), never 0, which marks an empty slot.
+#[inline(always)]
+fn tag_of(hash: u64) -> u8 {
+    ((hash >> 56) as u8).max(1)
+}
+
 #[derive(Debug, Clone)]
 struct Slot<K, V> {
     /// The low 32 bits of the key's hash: its home slot, and a cheap
@@ -55,6 +76,13 @@ struct Slot<K, V> {
 /// A fixed-capacity map from keys to values (socket handles).
 #[derive(Clone)]
 pub struct Table<K, V> {
+    /// One byte per slot: 0 for empty, else 8 bits of the key's hash taken
+    /// apart from the bits that choose its home. A lookup scans these eight
+    /// at a time, and touches a slot only when its byte matches: a miss
+    /// usually reads one word of this small array and no slot at all. The
+    /// first [`GROUP`] bytes are mirrored after the end, so a group read
+    /// near the end needs no wrap-around.
+    tags: Box<[u8]>,
     slots: Box<[Option<Slot<K, V>>]>,
     mask: usize,
     len: usize,
@@ -89,6 +117,7 @@ impl<K: TableKey, V> Table<K, V> {
         assert!(n <= 1 << 31, "flow table of {n} slots is over 2^31");
         let slots: Vec<Option<Slot<K, V>>> = (0..n).map(|_| None).collect();
         Table {
+            tags: vec![0; n + GROUP].into_boxed_slice(),
             slots: slots.into_boxed_slice(),
             mask: n - 1,
             len: 0,
@@ -130,20 +159,63 @@ impl<K: TableKey, V> Table<K, V> {
 
     #[inline]
     fn find(&self, key: &K) -> Option<usize> {
-        let hash = key.table_hash(&self.hasher) as u32;
+        let full = key.table_hash(&self.hasher);
+        let (hash, tag) = (full as u32, tag_of(full));
         let mut i = self.home(hash);
-        for dist in 0..=MAX_PROBE {
-            let slot = self.slots[i].as_ref()?;
-            if slot.hash == hash && slot.key == *key {
-                return Some(i);
+        let wanted = u64::from_ne_bytes([tag; GROUP]);
+        // No key sits further than MAX_PROBE from its home, so the scan is
+        // bounded; it ends sooner at the first empty slot.
+        let mut scanned = 0;
+        while scanned <= MAX_PROBE {
+            let mut group = [0u8; GROUP];
+            group.copy_from_slice(&self.tags[i..i + GROUP]);
+            // Little-endian: byte k of the group is bits 8k..8k+8.
+            let word = u64::from_le_bytes(group);
+            // The first slot of the group on its own, by a branch: when it
+            // matches (most hits sit at their home) the slot's address does
+            // not wait for the tag word, so the CPU can fetch tag and slot
+            // at once instead of one after the other.
+            if word as u8 == tag {
+                if let Some(slot) = &self.slots[i] {
+                    if slot.hash == hash && slot.key == *key {
+                        return Some(i);
+                    }
+                }
             }
-            if self.displacement(i, slot.hash) < dist {
-                // Robin Hood invariant: our key would have displaced this one.
+            let empty = zero_bytes(word);
+            // Only bytes before the first empty one count: the exact first
+            // zero is the lowest bit of `empty` (see `zero_bytes`).
+            let before_empty = if empty == 0 {
+                u64::MAX
+            } else {
+                (empty & empty.wrapping_neg()) - 1
+            };
+            let mut matches = zero_bytes(word ^ wanted) & before_empty & !0x80;
+            while matches != 0 {
+                let j = (i + (matches.trailing_zeros() / 8) as usize) & self.mask;
+                if let Some(slot) = &self.slots[j] {
+                    if slot.hash == hash && slot.key == *key {
+                        return Some(j);
+                    }
+                }
+                matches &= matches - 1;
+            }
+            if empty != 0 {
                 return None;
             }
-            i = (i + 1) & self.mask;
+            scanned += GROUP;
+            i = (i + GROUP) & self.mask;
         }
         None
+    }
+
+    /// Set the tag of slot `i`, and its mirror past the end.
+    #[inline]
+    fn set_tag(&mut self, i: usize, tag: u8) {
+        self.tags[i] = tag;
+        if i < GROUP {
+            self.tags[self.mask + 1 + i] = tag;
+        }
     }
 
     /// The value of `key`.
@@ -176,7 +248,8 @@ impl<K: TableKey, V> Table<K, V> {
         if self.len >= self.capacity {
             return Err(InsertError::Full);
         }
-        let hash = key.table_hash(&self.hasher) as u32;
+        let full = key.table_hash(&self.hasher);
+        let hash = full as u32;
         // Where the key goes: the first slot that is empty or whose resident
         // is closer to its home than we are to ours.
         let mut at = self.home(hash);
@@ -204,9 +277,11 @@ impl<K: TableKey, V> Table<K, V> {
         while end != at {
             let prev = end.wrapping_sub(1) & self.mask;
             self.slots[end] = self.slots[prev].take();
+            self.set_tag(end, self.tags[prev]);
             end = prev;
         }
         self.slots[at] = Some(Slot { hash, key, value });
+        self.set_tag(at, tag_of(full));
         self.len += 1;
         Ok(None)
     }
@@ -216,12 +291,15 @@ impl<K: TableKey, V> Table<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let mut hole = self.find(key)?;
         let removed = self.slots[hole].take();
+        self.set_tag(hole, 0);
         let mut next = (hole + 1) & self.mask;
         while let Some(slot) = &self.slots[next] {
             if self.displacement(next, slot.hash) == 0 {
                 break;
             }
             self.slots[hole] = self.slots[next].take();
+            self.set_tag(hole, self.tags[next]);
+            self.set_tag(next, 0);
             hole = next;
             next = (next + 1) & self.mask;
         }
@@ -237,6 +315,7 @@ impl<K: TableKey, V> Table<K, V> {
     /// Remove every entry (keeps the allocation).
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = None);
+        self.tags.iter_mut().for_each(|t| *t = 0);
         self.len = 0;
     }
 
