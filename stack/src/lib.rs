@@ -13,7 +13,7 @@
 //!   Toeplitz RSS hash it uses to keep a connection on the queue that opened it;
 //! - [`frame`]: one entry, [`frame::parse_frame`], that turns a whole received
 //!   Ethernet frame into a parsed packet or a [`DropReason`];
-//! - [`drop`]: the named reasons for dropping malformed input and their
+//! - [`drop`](mod@drop): the named reasons for dropping malformed input and their
 //!   [`Counters`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

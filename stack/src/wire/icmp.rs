@@ -127,7 +127,7 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Destination unreachable (type 3).
     DstUnreachable {
-        /// One of [`unreachable`]'s codes (others are kept as they are).
+        /// One of [`unreachable`](mod@unreachable)'s codes (others are kept as they are).
         code: u8,
         /// Next-hop MTU for [`unreachable::FRAG_NEEDED`] (RFC 1191), else 0.
         next_hop_mtu: u16,

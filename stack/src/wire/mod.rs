@@ -18,7 +18,7 @@
 //!   plain value with borrowed payload. **`Repr::parse` never panics, on any
 //!   bytes**: it checks the view, validates the fields (checksums, lengths,
 //!   illegal combinations, non-unicast sources) and returns either the value
-//!   or the [`DropReason`](crate::DropReason) that names what was wrong.
+//!   or the [`DropReason`] that names what was wrong.
 //!   `Repr::buffer_len` is the exact size of the emitted header (plus
 //!   payload where the representation owns one); `Repr::emit` writes exactly
 //!   that many bytes into a view whose buffer is at least that long (a shorter
