@@ -82,6 +82,19 @@ for i in $(seq "$pairs"); do
     printf '| stream (Gbit/s) | %s | iperf3 | %.2f | %.2f | %s |\n' "$i" \
         "$(python3 -c "print($t/1e9)")" "$(python3 -c "print($b/1e9)")" "$(ratio "$t" "$b")" >> "$out/validation.md"
 done
+python3 - "$out/validation.md" <<'PY' >> "$out/validation.md"
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    if len(cells) == 6 and cells[1].isdigit():
+        rows.setdefault(cells[0], []).append(float(cells[5]))
+print()
+print("| workload | median bypass/tool | min | max |")
+print("| --- | ---: | ---: | ---: |")
+for w, r in rows.items():
+    print(f"| {w} | {statistics.median(r):.3f} | {min(r):.3f} | {max(r):.3f} |")
+PY
 echo >> "$out/validation.md"
 echo "Raw outputs beside this file; bypass's own result documents under runs/." >> "$out/validation.md"
 cat "$out/validation.md"

@@ -572,6 +572,38 @@ fn lab_up_status_serve_and_down() {
 }
 
 #[test]
+fn not_root_is_a_clear_error() {
+    if !root() {
+        let o = Env::new().run(&["lab", "up"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("needs root"));
+        return;
+    }
+    // as root: drop to `nobody` for the call
+    let o = Command::new("runuser")
+        .args(["-u", "nobody", "--", bin(), "lab", "up"])
+        .output();
+    match o {
+        Ok(o)
+            if matches!(o.status.code(), Some(126) | Some(127))
+                || o.status.code() == Some(1) && o.stderr.is_empty() =>
+        {
+            eprintln!("SKIP: user nobody cannot execute {} here", bin());
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("Permission denied") || err.contains("cannot execute") {
+                eprintln!("SKIP: user nobody cannot execute {} here: {err}", bin());
+                return;
+            }
+            assert_eq!(o.status.code(), Some(2), "{err}");
+            assert!(err.contains("needs root"), "{err}");
+        }
+        Err(e) => eprintln!("SKIP: runuser is not available ({e})"),
+    }
+}
+
+#[test]
 fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
     let env = Env::new();
     let cases: &[(&[&str], &str)] = &[
