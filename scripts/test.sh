@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 before=$(ls /run/netns 2>/dev/null | grep -E '^byp-' || true)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 # every lab a test made must be gone: leftovers of this run would show here
 after=$(ls /run/netns 2>/dev/null | grep -E '^byp-' || true)
 left=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)

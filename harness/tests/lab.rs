@@ -165,7 +165,17 @@ fn check_run(r: &Value) {
                 "udp-stream ops are the measured datagrams received"
             );
         }
-        "crr" => assert!(c["server.kernel.Tcp.PassiveOpens"].as_u64().unwrap() >= ops),
+        "crr" => {
+            // every measured connection was accepted by the kernel; the
+            // kernel's counter is sampled at the window's edges, so the
+            // connections in flight at the edges may fall on either side
+            let opens = c["server.kernel.Tcp.PassiveOpens"].as_u64().unwrap();
+            let slack = (ops / 20).max(64);
+            assert!(
+                opens.abs_diff(ops) <= slack,
+                "passive opens {opens} vs ops {ops}"
+            );
+        }
         _ => {}
     }
 }
