@@ -582,6 +582,72 @@ fn lab_up_status_serve_and_down() {
 }
 
 #[test]
+fn lab_down_removes_what_a_killed_run_left() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let mut child = env
+        .cmd(&[
+            "run",
+            "rr",
+            "--path",
+            "kernel",
+            "--duration",
+            "30",
+            "--out",
+            env.out_dir().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // the run's namespaces carry its pid in hex
+    let prefix = format!("byp-{:x}", child.id());
+    let t = Instant::now();
+    let mut mine = Vec::new();
+    while t.elapsed() < Duration::from_secs(10) && mine.len() < 2 {
+        mine = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&prefix) && n.len() == prefix.len() + 6)
+                    .collect()
+            })
+            .unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mine.len(), 2, "the run's lab did not come up: {mine:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    assert!(
+        mine.iter().all(|n| netns_exists(n)),
+        "SIGKILL leaves the lab"
+    );
+    let st = json(&env.run(&["lab", "status", "--json"]));
+    let left: Vec<&str> = st["leftovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for n in &mine {
+        assert!(
+            left.contains(&n.as_str()),
+            "{n} not reported as a leftover: {left:?}"
+        );
+    }
+    let o = env.run(&["lab", "down"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        mine.iter().all(|n| !netns_exists(n)),
+        "lab down removed them"
+    );
+}
+
+#[test]
 fn not_root_is_a_clear_error() {
     if !root() {
         let o = Env::new().run(&["lab", "up"]);
