@@ -1,18 +1,57 @@
 //! `xdp`: everything of bypass that touches the kernel's XDP.
 //!
-//! For now: the steering program (bpf/steer.bpf.c), compiled by build.rs.
-//! Loading and attaching it come next.
+//! - [`Steering`]: the steering program (bpf/steer.bpf.c), loaded with
+//!   libbpf-rs and attached through a bpf_link in a typed [`XdpMode`]. Frames
+//!   for the userspace stack go to the AF_XDP socket of their queue (see
+//!   [`Steering::insert_socket`]); every other frame, and every frame of a
+//!   queue without a socket, goes to the kernel untouched.
+//!
+//! All unsafe code of the project lives in this crate, in the modules marked
+//! `#[allow(unsafe_code)]`, each block with its `// SAFETY:` reason.
 
-/// The compiled steering program, an ELF BPF object.
-pub static STEER_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
+mod config;
+mod error;
+mod log;
+mod steering;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use config::{Steer, SteerConfig, MAX_PORTS, MAX_QUEUES};
+pub use error::{Error, Result};
+pub use steering::{
+    existing_program, AttachedMode, Counters, Existing, Iface, Replaced, Steering, XdpMode,
+};
+
+/// The skeleton libbpf-cargo generated from the object: only its `types`
+/// (the C structs, from BTF) are used, to check our view of the layout.
+#[cfg(test)]
+#[allow(
+    unsafe_code,
+    dead_code,
+    clippy::all,
+    clippy::pedantic,
+    clippy::undocumented_unsafe_blocks
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/steer.skel.rs"));
+}
 
 #[cfg(test)]
 mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use crate::config::field;
+    use crate::skel::types::steer_config;
+
+    /// `config::field` agrees with `struct steer_config` as compiled.
     #[test]
-    fn the_object_is_bpf_elf() {
-        let o = super::STEER_OBJECT;
-        assert_eq!(&o[..4], b"\x7fELF");
-        // e_machine (little endian) at offset 18: EM_BPF = 247
-        assert_eq!(u16::from_le_bytes([o[18], o[19]]), 247);
+    fn config_layout_matches_the_program() {
+        assert_eq!(offset_of!(steer_config, addr), field::ADDR.start);
+        assert_eq!(offset_of!(steer_config, mode), field::MODE.start);
+        assert_eq!(offset_of!(steer_config, eph_lo), field::EPH_LO.start);
+        assert_eq!(offset_of!(steer_config, eph_hi), field::EPH_HI.start);
+        assert_eq!(offset_of!(steer_config, nports), field::NPORTS.start);
+        assert_eq!(offset_of!(steer_config, ports), field::PORTS);
+        assert_eq!(size_of::<steer_config>(), field::SIZE);
     }
 }
