@@ -1,0 +1,131 @@
+//! A throwaway lab for the XDP tests: two network namespaces joined by a veth
+//! pair, addresses from 198.18.0.0/15, removed by exact name on `Drop`.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{setns, CloneFlags};
+
+/// The side `a` address (on `veth_a`, in namespace `a`).
+pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The side `b` address (on `veth_b`, in namespace `b`).
+pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+/// Two namespaces and a veth pair between them.
+#[derive(Debug)]
+pub struct Lab {
+    pub a: String,
+    pub b: String,
+    pub veth_a: String,
+    pub veth_b: String,
+    made: Vec<String>,
+}
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Lab {
+    /// Builds a lab, or returns `None` (after saying why) where the tests
+    /// cannot run: not root.
+    pub fn new(test: &str) -> Option<Lab> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED {test}: needs root (network namespaces and XDP)");
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let mut lab = Lab {
+            a: format!("byp-x{pid}-{n}-a"),
+            b: format!("byp-x{pid}-{n}-b"),
+            // at most 15 bytes: "byp" + 6 hex digits of a pid + "-" + n + side
+            veth_a: format!("byp{pid:x}-{n}a"),
+            veth_b: format!("byp{pid:x}-{n}b"),
+            made: Vec::new(),
+        };
+        assert!(
+            lab.veth_a.len() <= 15,
+            "interface name {} too long",
+            lab.veth_a
+        );
+        lab.build()
+            .unwrap_or_else(|e| panic!("building lab for {test}: {e}"));
+        Some(lab)
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        for ns in [self.a.clone(), self.b.clone()] {
+            ip(&["netns", "add", &ns])?;
+            self.made.push(ns);
+        }
+        let (a, b, va, vb) = (&self.a, &self.b, &self.veth_a, &self.veth_b);
+        ip(&[
+            "-n", a, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b,
+        ])?;
+        ip(&["-n", a, "addr", "add", &format!("{ADDR_A}/24"), "dev", va])?;
+        ip(&["-n", b, "addr", "add", &format!("{ADDR_B}/24"), "dev", vb])?;
+        for (ns, dev) in [(a, va), (b, vb)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// `ip -n NS link show dev DEV`.
+    pub fn link_show(&self, ns: &str, dev: &str) -> String {
+        ip(&["-n", ns, "link", "show", "dev", dev]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Whether `ip link show` reports an XDP program on side a's veth.
+    pub fn xdp_shown_on_a(&self) -> bool {
+        self.link_show(&self.a, &self.veth_a).contains("prog/xdp")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veth end, the peer, and any XDP
+        // program attached there.
+        for ns in self.made.drain(..).rev() {
+            if let Err(e) = ip(&["netns", "del", &ns]) {
+                eprintln!("lab cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// Enters namespace `ns` on the calling thread (network namespaces are per
+/// thread). Call it only on a thread made for the purpose.
+pub fn enter(ns: &str) {
+    let f =
+        File::open(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("open netns {ns}: {e}"));
+    setns(f, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {ns}: {e}"));
+}
+
+/// Runs `f` on a new thread inside namespace `ns` and returns its result.
+pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(ns);
+            f()
+        })
+        .join()
+        .expect("the thread in the namespace panicked")
+    })
+}
