@@ -14,13 +14,18 @@
 //! - [`frame`]: one entry, [`frame::parse_frame`], that turns a whole received
 //!   Ethernet frame into a parsed packet or a [`DropReason`];
 //! - [`drop`](mod@drop): the named reasons for dropping malformed input and their
-//!   [`Counters`].
+//!   [`Counters`];
+//! - [`phy`]: the [`phy::Device`] trait a NIC queue implements, an in-memory
+//!   loopback pair and a seeded fault injector;
+//! - [`time`]: the [`time::Instant`] the caller passes in.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod drop;
 pub mod flow;
 pub mod frame;
+pub mod phy;
+pub mod time;
 pub mod wire;
 
 pub use drop::{Counters, DropReason};
