@@ -8,6 +8,7 @@ mod error;
 mod kernel;
 mod lab;
 mod metrics;
+mod report;
 mod result;
 mod run;
 mod sys;
@@ -57,7 +58,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// (Re)write and print the human report (summary.md) of a result directory.
+    /// (Re)build the human report of a result directory (summary.md, SVG plots) and print it.
     Report { dir: PathBuf },
 }
 
@@ -330,11 +331,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Report { dir } => {
-            let doc = result::load(&dir)?;
-            let s = result::summary(&doc);
-            if dir.is_dir() {
-                std::fs::write(dir.join("summary.md"), &s)?;
+            if !dir.is_dir() {
+                return Err(usage(format!(
+                    "{} is not a result directory (one holding result.json)",
+                    dir.display()
+                )));
             }
+            let doc = result::load(&dir)?;
+            let s = run::write_report(&dir, &doc)?;
             print!("{s}");
             Ok(0)
         }

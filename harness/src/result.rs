@@ -331,7 +331,7 @@ pub fn table(doc: &ResultDoc) -> String {
 }
 
 /// `summary.md`: what a person reads.
-pub fn summary(doc: &ResultDoc) -> String {
+pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# bypass run `{}`\n", doc.name);
     let _ = writeln!(
@@ -356,6 +356,12 @@ pub fn summary(doc: &ResultDoc) -> String {
     s.push_str(&table(doc));
     s.push_str("\nServer CPU per operation is the server threads' CPU time plus the softirq time of the server's CPUs (/proc/stat), over the operations counted. Latency is measured at the client");
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
+    if !plots.is_empty() {
+        let _ = writeln!(s, "\n## Plots\n");
+        for p in plots {
+            let _ = writeln!(s, "![{p}]({p})");
+        }
+    }
     let _ = writeln!(s, "\n## Effective configuration\n");
     for (k, v) in &doc.config {
         let _ = writeln!(s, "- `{k}` = `{v}`");

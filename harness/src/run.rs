@@ -284,8 +284,28 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     };
     std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&doc)?)
         .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
-    std::fs::write(dir.join("summary.md"), result::summary(&doc))?;
+    write_report(&dir, &doc)?;
     Ok((doc, dir))
+}
+
+/// Writes the plots and `summary.md` of a result directory; returns the summary.
+pub fn write_report(dir: &std::path::Path, doc: &ResultDoc) -> Result<String> {
+    let plots = match crate::report::plots(dir, doc) {
+        Ok(p) => p,
+        Err(e) => {
+            // a plot that cannot be drawn must not lose the measurements
+            tracing::warn!("plots of {}: {e:#}", dir.display());
+            Vec::new()
+        }
+    };
+    let names: Vec<String> = plots
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    let s = result::summary(doc, &names);
+    std::fs::write(dir.join("summary.md"), &s)
+        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
+    Ok(s)
 }
 
 /// Kernel counters of a namespace (or of this one).

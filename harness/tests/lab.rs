@@ -284,6 +284,23 @@ fn every_workload_on_the_kernel_path_in_a_lab() {
     }
     let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
     assert!(summary.contains("| udp-stream | kernel |"));
+    for plot in [
+        "latency-crr.svg",
+        "latency-rr.svg",
+        "latency-udp-rr.svg",
+        "throughput.svg",
+        "cpu.svg",
+    ] {
+        let svg = std::fs::read_to_string(d.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
+        assert!(
+            svg.contains("<svg") && svg.contains("kernel"),
+            "{plot} is not a plot of the run"
+        );
+        assert!(
+            summary.contains(&format!("({plot})")),
+            "summary.md links {plot}"
+        );
+    }
 
     // compare of a result with itself: every ratio is 1
     let o = env.run(&[

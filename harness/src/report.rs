@@ -1,0 +1,289 @@
+//! The plots of a result directory (SVG, plotters): the latency percentile
+//! spectrum per workload with every path on one chart, throughput over time,
+//! and CPU per operation side by side. Built from the files alone, so
+//! `bypass report DIR` can rebuild them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+
+use crate::result::{ResultDoc, Run};
+
+const W: u32 = 900;
+const H: u32 = 520;
+
+fn color(i: usize) -> RGBColor {
+    [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+    ][i % 5]
+}
+
+/// The whole-run histogram of a run, merged from its interval log.
+pub fn read_hlog(path: &Path) -> Result<Histogram<u64>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut total = crate::metrics::new_histogram();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|e| anyhow!("{}: bad interval log: {e:?}", path.display()))?;
+        if let LogEntry::Interval(iv) = entry {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(iv.encoded_histogram())
+                .context("interval log: base64")?;
+            let h: Histogram<u64> = de
+                .deserialize(&mut raw.as_slice())
+                .map_err(|e| anyhow!("interval log: {e:?}"))?;
+            total.add(&h).map_err(|e| anyhow!("interval log: {e:?}"))?;
+        }
+    }
+    Ok(total)
+}
+
+/// Percentiles of the spectrum plot: x = 1/(1-q) on a log axis, as
+/// HdrHistogram's plots do, so the tail gets the room it deserves.
+const QUANTILES: [f64; 13] = [
+    0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 0.999999,
+];
+
+fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    QUANTILES
+        .iter()
+        .filter(|q| h.len() as f64 * (1.0 - **q) >= 1.0 || **q == 0.0)
+        .map(|q| (1.0 / (1.0 - q), h.value_at_quantile(*q) as f64 / 1000.0))
+        .collect()
+}
+
+fn latency_plot(dir: &Path, doc: &ResultDoc, workload: &str) -> Result<Option<PathBuf>> {
+    let runs: Vec<&Run> = doc
+        .runs
+        .iter()
+        .filter(|r| r.workload.name() == workload && r.hlog.is_some())
+        .collect();
+    let mut series = Vec::new();
+    for r in &runs {
+        let h = read_hlog(&dir.join(r.hlog.as_deref().unwrap_or_default()))?;
+        if !h.is_empty() {
+            series.push((r.path.clone(), spectrum(&h)));
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let name = format!("latency-{workload}.svg");
+    let path = dir.join(&name);
+    let target = path.clone();
+    let xmax = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .fold(10.0, f64::max);
+    let ymax = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    let root = SVGBackend::new(&target, (W, H)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{workload}: latency by percentile"),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0..xmax * 1.5).log_scale(), (0.1..ymax * 1.5).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (µs)")
+        .x_label_formatter(&|x| {
+            let p = format!("{:.4}", 100.0 * (1.0 - 1.0 / x));
+            format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
+        })
+        .draw()?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    root.present()?;
+    Ok(Some(path))
+}
+
+fn throughput_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
+    if doc.runs.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join("throughput.svg");
+    let target = path.clone();
+    let n = doc.runs.len() as u32;
+    let cols = 2u32.min(n);
+    let rows = n.div_ceil(cols);
+    let root = SVGBackend::new(&target, (W, 260 * rows)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((rows as usize, cols as usize));
+    for (i, (r, area)) in doc.runs.iter().zip(areas.iter()).enumerate() {
+        let tmax = r
+            .intervals
+            .iter()
+            .map(|iv| iv.t_s + iv.dur_s)
+            .fold(1.0, f64::max);
+        let ymax = r
+            .intervals
+            .iter()
+            .map(|iv| iv.ops_per_s)
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{} / {}: ops/s", r.workload, r.path),
+                ("sans-serif", 15),
+            )
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..tmax, 0.0..ymax * 1.2)?;
+        chart
+            .configure_mesh()
+            .x_desc("s")
+            .y_label_formatter(&|y| crate::result::si(*y))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            r.intervals
+                .iter()
+                .map(|iv| (iv.t_s + iv.dur_s / 2.0, iv.ops_per_s)),
+            color(i).stroke_width(2),
+        ))?;
+    }
+    root.present()?;
+    Ok(Some(path))
+}
+
+fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
+    let bars: Vec<(String, String, f64)> = doc
+        .runs
+        .iter()
+        .filter_map(|r| {
+            r.cpu
+                .server_us_per_op
+                .map(|v| (r.workload.to_string(), r.path.clone(), v))
+        })
+        .collect();
+    if bars.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join("cpu.svg");
+    let target = path.clone();
+    let mut workloads: Vec<String> = Vec::new();
+    let mut paths: Vec<String> = Vec::new();
+    for (w, p, _) in &bars {
+        if !workloads.contains(w) {
+            workloads.push(w.clone());
+        }
+        if !paths.contains(p) {
+            paths.push(p.clone());
+        }
+    }
+    let ymax = bars.iter().map(|b| b.2).fold(0.1, f64::max);
+    let root = SVGBackend::new(&target, (W, H)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let nw = workloads.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("server CPU per operation (µs)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..nw, 0.0..ymax * 1.2)?;
+    let wl = workloads.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(workloads.len() * 2 + 1)
+        .x_label_formatter(&move |x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < wl.len() {
+                wl[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("µs per operation")
+        .draw()?;
+    let width = 0.8 / paths.len() as f64;
+    for (pi, p) in paths.iter().enumerate() {
+        let c = color(pi);
+        chart
+            .draw_series(bars.iter().filter(|b| &b.1 == p).map(|(w, _, v)| {
+                let wi = workloads.iter().position(|x| x == w).unwrap_or(0) as f64;
+                let x0 = wi + 0.1 + width * pi as f64;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.95, *v)], c.filled())
+            }))?
+            .label(p.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    root.present()?;
+    Ok(Some(path))
+}
+
+/// Writes every plot of a result directory; returns the files written.
+pub fn plots(dir: &Path, doc: &ResultDoc) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut workloads: Vec<&str> = doc.runs.iter().map(|r| r.workload.name()).collect();
+    workloads.dedup();
+    for w in workloads {
+        out.extend(latency_plot(dir, doc, w)?);
+    }
+    out.extend(throughput_plot(dir, doc)?);
+    out.extend(cpu_plot(dir, doc)?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectrum_is_monotonic_and_stops_where_samples_end() {
+        let mut h = crate::metrics::new_histogram();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let s = spectrum(&h);
+        assert!(s.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        // 1000 samples: nothing beyond the 99.9th percentile
+        assert!(s.last().unwrap().0 <= 1000.0 + 1e-6);
+    }
+
+    #[test]
+    fn hlog_reads_back_as_the_merged_histogram() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.hlog");
+        let mut a = crate::metrics::new_histogram();
+        let mut b = crate::metrics::new_histogram();
+        a.record(1000).unwrap();
+        b.record(2000).unwrap();
+        b.record(3000).unwrap();
+        crate::result::write_hlog(&p, &[a, b], std::time::SystemTime::now(), "t").unwrap();
+        let h = read_hlog(&p).unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.max(), h.highest_equivalent(3000));
+    }
+}
