@@ -5,6 +5,9 @@
 //!   for the userspace stack go to the AF_XDP socket of their queue (see
 //!   [`Steering::insert_socket`]); every other frame, and every frame of a
 //!   queue without a socket, goes to the kernel untouched.
+//! - [`Xsk`]: an AF_XDP socket with its own UMEM and four rings, bound to one
+//!   queue (zero-copy where the driver can, else copy mode), receiving and
+//!   transmitting batches of frames.
 //!
 //! All unsafe code of the project lives in this crate, in the modules marked
 //! `#[allow(unsafe_code)]`, each block with its `// SAFETY:` reason.
@@ -15,12 +18,15 @@ mod log;
 mod steering;
 #[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
+mod xsk;
 
 pub use config::{Steer, SteerConfig, MAX_PORTS, MAX_QUEUES};
 pub use error::{Error, Result};
 pub use steering::{
     existing_program, AttachedMode, Counters, Existing, Iface, Replaced, Steering, XdpMode,
 };
+pub use xsk::{BindMode, UmemConfig, Xsk, XskConfig, XskStats};
 
 /// The skeleton libbpf-cargo generated from the object: only its `types`
 /// (the C structs, from BTF) are used, to check our view of the layout.

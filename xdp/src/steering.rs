@@ -84,7 +84,7 @@ impl From<u32> for Iface<'_> {
 
 impl Iface<'_> {
     /// (ifindex, name) in the calling thread's network namespace.
-    fn resolve(self) -> Result<(u32, String)> {
+    pub(crate) fn resolve(self) -> Result<(u32, String)> {
         let not_found = |iface: String, source| Error::NoSuchInterface { iface, source };
         match self {
             Iface::Name(name) => sys::if_nametoindex(name)

@@ -1,0 +1,773 @@
+//! AF_XDP sockets: a UMEM, its fill and completion rings, and the socket's rx
+//! and tx rings, all shared with the kernel through `mmap`.
+//!
+//! One socket per UMEM (no shared UMEM). Frame ownership is the whole game:
+//! a UMEM frame is either ours (on the free list, or lent to a `receive`
+//! callback, or being written by a `transmit` callback) or the kernel's (in
+//! the fill ring, the rx ring, the tx ring or the completion ring). We touch
+//! a frame's bytes only while it is ours.
+//!
+//! Memory ordering (as the kernel's `xsk_queue.h` pairs with it): on a ring we
+//! produce (fill, tx) we write the entries, then store the producer index with
+//! Release; we read the kernel's consumer index with Acquire before reusing
+//! slots. On a ring we consume (rx, completion) we load the producer index with
+//! Acquire before reading entries, and store our consumer index with Release
+//! after we are done with them.
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::error::{Error, Result};
+use crate::steering::Iface;
+
+/// The UMEM: the packet buffer area shared with the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UmemConfig {
+    /// Bytes per frame: a power of two from 2048 to the page size (4096).
+    pub frame_size: u32,
+    /// Number of frames.
+    pub frame_count: u32,
+    /// Fill ring entries (power of two); this many frames are given to the
+    /// kernel for receiving at the start, the rest are for transmitting.
+    pub fill_size: u32,
+    /// Completion ring entries (power of two).
+    pub comp_size: u32,
+}
+
+impl Default for UmemConfig {
+    fn default() -> Self {
+        UmemConfig {
+            frame_size: 2048,
+            frame_count: 4096,
+            fill_size: 2048,
+            comp_size: 2048,
+        }
+    }
+}
+
+/// How to bind: zero-copy needs driver support (veth has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindMode {
+    /// Let the kernel try zero-copy and fall back to copy mode;
+    /// [`Xsk::zero_copy`] says which took.
+    Auto,
+    /// Zero-copy or fail (`XDP_ZEROCOPY`).
+    ZeroCopy,
+    /// Copy mode (`XDP_COPY`).
+    Copy,
+}
+
+/// An AF_XDP socket's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskConfig {
+    /// The UMEM.
+    pub umem: UmemConfig,
+    /// Rx ring entries (power of two).
+    pub rx_size: u32,
+    /// Tx ring entries (power of two).
+    pub tx_size: u32,
+    /// Zero-copy or copy.
+    pub bind: BindMode,
+    /// `XDP_USE_NEED_WAKEUP`: the kernel says when it needs a syscall to make
+    /// progress, instead of us making one every time.
+    pub need_wakeup: bool,
+}
+
+impl Default for XskConfig {
+    fn default() -> Self {
+        XskConfig {
+            umem: UmemConfig::default(),
+            rx_size: 2048,
+            tx_size: 2048,
+            bind: BindMode::Auto,
+            need_wakeup: true,
+        }
+    }
+}
+
+/// `XDP_STATISTICS`: the kernel's counters for one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames dropped for reasons other than the two below.
+    pub rx_dropped: u64,
+    /// Invalid descriptors in the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors in the tx ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub fill_ring_empty: u64,
+    /// Times the kernel found the tx ring empty.
+    pub tx_ring_empty: u64,
+}
+
+/// An anonymous or shared mapping, unmapped on drop.
+#[derive(Debug)]
+struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mmap {
+    fn new(len: usize, fd: Option<BorrowedFd<'_>>, offset: u64) -> io::Result<Mmap> {
+        let (flags, raw_fd) = match fd {
+            Some(fd) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd()),
+            None => (
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+            ),
+        };
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): it aliases
+        // no Rust object. The result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                raw_fd,
+                offset,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(Mmap { ptr, len })
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, unmapped once;
+        // every pointer into the mapping lives in the struct that owns it.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// One of the four rings: `size` entries of `T` after the producer and
+/// consumer indexes and the flags word, at offsets the kernel gives.
+#[derive(Debug)]
+struct Ring<T> {
+    producer: NonNull<AtomicU32>,
+    consumer: NonNull<AtomicU32>,
+    flags: NonNull<AtomicU32>,
+    entries: NonNull<T>,
+    mask: u32,
+    size: u32,
+    /// Our copy of the index we own, and the last seen value of the other.
+    cached_prod: u32,
+    cached_cons: u32,
+    _map: Mmap,
+}
+
+impl<T: Copy> Ring<T> {
+    /// Maps a ring of the socket `fd` at page offset `pgoff`.
+    fn map(
+        fd: BorrowedFd<'_>,
+        off: &libc::xdp_ring_offset,
+        size: u32,
+        pgoff: u64,
+    ) -> io::Result<Ring<T>> {
+        let len = off.desc as usize + size as usize * size_of::<T>();
+        let map = Mmap::new(len, Some(fd), pgoff)?;
+        let base = map.ptr.as_ptr();
+        let at = |o: u64| -> io::Result<*mut u8> {
+            if (o as usize) < len {
+                // SAFETY: `o` is within the mapping of `len` bytes.
+                Ok(unsafe { base.add(o as usize) })
+            } else {
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            }
+        };
+        let (p, c, f, d) = (
+            at(off.producer)?,
+            at(off.consumer)?,
+            at(off.flags)?,
+            at(off.desc)?,
+        );
+        let nn = |p: *mut u8| NonNull::new(p).expect("inside a non-null mapping");
+        let mut ring = Ring {
+            producer: nn(p).cast(),
+            consumer: nn(c).cast(),
+            flags: nn(f).cast(),
+            entries: nn(d).cast(),
+            mask: size - 1,
+            size,
+            cached_prod: 0,
+            cached_cons: 0,
+            _map: map,
+        };
+        ring.cached_prod = ring.producer().load(Ordering::Relaxed);
+        ring.cached_cons = ring.consumer().load(Ordering::Relaxed);
+        Ok(ring)
+    }
+
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: points into our live mapping, 4-byte aligned (the kernel
+        // lays out u32 indexes), and the kernel accesses it only atomically.
+        unsafe { self.producer.as_ref() }
+    }
+
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as for `producer`.
+        unsafe { self.consumer.as_ref() }
+    }
+
+    fn needs_wakeup(&self) -> bool {
+        // SAFETY: as for `producer`.
+        let flags = unsafe { self.flags.as_ref() };
+        flags.load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
+    }
+
+    // --- as producer (fill, tx) ---
+
+    /// Free slots, at most `want`; refreshes the kernel's consumer index
+    /// (Acquire: its reads of those slots are done) only when needed.
+    fn free(&mut self, want: u32) -> u32 {
+        let mut free = self.size - self.cached_prod.wrapping_sub(self.cached_cons);
+        if free < want {
+            self.cached_cons = self.consumer().load(Ordering::Acquire);
+            free = self.size - self.cached_prod.wrapping_sub(self.cached_cons);
+        }
+        free.min(want)
+    }
+
+    /// Writes the entry `i` slots past the producer index; the caller checked
+    /// `i < free(..)`.
+    fn write(&mut self, i: u32, v: T) {
+        let idx = self.cached_prod.wrapping_add(i) & self.mask;
+        // SAFETY: idx <= mask < size: inside the entries array; the slot is
+        // free (the kernel consumed it), so the kernel does not read it now.
+        unsafe { self.entries.as_ptr().add(idx as usize).write(v) }
+    }
+
+    /// Publishes `n` written entries (Release: the entries before the index).
+    fn submit(&mut self, n: u32) {
+        self.cached_prod = self.cached_prod.wrapping_add(n);
+        self.producer().store(self.cached_prod, Ordering::Release);
+    }
+
+    // --- as consumer (rx, completion) ---
+
+    /// Entries ready, at most `max`; refreshes the kernel's producer index
+    /// (Acquire: the entries it wrote before it) only when none are cached.
+    fn available(&mut self, max: u32) -> u32 {
+        let mut n = self.cached_prod.wrapping_sub(self.cached_cons);
+        if n == 0 {
+            self.cached_prod = self.producer().load(Ordering::Acquire);
+            n = self.cached_prod.wrapping_sub(self.cached_cons);
+        }
+        n.min(max)
+    }
+
+    /// Reads the entry `i` slots past the consumer index; `i < available(..)`.
+    fn read(&self, i: u32) -> T {
+        let idx = self.cached_cons.wrapping_add(i) & self.mask;
+        // SAFETY: idx <= mask < size: inside the entries array; the kernel
+        // published it (Acquire in `available`) and does not touch it until
+        // we release it.
+        unsafe { self.entries.as_ptr().add(idx as usize).read() }
+    }
+
+    /// Gives `n` read entries back to the kernel.
+    fn release(&mut self, n: u32) {
+        self.cached_cons = self.cached_cons.wrapping_add(n);
+        self.consumer().store(self.cached_cons, Ordering::Release);
+    }
+}
+
+/// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
+#[derive(Debug)]
+pub struct Xsk {
+    // Field order is drop order: rings, then the socket, then the UMEM.
+    rx: Ring<libc::xdp_desc>,
+    tx: Ring<libc::xdp_desc>,
+    fill: Ring<u64>,
+    comp: Ring<u64>,
+    fd: OwnedFd,
+    umem: Mmap,
+    frame_size: u32,
+    /// Frames that are ours and idle.
+    free: Vec<u64>,
+    /// Tx descriptors submitted since the last kick.
+    tx_unkicked: u32,
+    need_wakeup: bool,
+    zero_copy: bool,
+    iface: String,
+    queue: u32,
+}
+
+// SAFETY: an `Xsk` owns its mappings and socket exclusively; nothing in it is
+// tied to the thread that made it, so it may move to the thread that polls it.
+// (It is not Sync: every operation takes `&mut self`.)
+unsafe impl Send for Xsk {}
+
+fn pow2(what: &str, n: u32) -> Result<()> {
+    if n.is_power_of_two() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{what} must be a power of two, not {n}"
+        )))
+    }
+}
+
+fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, v: &T) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(size_of::<T>()).expect("small option");
+    // SAFETY: `v` points to a live T of `len` bytes for the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (v as *const T).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// getsockopt(SOL_XDP) into a zeroed `T`; returns it and the length written.
+fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int) -> io::Result<(T, usize)> {
+    let mut v = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = libc::socklen_t::try_from(size_of::<T>()).expect("small option");
+    // SAFETY: `v` has room for `len` bytes; the kernel writes at most that.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised plain-old-data (integers only), partly or
+    // wholly overwritten by the kernel: every bit pattern is valid.
+    Ok((unsafe { v.assume_init() }, len as usize))
+}
+
+/// Maps one ring, or says which one failed.
+fn ring<T: Copy>(
+    fd: BorrowedFd<'_>,
+    off: &libc::xdp_ring_offset,
+    size: u32,
+    pgoff: u64,
+    call: &'static str,
+    who: &str,
+) -> Result<Ring<T>> {
+    Ring::map(fd, off, size, pgoff).map_err(|source| Error::Syscall {
+        iface: who.to_owned(),
+        call,
+        source,
+        hint: "mapping a ring failed: check memory limits",
+    })
+}
+
+impl Xsk {
+    /// Creates a socket with its UMEM and binds it to `queue` of `iface` (in
+    /// the calling thread's network namespace). Frames reach it once a
+    /// [`Steering`](crate::Steering) program holds it in its map
+    /// ([`Steering::insert_socket`](crate::Steering::insert_socket)).
+    pub fn bind<'a>(iface: impl Into<Iface<'a>>, queue: u32, config: &XskConfig) -> Result<Xsk> {
+        let (ifindex, name) = iface.into().resolve()?;
+        let u = &config.umem;
+        if !(2048..=4096).contains(&u.frame_size) {
+            return Err(Error::Config(format!(
+                "frame size {} not in 2048..=4096",
+                u.frame_size
+            )));
+        }
+        pow2("frame size", u.frame_size)?;
+        pow2("fill ring size", u.fill_size)?;
+        pow2("completion ring size", u.comp_size)?;
+        pow2("rx ring size", config.rx_size)?;
+        pow2("tx ring size", config.tx_size)?;
+        if u.fill_size > u.frame_count {
+            return Err(Error::Config(format!(
+                "fill ring of {} entries needs at least as many frames, not {}",
+                u.fill_size, u.frame_count
+            )));
+        }
+        let who = format!("{name} queue {queue}");
+        let fail = |call: &'static str, hint: &'static str| {
+            let who = who.clone();
+            move |source: io::Error| Error::Syscall {
+                iface: who,
+                call,
+                source,
+                hint,
+            }
+        };
+        const ROOT: &str = "run as root on a kernel with AF_XDP (CONFIG_XDP_SOCKETS)";
+
+        // SAFETY: plain syscall; the result is checked.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(fail("socket(AF_XDP)", ROOT)(io::Error::last_os_error()));
+        }
+        // SAFETY: a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let len = u.frame_size as usize * u.frame_count as usize;
+        let umem = Mmap::new(len, None, 0).map_err(fail("mmap(UMEM)", "lower the frame count"))?;
+        let reg = libc::xdp_umem_reg {
+            addr: umem.ptr.as_ptr() as u64,
+            len: len as u64,
+            chunk_size: u.frame_size,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        let mem_hint = "the UMEM could not be registered: check RLIMIT_MEMLOCK and the frame size";
+        setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)
+            .map_err(fail("setsockopt(XDP_UMEM_REG)", mem_hint))?;
+        let ring_hint = "ring sizes must be powers of two the kernel accepts";
+        for (opt, size, call) in [
+            (
+                libc::XDP_UMEM_FILL_RING,
+                u.fill_size,
+                "setsockopt(XDP_UMEM_FILL_RING)",
+            ),
+            (
+                libc::XDP_UMEM_COMPLETION_RING,
+                u.comp_size,
+                "setsockopt(XDP_UMEM_COMPLETION_RING)",
+            ),
+            (libc::XDP_RX_RING, config.rx_size, "setsockopt(XDP_RX_RING)"),
+            (libc::XDP_TX_RING, config.tx_size, "setsockopt(XDP_TX_RING)"),
+        ] {
+            setsockopt(fd.as_fd(), opt, &size).map_err(fail(call, ring_hint))?;
+        }
+        let (off, off_len) =
+            getsockopt::<libc::xdp_mmap_offsets>(fd.as_fd(), libc::XDP_MMAP_OFFSETS)
+                .map_err(fail("getsockopt(XDP_MMAP_OFFSETS)", ROOT))?;
+        if off_len != size_of::<libc::xdp_mmap_offsets>() {
+            return Err(fail(
+                "getsockopt(XDP_MMAP_OFFSETS)",
+                "the kernel is too old (before 5.4): its rings have no flags word",
+            )(io::Error::from_raw_os_error(
+                libc::EOPNOTSUPP,
+            )));
+        }
+        let (fr, cr) = (&off.fr, &off.cr);
+        let pg_rx = libc::XDP_PGOFF_RX_RING as u64;
+        let pg_tx = libc::XDP_PGOFF_TX_RING as u64;
+        let rx = ring(
+            fd.as_fd(),
+            &off.rx,
+            config.rx_size,
+            pg_rx,
+            "mmap(rx ring)",
+            &who,
+        )?;
+        let tx = ring(
+            fd.as_fd(),
+            &off.tx,
+            config.tx_size,
+            pg_tx,
+            "mmap(tx ring)",
+            &who,
+        )?;
+        let pg_fr = libc::XDP_UMEM_PGOFF_FILL_RING;
+        let pg_cr = libc::XDP_UMEM_PGOFF_COMPLETION_RING;
+        let fill = ring(fd.as_fd(), fr, u.fill_size, pg_fr, "mmap(fill ring)", &who)?;
+        let comp = ring(
+            fd.as_fd(),
+            cr,
+            u.comp_size,
+            pg_cr,
+            "mmap(completion ring)",
+            &who,
+        )?;
+
+        let mut flags = match config.bind {
+            BindMode::Auto => 0,
+            BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
+            BindMode::Copy => libc::XDP_COPY,
+        };
+        if config.need_wakeup {
+            flags |= libc::XDP_USE_NEED_WAKEUP;
+        }
+        let sa = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        // SAFETY: `sa` is a valid sockaddr_xdp of the length given.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            let hint = match (e.raw_os_error(), config.bind) {
+                (Some(libc::EOPNOTSUPP), BindMode::ZeroCopy) => {
+                    "the driver has no zero-copy AF_XDP (veth has none): bind in copy or auto mode"
+                }
+                (Some(libc::EINVAL), _) => {
+                    "the queue does not exist on this interface (see `ethtool -l`)"
+                }
+                (Some(libc::EBUSY), _) => "another AF_XDP socket is bound to this queue",
+                _ => ROOT,
+            };
+            return Err(fail("bind(AF_XDP)", hint)(e));
+        }
+        let (opts, _) = getsockopt::<libc::xdp_options>(fd.as_fd(), libc::XDP_OPTIONS)
+            .map_err(fail("getsockopt(XDP_OPTIONS)", ROOT))?;
+
+        let mut xsk = Xsk {
+            rx,
+            tx,
+            fill,
+            comp,
+            fd,
+            umem,
+            frame_size: u.frame_size,
+            // highest addresses first, so pops hand out frame 0 first
+            free: (0..u64::from(u.frame_count))
+                .rev()
+                .map(|i| i * u64::from(u.frame_size))
+                .collect(),
+            tx_unkicked: 0,
+            need_wakeup: config.need_wakeup,
+            zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
+            iface: name,
+            queue,
+        };
+        xsk.refill(u.fill_size);
+        Ok(xsk)
+    }
+
+    /// Whether the bind took zero-copy mode (else copy mode).
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// The interface and queue, for messages.
+    pub fn queue(&self) -> (&str, u32) {
+        (&self.iface, self.queue)
+    }
+
+    /// Frames of the UMEM that are ours and idle (not in any ring).
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Moves up to `n` idle frames into the fill ring.
+    fn refill(&mut self, n: u32) {
+        let n = self.fill.free(n.min(self.free.len() as u32));
+        for i in 0..n {
+            let addr = self.free.pop().expect("n <= free.len()");
+            self.fill.write(i, addr);
+        }
+        if n > 0 {
+            self.fill.submit(n);
+        }
+    }
+
+    /// A frame's bytes, if `addr..addr+len` lies inside the UMEM.
+    fn frame(&self, addr: u64, len: u32) -> Option<&[u8]> {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len as usize)?;
+        if end > self.umem.len {
+            return None;
+        }
+        // SAFETY: start..end is inside the UMEM mapping; the frame is ours
+        // (taken off the rx ring, not yet on the fill ring), so the kernel
+        // does not write it while the borrow lives.
+        Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), end - start) })
+    }
+
+    /// Receives at most `budget` frames, lending each to `f`; at the end of
+    /// the batch the frames go back to the fill ring. Returns how many `f` got.
+    pub fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
+        let n = self.rx.available(u32::try_from(budget).unwrap_or(u32::MAX));
+        let mut given = 0;
+        for i in 0..n {
+            let d = self.rx.read(i);
+            if let Some(bytes) = self.frame(d.addr, d.len) {
+                f(bytes);
+                given += 1;
+            }
+            // back to a frame's start (copy mode puts data after headroom);
+            // an address outside the UMEM (never from a sane kernel) is dropped
+            let base = d.addr - d.addr % u64::from(self.frame_size);
+            if base < self.umem.len as u64 {
+                self.free.push(base);
+            }
+        }
+        if n > 0 {
+            self.rx.release(n);
+            self.refill(n);
+        }
+        if self.need_wakeup && self.fill.needs_wakeup() {
+            self.wake_rx();
+        }
+        given
+    }
+
+    /// Sends one frame: `f` writes it into a UMEM frame and returns its
+    /// length (0: nothing to send). Returns `false`, without calling `f`, when
+    /// no frame or tx slot is free. The frame leaves at the next [`flush`](Self::flush).
+    pub fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        if self.free.is_empty() {
+            self.reclaim();
+        }
+        if self.tx.free(1) == 0 {
+            return false;
+        }
+        let Some(addr) = self.free.pop() else {
+            return false;
+        };
+        let start = usize::try_from(addr).expect("UMEM addresses fit in usize");
+        let size = self.frame_size as usize;
+        // SAFETY: addr..addr+frame_size is one whole frame inside the UMEM
+        // (free-list addresses are frame starts), and it is ours: on the free
+        // list, in no ring, so the kernel neither reads nor writes it.
+        let buf =
+            unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.as_ptr().add(start), size) };
+        let len = f(buf).min(size);
+        if len == 0 {
+            self.free.push(addr);
+            return true;
+        }
+        self.tx.write(
+            0,
+            libc::xdp_desc {
+                addr,
+                len: len as u32,
+                options: 0,
+            },
+        );
+        self.tx.submit(1);
+        self.tx_unkicked += 1;
+        true
+    }
+
+    /// Kicks the tx ring if frames were submitted (and the kernel asks for
+    /// it, with need_wakeup), and reclaims the frames already sent.
+    pub fn flush(&mut self) {
+        if self.tx_unkicked > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
+            self.kick_tx();
+        }
+        self.tx_unkicked = 0;
+        self.reclaim();
+    }
+
+    /// Completion ring -> free list.
+    fn reclaim(&mut self) {
+        let n = self.comp.available(self.comp.size);
+        for i in 0..n {
+            let addr = self.comp.read(i);
+            self.free.push(addr - addr % u64::from(self.frame_size));
+        }
+        if n > 0 {
+            self.comp.release(n);
+        }
+    }
+
+    fn kick_tx(&self) {
+        // SAFETY: a zero-length send with no buffer and no address: the
+        // kernel reads nothing from us. EAGAIN/EBUSY/ENOBUFS mean "busy, the
+        // frames stay queued", so the result is not an error here.
+        unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            );
+        }
+    }
+
+    fn wake_rx(&self) {
+        // SAFETY: a zero-length receive into no buffer: the kernel writes
+        // nothing to us; it only runs the rx path.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+    }
+
+    /// Waits at most `timeout_ms` for frames to receive (`poll(2)`, which
+    /// also wakes the kernel's rx path). Returns whether some are ready.
+    pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        match r {
+            r if r >= 0 => Ok(r > 0 && p.revents & libc::POLLIN != 0),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(false)
+                } else {
+                    Err(Error::Syscall {
+                        iface: format!("{} queue {}", self.iface, self.queue),
+                        call: "poll",
+                        source: e,
+                        hint: "the socket is unusable: recreate it",
+                    })
+                }
+            }
+        }
+    }
+
+    /// The kernel's counters for this socket (`XDP_STATISTICS`).
+    pub fn statistics(&self) -> Result<XskStats> {
+        let (s, _) = getsockopt::<libc::xdp_statistics>(self.fd.as_fd(), libc::XDP_STATISTICS)
+            .map_err(|source| Error::Syscall {
+                iface: format!("{} queue {}", self.iface, self.queue),
+                call: "getsockopt(XDP_STATISTICS)",
+                source,
+                hint: "the kernel has no AF_XDP statistics",
+            })?;
+        Ok(XskStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            fill_ring_empty: s.rx_fill_ring_empty_descs,
+            tx_ring_empty: s.tx_ring_empty_descs,
+        })
+    }
+}
+
+impl AsFd for Xsk {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
