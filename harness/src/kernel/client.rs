@@ -182,8 +182,18 @@ struct TConn {
     retry_at: Instant,
 }
 
+/// Open loop: how long before a due send the loop stops sleeping.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Token of the open-loop timer (connections use their index).
+const TIMER: Token = Token(usize::MAX - 1);
+
 struct ClientThread {
     cfg: ClientConfig,
+    /// Open loop: a timerfd wakes the loop when the next send is due, with
+    /// µs precision, where epoll's own timeout only has milliseconds. A
+    /// spinning generator would steal the CPU that the veth's softirq needs.
+    timer: Option<nix::sys::timerfd::TimerFd>,
     cpu_id: Option<usize>,
     poll: Poll,
     conns: Vec<TConn>,
@@ -241,8 +251,23 @@ impl ClientThread {
         } else {
             256 * 1024
         };
+        let poll = Poll::new().expect("epoll_create");
+        let timer = interval.and_then(|_| {
+            use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+            let t = TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )
+            .ok()?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&t));
+            poll.registry()
+                .register(&mut mio::unix::SourceFd(&fd), TIMER, Interest::READABLE)
+                .ok()?;
+            Some(t)
+        });
         ClientThread {
-            poll: Poll::new().expect("epoll_create"),
+            poll,
+            timer,
             cpu_id,
             conns,
             interval,
@@ -299,6 +324,12 @@ impl ClientThread {
                 Err(e) => return Err(e).context("epoll_wait"),
             }
             for ev in events.iter() {
+                if ev.token() == TIMER {
+                    if let Some(t) = &self.timer {
+                        let _ = t.wait(); // clears it (nonblocking)
+                    }
+                    continue;
+                }
                 let i = ev.token().0;
                 if i >= self.conns.len() {
                     continue;
@@ -367,12 +398,23 @@ impl ClientThread {
             }
         }
         let wait = wake.saturating_duration_since(now);
-        // epoll sleeps in whole milliseconds: spin for shorter waits so that
-        // open-loop sends leave on time
-        if wait < Duration::from_millis(1) {
-            Duration::ZERO
-        } else {
-            wait.min(Duration::from_millis(10))
+        match &self.timer {
+            // open loop: the timer wakes epoll shortly before the send is
+            // due and the loop polls without sleeping for the rest: waking a
+            // halted vCPU takes tens of µs or more, which would be counted
+            // as latency; spinning all the time would make the generator
+            // look (and be) saturated
+            Some(t) if wait > SPIN && wait < Duration::from_millis(10) => {
+                use nix::sys::time::TimeSpec;
+                use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+                let _ = t.set(
+                    Expiration::OneShot(TimeSpec::from_duration(wait - SPIN)),
+                    TimerSetTimeFlags::empty(),
+                );
+                Duration::from_millis(10)
+            }
+            Some(_) if wait <= SPIN => Duration::ZERO,
+            _ => wait.min(Duration::from_millis(10)),
         }
     }
 
