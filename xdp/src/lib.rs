@@ -7,12 +7,14 @@
 //!   queue without a socket, goes to the kernel untouched.
 //! - [`Xsk`]: an AF_XDP socket with its own UMEM and four rings, bound to one
 //!   queue (zero-copy where the driver can, else copy mode), receiving and
-//!   transmitting batches of frames.
+//!   transmitting batches of frames; it is the stack's
+//!   [`Device`](stack::phy::Device).
 //!
 //! All unsafe code of the project lives in this crate, in the modules marked
 //! `#[allow(unsafe_code)]`, each block with its `// SAFETY:` reason.
 
 mod config;
+mod device;
 mod error;
 mod log;
 mod steering;

@@ -22,6 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::error::{Error, Result};
 use crate::steering::Iface;
 
+/// Bytes the kernel leaves before a received frame's data in copy mode
+/// (`XDP_PACKET_HEADROOM` of the kernel's uapi).
+pub(crate) const XDP_PACKET_HEADROOM: usize = 256;
+
 /// The UMEM: the packet buffer area shared with the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UmemConfig {
@@ -562,6 +566,11 @@ impl Xsk {
     /// Whether the bind took zero-copy mode (else copy mode).
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    /// Bytes per UMEM frame.
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
     }
 
     /// The interface and queue, for messages.

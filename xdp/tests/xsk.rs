@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::{in_ns, Lab, ADDR_A, ADDR_B};
 use stack::frame::{parse_frame, Frame, Network, Transport};
+use stack::phy::Device;
 use stack::wire::Checksums;
-use xdp::{BindMode, Steer, SteerConfig, Steering, XdpMode, Xsk, XskConfig};
+use xdp::{BindMode, Steer, SteerConfig, Steering, UmemConfig, XdpMode, Xsk, XskConfig};
 
 const STACK_PORT: u16 = 9999;
 
@@ -45,30 +46,11 @@ fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
         return;
     };
     tx_csum_off(&lab);
-    // Shared address: the kernel of side a keeps its address (and answers
-    // ARP for it); only UDP/TCP to STACK_PORT goes to the socket.
-    let config = SteerConfig {
-        addr: ADDR_A,
-        steer: Steer::SharedAddress {
-            ports: vec![STACK_PORT],
-            ephemeral: None,
-        },
-    };
-    let (steering, mut xsk) = in_ns(&lab.a, || {
-        let s =
-            Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &config, false).expect("attach");
-        let x = Xsk::bind(lab.veth_a.as_str(), 0, &XskConfig::default()).expect("bind the XSK");
-        (s, x)
-    });
+    let (steering, mut xsk, sender) = steered_socket(&lab, &XskConfig::default());
     assert!(
         !xsk.zero_copy(),
         "veth has no zero-copy AF_XDP: auto must fall back to copy"
     );
-    steering
-        .insert_socket(0, xsk.as_fd())
-        .expect("XSKMAP insert");
-
-    let sender = in_ns(&lab.b, || UdpSocket::bind((ADDR_B, 0))).expect("bind on side b");
     let src_port = sender.local_addr().unwrap().port();
     let sizes = [1usize, 18, 100, 512, 1000, 1472];
     let payload = |n: usize, i: usize| -> Vec<u8> { (0..n).map(|j| (i * 31 + j) as u8).collect() };
@@ -197,4 +179,88 @@ fn zero_copy_on_veth_is_refused_with_a_reason() {
             );
         }
     }
+}
+
+/// The lab with the program attached and one socket on queue 0 in the map,
+/// plus a kernel UDP socket on side b. Shared address: the kernel of side a
+/// keeps its address (and answers ARP for it); only UDP/TCP to STACK_PORT
+/// goes to the socket.
+fn steered_socket(lab: &Lab, config: &XskConfig) -> (Steering, Xsk, UdpSocket) {
+    let steer = SteerConfig {
+        addr: ADDR_A,
+        steer: Steer::SharedAddress {
+            ports: vec![STACK_PORT],
+            ephemeral: None,
+        },
+    };
+    let (s, x) = in_ns(&lab.a, || {
+        let s =
+            Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &steer, false).expect("attach");
+        (s, Xsk::bind(lab.veth_a.as_str(), 0, config).expect("bind"))
+    });
+    s.insert_socket(0, x.as_fd()).expect("XSKMAP insert");
+    let sender = in_ns(&lab.b, || UdpSocket::bind((ADDR_B, 0))).expect("bind on side b");
+    (s, x, sender)
+}
+
+/// Receives through the stack's `Device` interface until `want` frames came
+/// or a bounded wait ran out; returns how many came.
+fn drain<D: Device>(dev: &mut D, xsk_poll: impl Fn(&mut D), want: usize) -> usize {
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got < want && Instant::now() < deadline {
+        xsk_poll(dev);
+        got += dev.receive(64, |_| {});
+    }
+    got
+}
+
+#[test]
+fn starved_fill_ring_is_counted_and_the_socket_recovers() {
+    let Some(lab) = Lab::new("starved_fill_ring_is_counted_and_the_socket_recovers") else {
+        return;
+    };
+    // 32 frames for receiving, nobody receiving: the 33rd datagram finds
+    // the fill ring empty.
+    let config = XskConfig {
+        umem: UmemConfig {
+            frame_size: 2048,
+            frame_count: 64,
+            fill_size: 32,
+            comp_size: 32,
+        },
+        rx_size: 64,
+        tx_size: 32,
+        ..XskConfig::default()
+    };
+    let (steering, mut xsk, sender) = steered_socket(&lab, &config);
+    for i in 0..100u32 {
+        sender
+            .send_to(&i.to_be_bytes(), (ADDR_A, STACK_PORT))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut st = xsk.statistics().unwrap();
+    while st.fill_ring_empty == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        st = xsk.statistics().unwrap();
+    }
+    eprintln!("after 100 datagrams to 32 frames: {st:?}");
+    assert!(st.fill_ring_empty > 0, "starvation not counted: {st:?}");
+    assert!(st.rx_dropped > 0, "{st:?}");
+
+    // What did arrive is there; receiving refills the ring, and new traffic
+    // flows again on the same socket.
+    let poll = |x: &mut Xsk| {
+        x.poll(50).unwrap();
+    };
+    assert_eq!(drain(&mut xsk, poll, 32), 32);
+    for i in 0..10u32 {
+        sender
+            .send_to(&i.to_be_bytes(), (ADDR_A, STACK_PORT))
+            .unwrap();
+    }
+    assert_eq!(drain(&mut xsk, poll, 10), 10, "{:?}", xsk.statistics());
+    assert_eq!(steering.counters().unwrap().steered, 110);
+    assert!(xsk.caps().mtu >= 1500, "{:?}", xsk.caps());
 }

@@ -1,0 +1,31 @@
+//! The stack's [`Device`] over an AF_XDP socket: received frames are lent
+//! straight from the UMEM, transmitted frames are written straight into it.
+use stack::phy::{Device, DeviceCaps};
+
+use crate::xsk::{Xsk, XDP_PACKET_HEADROOM};
+
+/// Ethernet header with one VLAN tag: what `DeviceCaps::max_frame_len` adds.
+const L2_MAX: usize = 18;
+
+impl Device for Xsk {
+    /// In copy mode the kernel writes a received frame after
+    /// `XDP_PACKET_HEADROOM` bytes of its UMEM frame: what is left, less the
+    /// Ethernet header, is the largest IP packet that fits.
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps {
+            mtu: self.frame_size() as usize - XDP_PACKET_HEADROOM - L2_MAX,
+        }
+    }
+
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, f: F) -> usize {
+        Xsk::receive(self, budget, f)
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        Xsk::transmit(self, f)
+    }
+
+    fn flush(&mut self) {
+        Xsk::flush(self);
+    }
+}
