@@ -3,17 +3,15 @@
 //! program without force, and detach on Drop and on SIGKILL.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{in_ns, Lab, ADDR_A};
+use common::{in_ns, listen_a, tcp_echo, Lab, ADDR_A};
 use xdp::{AttachedMode, Error, Replaced, Steer, SteerConfig, Steering, XdpMode};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn own(addr: Ipv4Addr) -> SteerConfig {
     SteerConfig {
@@ -27,53 +25,6 @@ fn attach(lab: &Lab, mode: XdpMode, config: &SteerConfig, force: bool) -> xdp::R
     in_ns(&lab.a, || {
         Steering::attach(lab.veth_a.as_str(), mode, config, force)
     })
-}
-
-/// A kernel TCP listener on side a (198.18.0.1, any port).
-fn listen_a(lab: &Lab) -> TcpListener {
-    in_ns(&lab.a, || TcpListener::bind((ADDR_A, 0))).expect("bind on side a")
-}
-
-/// Echo server on side a, client on side b: `rounds` messages of 1000 bytes
-/// go b -> a -> b and must come back intact. Bounded by TIMEOUT throughout.
-fn tcp_echo(lab: &Lab, listener: TcpListener, rounds: usize) {
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let server = thread::spawn(move || {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut conn = loop {
-            match listener.accept() {
-                Ok((c, _)) => break c,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no connection within {TIMEOUT:?}"
-                    );
-                    thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut buf = [0u8; 1000];
-        for _ in 0..rounds {
-            conn.read_exact(&mut buf).expect("server read");
-            conn.write_all(&buf).expect("server write");
-        }
-    });
-    let peer = SocketAddr::from((ADDR_A, port));
-    let mut c = in_ns(&lab.b, || TcpStream::connect_timeout(&peer, TIMEOUT))
-        .expect("kernel TCP connect from side b");
-    c.set_read_timeout(Some(TIMEOUT)).unwrap();
-    for i in 0..rounds {
-        let msg: Vec<u8> = (0..1000).map(|j| (i * 7 + j) as u8).collect();
-        c.write_all(&msg).expect("client write");
-        let mut back = vec![0u8; msg.len()];
-        c.read_exact(&mut back).expect("client read");
-        assert_eq!(back, msg, "round {i} came back changed");
-    }
-    server.join().expect("echo server");
 }
 
 #[test]
@@ -324,4 +275,53 @@ fn sigkill_leaves_no_program() {
     );
     let found = in_ns(&lab.a, || xdp::existing_program(lab.veth_a.as_str())).unwrap();
     assert_eq!(found, None);
+}
+
+#[test]
+fn force_replaces_a_netlink_attached_program() {
+    let Some(lab) = Lab::new("force_replaces_a_netlink_attached_program") else {
+        return;
+    };
+    // A program attached the old way (netlink, no bpf_link), as `ip` does.
+    let obj = concat!(env!("OUT_DIR"), "/steer.bpf.o");
+    common::ip(&[
+        "-n",
+        &lab.a,
+        "link",
+        "set",
+        "dev",
+        &lab.veth_a,
+        "xdpgeneric",
+        "obj",
+        obj,
+        "sec",
+        "xdp",
+    ])
+    .expect("ip attaches a program through netlink");
+    let old = in_ns(&lab.a, || xdp::existing_program(lab.veth_a.as_str()))
+        .unwrap()
+        .expect("ip's program");
+    assert_eq!((old.mode, old.link_id), ("generic", None), "{old:?}");
+    let cfg = own(Ipv4Addr::new(198, 18, 0, 9));
+    match attach(&lab, XdpMode::Auto, &cfg, false) {
+        Err(Error::Busy { prog_id, held, .. }) => {
+            assert_eq!(prog_id, old.prog_id);
+            assert!(held.is_empty(), "no link holds it: {held}");
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    let s = attach(&lab, XdpMode::Auto, &cfg, true).expect("forced attach");
+    assert_eq!(
+        s.replaced(),
+        Some(Replaced::DetachedNetlink {
+            prog_id: old.prog_id
+        })
+    );
+    assert_eq!(s.mode(), AttachedMode::Native);
+    drop(s);
+    assert!(
+        !lab.xdp_shown_on_a(),
+        "{}",
+        lab.link_show(&lab.a, &lab.veth_a)
+    );
 }

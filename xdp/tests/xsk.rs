@@ -104,6 +104,17 @@ fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
             "echo {i} ({n} bytes) changed"
         );
     }
+    // While the socket takes the stack's port, the kernels of both sides
+    // still talk TCP on their own addresses: only the stack's traffic is taken.
+    let before = steering.counters().unwrap();
+    common::tcp_echo(&lab, common::listen_a(&lab), 20);
+    let after = steering.counters().unwrap();
+    assert_eq!(
+        after.steered, before.steered,
+        "kernel TCP was steered: {after:?}"
+    );
+    assert!(after.passed >= before.passed + 20, "{after:?}");
+
     let deadline = Instant::now() + Duration::from_secs(5);
     while xsk.free_frames() < FREE_AT_REST && Instant::now() < deadline {
         xsk.flush();

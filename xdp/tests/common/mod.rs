@@ -3,9 +3,12 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 
@@ -24,7 +27,8 @@ pub struct Lab {
     made: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> Result<String, String> {
+/// Runs `ip ARGS`; its stdout, or what went wrong.
+pub fn ip(args: &[&str]) -> Result<String, String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -129,3 +133,53 @@ pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
         .expect("the thread in the namespace panicked")
     })
 }
+
+/// A kernel TCP listener on side a (198.18.0.1, any port).
+pub fn listen_a(lab: &Lab) -> TcpListener {
+    in_ns(&lab.a, || TcpListener::bind((ADDR_A, 0))).expect("bind on side a")
+}
+
+/// Echo server on side a, client on side b: `rounds` messages of 1000 bytes
+/// go b -> a -> b and must come back intact. Bounded by TIMEOUT throughout.
+pub fn tcp_echo(lab: &Lab, listener: TcpListener, rounds: usize) {
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let server = thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no connection within {TIMEOUT:?}"
+                    );
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut buf = [0u8; 1000];
+        for _ in 0..rounds {
+            conn.read_exact(&mut buf).expect("server read");
+            conn.write_all(&buf).expect("server write");
+        }
+    });
+    let peer = SocketAddr::from((ADDR_A, port));
+    let mut c = in_ns(&lab.b, || TcpStream::connect_timeout(&peer, TIMEOUT))
+        .expect("kernel TCP connect from side b");
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    for i in 0..rounds {
+        let msg: Vec<u8> = (0..1000).map(|j| (i * 7 + j) as u8).collect();
+        c.write_all(&msg).expect("client write");
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).expect("client read");
+        assert_eq!(back, msg, "round {i} came back changed");
+    }
+    server.join().expect("echo server");
+}
+
+/// Bound on every wait of the lab helpers.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
