@@ -77,7 +77,35 @@ pub struct XskConfig {
     /// `XDP_USE_NEED_WAKEUP`: the kernel says when it needs a syscall to make
     /// progress, instead of us making one every time.
     pub need_wakeup: bool,
+    /// Busy polling: the application's `receive`/`flush` calls run the
+    /// driver's NAPI loop instead of interrupts (where the device is set up
+    /// for it: `napi_defer_hard_irqs`, `gro_flush_timeout`).
+    pub busy_poll: Option<BusyPoll>,
 }
+
+/// Busy-poll settings of a socket (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`,
+/// `SO_BUSY_POLL_BUDGET`; kernel 5.11 or later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// How long one busy poll may spin, in microseconds.
+    pub usecs: u32,
+    /// Frames one busy poll may process.
+    pub budget: u16,
+}
+
+impl Default for BusyPoll {
+    fn default() -> Self {
+        BusyPoll {
+            usecs: 20,
+            budget: 64,
+        }
+    }
+}
+
+// asm-generic/socket.h (x86, arm64, riscv; not mips, sparc, parisc, alpha)
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 
 impl Default for XskConfig {
     fn default() -> Self {
@@ -87,6 +115,7 @@ impl Default for XskConfig {
             tx_size: 2048,
             bind: BindMode::Auto,
             need_wakeup: true,
+            busy_poll: None,
         }
     }
 }
@@ -305,6 +334,7 @@ pub struct Xsk {
     /// Tx descriptors submitted since the last kick.
     tx_unkicked: u32,
     need_wakeup: bool,
+    busy_poll: Option<BusyPoll>,
     zero_copy: bool,
     iface: String,
     queue: u32,
@@ -326,17 +356,18 @@ fn pow2(what: &str, n: u32) -> Result<()> {
 }
 
 fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, v: &T) -> io::Result<()> {
+    setsockopt_level(fd, libc::SOL_XDP, opt, v)
+}
+
+fn setsockopt_level<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: &T,
+) -> io::Result<()> {
     let len = libc::socklen_t::try_from(size_of::<T>()).expect("small option");
     // SAFETY: `v` points to a live T of `len` bytes for the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            opt,
-            (v as *const T).cast(),
-            len,
-        )
-    };
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, opt, (v as *const T).cast(), len) };
     if r == 0 {
         Ok(())
     } else {
@@ -539,6 +570,20 @@ impl Xsk {
         }
         let (opts, _) = getsockopt::<libc::xdp_options>(fd.as_fd(), libc::XDP_OPTIONS)
             .map_err(fail("getsockopt(XDP_OPTIONS)", ROOT))?;
+        if let Some(bp) = config.busy_poll {
+            const OLD: &str =
+                "the kernel has no preferred busy polling (5.11+): leave busy poll off";
+            let level = libc::SOL_SOCKET;
+            let usecs = libc::c_int::try_from(bp.usecs).unwrap_or(libc::c_int::MAX);
+            let on: libc::c_int = 1;
+            let budget = libc::c_int::from(bp.budget);
+            setsockopt_level(fd.as_fd(), level, SO_PREFER_BUSY_POLL, &on)
+                .map_err(fail("setsockopt(SO_PREFER_BUSY_POLL)", OLD))?;
+            setsockopt_level(fd.as_fd(), level, SO_BUSY_POLL, &usecs)
+                .map_err(fail("setsockopt(SO_BUSY_POLL)", ROOT))?;
+            setsockopt_level(fd.as_fd(), level, SO_BUSY_POLL_BUDGET, &budget)
+                .map_err(fail("setsockopt(SO_BUSY_POLL_BUDGET)", OLD))?;
+        }
 
         let mut xsk = Xsk {
             rx,
@@ -555,12 +600,18 @@ impl Xsk {
                 .collect(),
             tx_unkicked: 0,
             need_wakeup: config.need_wakeup,
+            busy_poll: config.busy_poll,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
             iface: name,
             queue,
         };
         xsk.refill(u.fill_size);
         Ok(xsk)
+    }
+
+    /// The busy-poll settings in force, if busy polling is on.
+    pub fn busy_poll(&self) -> Option<BusyPoll> {
+        self.busy_poll
     }
 
     /// Whether the bind took zero-copy mode (else copy mode).
@@ -630,7 +681,8 @@ impl Xsk {
             self.rx.release(n);
             self.refill(n);
         }
-        if self.need_wakeup && self.fill.needs_wakeup() {
+        // Busy polling runs the driver from this syscall: make it every batch.
+        if self.busy_poll.is_some() || (self.need_wakeup && self.fill.needs_wakeup()) {
             self.wake_rx();
         }
         given
@@ -677,7 +729,8 @@ impl Xsk {
     /// Kicks the tx ring if frames were submitted (and the kernel asks for
     /// it, with need_wakeup), and reclaims the frames already sent.
     pub fn flush(&mut self) {
-        if self.tx_unkicked > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
+        let asked = !self.need_wakeup || self.tx.needs_wakeup();
+        if self.tx_unkicked > 0 && (asked || self.busy_poll.is_some()) {
             self.kick_tx();
         }
         self.tx_unkicked = 0;

@@ -13,7 +13,7 @@ use common::{in_ns, Lab, ADDR_A, ADDR_B};
 use stack::frame::{parse_frame, Frame, Network, Transport};
 use stack::phy::Device;
 use stack::wire::Checksums;
-use xdp::{BindMode, Steer, SteerConfig, Steering, UmemConfig, XdpMode, Xsk, XskConfig};
+use xdp::{BindMode, BusyPoll, Steer, SteerConfig, Steering, UmemConfig, XdpMode, Xsk, XskConfig};
 
 const STACK_PORT: u16 = 9999;
 
@@ -274,4 +274,25 @@ fn starved_fill_ring_is_counted_and_the_socket_recovers() {
     assert_eq!(drain(&mut xsk, poll, 10), 10, "{:?}", xsk.statistics());
     assert_eq!(steering.counters().unwrap().steered, 110);
     assert!(xsk.caps().mtu >= 1500, "{:?}", xsk.caps());
+}
+
+#[test]
+fn busy_poll_socket_receives_when_driven_by_its_own_calls() {
+    let Some(lab) = Lab::new("busy_poll_socket_receives_when_driven_by_its_own_calls") else {
+        return;
+    };
+    let config = XskConfig {
+        busy_poll: Some(BusyPoll::default()),
+        ..XskConfig::default()
+    };
+    let (_steering, mut xsk, sender) = steered_socket(&lab, &config);
+    assert_eq!(xsk.busy_poll(), Some(BusyPoll::default()));
+    for i in 0..50u32 {
+        sender
+            .send_to(&i.to_be_bytes(), (ADDR_A, STACK_PORT))
+            .unwrap();
+    }
+    // No poll(): each receive makes the busy-polling syscall itself.
+    let idle = |_: &mut Xsk| std::thread::sleep(Duration::from_millis(1));
+    assert_eq!(drain(&mut xsk, idle, 50), 50, "{:?}", xsk.statistics());
 }
