@@ -192,11 +192,23 @@ fn zero_copy_on_veth_is_refused_with_a_reason() {
     }
 }
 
-/// The lab with the program attached and one socket on queue 0 in the map,
-/// plus a kernel UDP socket on side b. Shared address: the kernel of side a
-/// keeps its address (and answers ARP for it); only UDP/TCP to STACK_PORT
-/// goes to the socket.
+/// The lab with the program attached (native) and one socket on queue 0 in
+/// the map, plus a kernel UDP socket on side b.
 fn steered_socket(lab: &Lab, config: &XskConfig) -> (Steering, Xsk, UdpSocket) {
+    let (s, mut xs, sender) = steered_queues(lab, XdpMode::Native, config, 1);
+    (s, xs.pop().expect("one socket"), sender)
+}
+
+/// The lab with the program attached in `mode` and one socket per queue
+/// (0..queues) in the map, plus a kernel UDP socket on side b. Shared
+/// address: the kernel of side a keeps its address (and answers ARP for it);
+/// only UDP/TCP to STACK_PORT goes to the sockets.
+fn steered_queues(
+    lab: &Lab,
+    mode: XdpMode,
+    config: &XskConfig,
+    queues: u32,
+) -> (Steering, Vec<Xsk>, UdpSocket) {
     let steer = SteerConfig {
         addr: ADDR_A,
         steer: Steer::SharedAddress {
@@ -204,14 +216,18 @@ fn steered_socket(lab: &Lab, config: &XskConfig) -> (Steering, Xsk, UdpSocket) {
             ephemeral: None,
         },
     };
-    let (s, x) = in_ns(&lab.a, || {
-        let s =
-            Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &steer, false).expect("attach");
-        (s, Xsk::bind(lab.veth_a.as_str(), 0, config).expect("bind"))
+    let (s, xs) = in_ns(&lab.a, || {
+        let s = Steering::attach(lab.veth_a.as_str(), mode, &steer, false).expect("attach");
+        let xs: Vec<Xsk> = (0..queues)
+            .map(|q| Xsk::bind(lab.veth_a.as_str(), q, config).expect("bind"))
+            .collect();
+        (s, xs)
     });
-    s.insert_socket(0, x.as_fd()).expect("XSKMAP insert");
+    for (q, x) in (0..).zip(&xs) {
+        s.insert_socket(q, x.as_fd()).expect("XSKMAP insert");
+    }
     let sender = in_ns(&lab.b, || UdpSocket::bind((ADDR_B, 0))).expect("bind on side b");
-    (s, x, sender)
+    (s, xs, sender)
 }
 
 /// Receives through the stack's `Device` interface until `want` frames came
@@ -295,4 +311,64 @@ fn busy_poll_socket_receives_when_driven_by_its_own_calls() {
     // No poll(): each receive makes the busy-polling syscall itself.
     let idle = |_: &mut Xsk| std::thread::sleep(Duration::from_millis(1));
     assert_eq!(drain(&mut xsk, idle, 50), 50, "{:?}", xsk.statistics());
+}
+
+#[test]
+fn generic_mode_sockets_receive_in_copy_mode() {
+    let Some(lab) = Lab::new("generic_mode_sockets_receive_in_copy_mode") else {
+        return;
+    };
+    let (s, mut xs, sender) = steered_queues(&lab, XdpMode::Generic, &XskConfig::default(), 1);
+    assert_eq!(s.mode(), xdp::AttachedMode::Generic);
+    let xsk = &mut xs[0];
+    assert!(!xsk.zero_copy());
+    for i in 0..20u32 {
+        sender
+            .send_to(&i.to_be_bytes(), (ADDR_A, STACK_PORT))
+            .unwrap();
+    }
+    let poll = |x: &mut Xsk| {
+        x.poll(50).unwrap();
+    };
+    assert_eq!(drain(xsk, poll, 20), 20, "{:?}", xsk.statistics());
+    assert_eq!(s.counters().unwrap().steered, 20);
+}
+
+#[test]
+fn one_socket_per_queue_receives_every_flow() {
+    const QUEUES: u32 = 2;
+    const FLOWS: u32 = 16;
+    const PER_FLOW: u32 = 10;
+    let Some(lab) = Lab::with_queues("one_socket_per_queue_receives_every_flow", QUEUES) else {
+        return;
+    };
+    let (s, mut xs, _) = steered_queues(&lab, XdpMode::Native, &XskConfig::default(), QUEUES);
+    // Flows from different source ports: side b's veth spreads them over its
+    // tx queues by flow hash, and veth delivers tx queue q to rx queue q.
+    let senders: Vec<UdpSocket> = (0..FLOWS)
+        .map(|_| in_ns(&lab.b, || UdpSocket::bind((ADDR_B, 0))).expect("bind on side b"))
+        .collect();
+    for round in 0..PER_FLOW {
+        for u in &senders {
+            u.send_to(&round.to_be_bytes(), (ADDR_A, STACK_PORT))
+                .unwrap();
+        }
+    }
+    let want = (FLOWS * PER_FLOW) as usize;
+    let mut per_queue = vec![0usize; xs.len()];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while per_queue.iter().sum::<usize>() < want && Instant::now() < deadline {
+        for (q, x) in xs.iter_mut().enumerate() {
+            x.poll(10).unwrap();
+            per_queue[q] += x.receive(64, |_| {});
+        }
+    }
+    eprintln!("frames per queue: {per_queue:?}");
+    assert_eq!(
+        per_queue.iter().sum::<usize>(),
+        want,
+        "per queue: {per_queue:?}"
+    );
+    let c = s.counters().unwrap();
+    assert_eq!((c.steered, c.no_socket), (want as u64, 0), "{c:?}");
 }

@@ -48,6 +48,11 @@ impl Lab {
     /// Builds a lab, or returns `None` (after saying why) where the tests
     /// cannot run: not root.
     pub fn new(test: &str) -> Option<Lab> {
+        Lab::with_queues(test, 1)
+    }
+
+    /// A lab whose veth ends have `queues` rx and tx queues each.
+    pub fn with_queues(test: &str, queues: u32) -> Option<Lab> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("SKIPPED {test}: needs root (network namespaces and XDP)");
             return None;
@@ -68,20 +73,25 @@ impl Lab {
             "interface name {} too long",
             lab.veth_a
         );
-        lab.build()
+        lab.build(queues)
             .unwrap_or_else(|e| panic!("building lab for {test}: {e}"));
         Some(lab)
     }
 
-    fn build(&mut self) -> Result<(), String> {
+    fn build(&mut self, queues: u32) -> Result<(), String> {
         for ns in [self.a.clone(), self.b.clone()] {
             ip(&["netns", "add", &ns])?;
             self.made.push(ns);
         }
         let (a, b, va, vb) = (&self.a, &self.b, &self.veth_a, &self.veth_b);
-        ip(&[
-            "-n", a, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b,
-        ])?;
+        let q = queues.to_string();
+        let q = ["numtxqueues", &q, "numrxqueues", &q];
+        let mut args = vec!["-n", a, "link", "add", va];
+        args.extend(q);
+        args.extend(["type", "veth", "peer", "name", vb]);
+        args.extend(q);
+        args.extend(["netns", b]);
+        ip(&args)?;
         ip(&["-n", a, "addr", "add", &format!("{ADDR_A}/24"), "dev", va])?;
         ip(&["-n", b, "addr", "add", &format!("{ADDR_B}/24"), "dev", vb])?;
         for (ns, dev) in [(a, va), (b, vb)] {
