@@ -213,19 +213,24 @@ impl<T: Copy> Ring<T> {
         let len = off.desc as usize + size as usize * size_of::<T>();
         let map = Mmap::new(len, Some(fd), pgoff)?;
         let base = map.ptr.as_ptr();
-        let at = |o: u64| -> io::Result<*mut u8> {
-            if (o as usize) < len {
+        // A field of `bytes` bytes and alignment `align` at offset `o`, checked
+        // to lie inside the mapping (whose base is page-aligned).
+        let at = |o: u64, bytes: usize, align: usize| -> io::Result<*mut u8> {
+            let o = usize::try_from(o).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            if o.checked_add(bytes).is_some_and(|end| end <= len) && o % align == 0 {
                 // SAFETY: `o` is within the mapping of `len` bytes.
-                Ok(unsafe { base.add(o as usize) })
+                Ok(unsafe { base.add(o) })
             } else {
                 Err(io::Error::from_raw_os_error(libc::EINVAL))
             }
         };
+        let idx = (size_of::<AtomicU32>(), std::mem::align_of::<AtomicU32>());
+        let entries = size as usize * size_of::<T>();
         let (p, c, f, d) = (
-            at(off.producer)?,
-            at(off.consumer)?,
-            at(off.flags)?,
-            at(off.desc)?,
+            at(off.producer, idx.0, idx.1)?,
+            at(off.consumer, idx.0, idx.1)?,
+            at(off.flags, idx.0, idx.1)?,
+            at(off.desc, entries, std::mem::align_of::<T>())?,
         );
         let nn = |p: *mut u8| NonNull::new(p).expect("inside a non-null mapping");
         let mut ring = Ring {
@@ -245,8 +250,8 @@ impl<T: Copy> Ring<T> {
     }
 
     fn producer(&self) -> &AtomicU32 {
-        // SAFETY: points into our live mapping, 4-byte aligned (the kernel
-        // lays out u32 indexes), and the kernel accesses it only atomically.
+        // SAFETY: points into our live mapping, inside and aligned (checked
+        // in `map`), and the kernel accesses it only atomically.
         unsafe { self.producer.as_ref() }
     }
 
@@ -742,7 +747,11 @@ impl Xsk {
         let n = self.comp.available(self.comp.size);
         for i in 0..n {
             let addr = self.comp.read(i);
-            self.free.push(addr - addr % u64::from(self.frame_size));
+            // only frame starts inside the UMEM go back to the free list
+            let base = addr - addr % u64::from(self.frame_size);
+            if base < self.umem.len as u64 {
+                self.free.push(base);
+            }
         }
         if n > 0 {
             self.comp.release(n);
