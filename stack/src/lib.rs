@@ -22,10 +22,16 @@
 #![warn(missing_docs)]
 
 pub mod drop;
+pub mod error;
 pub mod flow;
 pub mod frame;
+pub mod iface;
 pub mod phy;
+pub mod storage;
+pub mod tcp;
 pub mod time;
 pub mod wire;
 
 pub use drop::{Counters, DropReason};
+pub use error::Error;
+pub use iface::{Event, Interface, InterfaceConfig, Readiness, Shutdown, SocketHandle};

@@ -1,0 +1,967 @@
+//! The interface: one shard's device, demultiplexing tables and sockets,
+//! behind the Berkeley sockets verbs.
+//!
+//! An [`Interface`] owns a [`Device`], the flow table (connections by
+//! 5-tuple), the port table (bound sockets and listeners, with the wildcard
+//! fallback), the ephemeral port allocator and every socket. It makes no
+//! system call and starts no thread: the caller drives it with
+//! [`Interface::poll`]`(now)`, which receives a batch of frames, runs the
+//! timers that are due and sends what the connections have to send, and
+//! then reads readiness [`Event`]s with [`Interface::next_event`]. Every
+//! verb is nonblocking and fails with an errno-named [`Error`].
+//!
+//! Link-layer addresses are static in this slice: every frame goes to the
+//! configured neighbour's MAC (ARP comes with the UDP/ARP issue).
+
+mod event;
+mod socket;
+
+pub use event::{Event, Readiness};
+pub use socket::SocketHandle;
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::collections::VecDeque;
+
+use socket::{Kind, Listener, Slot, Socket};
+
+use crate::error::Error;
+use crate::flow::{EphemeralPorts, FlowHasher, FlowKey, FlowTable, ListenKey, ListenTable};
+use crate::frame::{parse_frame, Frame, Network, Transport};
+use crate::phy::Device;
+use crate::tcp::{Endpoints, IsnGenerator, Reaction, SeqNumber, State, Tcb, TcpConfig, TcpStats};
+use crate::time::Instant;
+use crate::wire::{
+    Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, TcpFlags,
+    TcpOptions, TcpRepr,
+};
+use crate::Counters;
+
+/// Resets owed to segments that belong to no connection, at most.
+const MAX_PENDING_RESETS: usize = 64;
+
+/// How an interface is set up.
+#[derive(Debug, Clone)]
+pub struct InterfaceConfig {
+    /// This interface's MAC address.
+    pub mac: EthernetAddress,
+    /// This interface's IPv4 address.
+    pub addr: Ipv4Addr,
+    /// The MAC every frame is sent to (a static neighbour: no ARP yet).
+    pub neighbour: EthernetAddress,
+    /// Sockets at most (listeners, connections, and connections still
+    /// closing after their user let go); also the flow table's capacity.
+    pub max_sockets: usize,
+    /// Connections waiting in a listener's SYN queue, at most.
+    pub syn_backlog: usize,
+    /// Frames taken from the device per poll, at most.
+    pub rx_batch: usize,
+    /// Verify checksums of received frames (`Trust` where the NIC did).
+    pub checksums: Checksums,
+    /// Settings of each connection.
+    pub tcp: TcpConfig,
+    /// Secret of the flow hashes (drawn once per process).
+    pub flow_secret: [u64; 4],
+    /// Secret of the ISN function (RFC 6528).
+    pub isn_secret: [u64; 4],
+}
+
+impl InterfaceConfig {
+    /// Defaults around the given addresses and secrets.
+    pub fn new(
+        mac: EthernetAddress,
+        addr: Ipv4Addr,
+        neighbour: EthernetAddress,
+        flow_secret: [u64; 4],
+        isn_secret: [u64; 4],
+    ) -> InterfaceConfig {
+        InterfaceConfig {
+            mac,
+            addr,
+            neighbour,
+            max_sockets: 1024,
+            syn_backlog: 128,
+            rx_batch: 64,
+            checksums: Checksums::Verify,
+            tcp: TcpConfig::default(),
+            flow_secret,
+            isn_secret,
+        }
+    }
+}
+
+/// `shutdown(2)`'s `how`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SHUT_RD`.
+    Read,
+    /// `SHUT_WR`: send a FIN after the queued data.
+    Write,
+    /// `SHUT_RDWR`.
+    Both,
+}
+
+/// A reset for a segment that has no connection (RFC 9293 §3.10.7.1).
+#[derive(Debug, Clone, Copy)]
+struct PendingReset {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seq: u32,
+    ack: Option<u32>,
+}
+
+/// Everything but the device, so that a frame the device lends can be
+/// processed while the device is borrowed.
+#[derive(Debug)]
+struct Inner {
+    cfg: InterfaceConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    flows: FlowTable<SocketHandle>,
+    ports: ListenTable<SocketHandle>,
+    ephemeral: EphemeralPorts,
+    isn: IsnGenerator,
+    counters: Counters,
+    stats: TcpStats,
+    /// Frames parsed that the stack does not serve yet (ARP, UDP, ICMP,
+    /// IPv6, other destinations).
+    unhandled: u64,
+    /// Resets that could not be queued.
+    resets_dropped: u64,
+    resets: VecDeque<PendingReset>,
+    /// Sockets with something new: to dispatch and to check for events.
+    touched: Vec<u32>,
+    events: VecDeque<SocketHandle>,
+    next_timer: Option<Instant>,
+    now: Instant,
+    ip_ident: u16,
+    mss: u16,
+}
+
+/// One shard's network interface. See the [module](self) documentation.
+#[derive(Debug)]
+pub struct Interface<D: Device> {
+    device: D,
+    inner: Inner,
+}
+
+impl<D: Device> Interface<D> {
+    /// An interface over `device`; every table is allocated now.
+    pub fn new(device: D, cfg: InterfaceConfig) -> Interface<D> {
+        let hasher = FlowHasher::new(cfg.flow_secret);
+        let mss = device
+            .caps()
+            .mtu
+            .saturating_sub(40)
+            .min(usize::from(u16::MAX)) as u16;
+        let n = cfg.max_sockets;
+        let inner = Inner {
+            slots: Vec::with_capacity(n),
+            free: Vec::with_capacity(n),
+            flows: FlowTable::with_capacity(n, hasher),
+            ports: ListenTable::with_capacity(n, hasher),
+            ephemeral: EphemeralPorts::new(hasher),
+            isn: IsnGenerator::new(cfg.isn_secret),
+            counters: Counters::new(),
+            stats: TcpStats::default(),
+            unhandled: 0,
+            resets_dropped: 0,
+            resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            touched: Vec::with_capacity(n),
+            events: VecDeque::with_capacity(n),
+            next_timer: None,
+            now: Instant::ZERO,
+            ip_ident: 0,
+            mss,
+            cfg,
+        };
+        Interface { device, inner }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// Drop counters of received frames.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// What TCP did.
+    pub fn tcp_stats(&self) -> &TcpStats {
+        &self.inner.stats
+    }
+
+    /// Frames received that nothing here serves yet (ARP, UDP, ICMP, IPv6,
+    /// another destination address).
+    pub fn unhandled_frames(&self) -> u64 {
+        self.inner.unhandled
+    }
+
+    /// The time of the last poll.
+    pub fn now(&self) -> Instant {
+        self.inner.now
+    }
+
+    /// Receive a batch, run due timers, send what is owed, flush the
+    /// device. Returns whether any frame was received.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        let Interface { device, inner } = self;
+        inner.now = inner.now.max(now);
+        let budget = inner.cfg.rx_batch;
+        let got = device.receive(budget, |frame| inner.receive(frame));
+        inner.run_timers();
+        inner.egress(device);
+        device.flush();
+        inner.report_events();
+        got > 0
+    }
+
+    /// Run due timers and send what is owed, without receiving: what a
+    /// loop calls after socket calls to send at once.
+    pub fn poll_egress(&mut self, now: Instant) {
+        let Interface { device, inner } = self;
+        inner.now = inner.now.max(now);
+        inner.run_timers();
+        inner.egress(device);
+        device.flush();
+        inner.report_events();
+    }
+
+    /// When [`poll`](Self::poll) next has work without new frames: now if
+    /// something is owed, else the earliest timer.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.inner.touched.is_empty() || !self.inner.resets.is_empty() {
+            return Some(self.inner.now);
+        }
+        self.inner.next_timer
+    }
+
+    /// The next socket whose readiness changed, with its readiness now.
+    pub fn next_event(&mut self) -> Option<Event> {
+        let inner = &mut self.inner;
+        while let Some(h) = inner.events.pop_front() {
+            if let Some(s) = inner.socket_mut(h) {
+                s.queued = false;
+                let readiness = s.readiness();
+                return Some(Event {
+                    handle: h,
+                    readiness,
+                });
+            }
+        }
+        None
+    }
+
+    /// The readiness of a socket now (level-triggered).
+    pub fn readiness(&self, h: SocketHandle) -> Result<Readiness, Error> {
+        Ok(self.inner.socket(h)?.readiness())
+    }
+
+    // ---- the verbs ----
+
+    /// `socket(AF_INET, SOCK_STREAM)`: a new unbound TCP socket.
+    pub fn socket(&mut self) -> Result<SocketHandle, Error> {
+        self.inner.alloc(Socket::new(Kind::Idle, true))
+    }
+
+    /// `bind`: take `addr` (this interface's address or 0.0.0.0) and port.
+    pub fn bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> Result<(), Error> {
+        let inner = &mut self.inner;
+        if !addr.ip().is_unspecified() && *addr.ip() != inner.cfg.addr {
+            return Err(Error::AddrNotAvailable);
+        }
+        if addr.port() == 0 {
+            return Err(Error::InvalidInput);
+        }
+        let s = inner.socket(h)?;
+        if !matches!(s.kind, Kind::Idle) || s.bound.is_some() {
+            return Err(Error::InvalidInput);
+        }
+        let key = ListenKey {
+            protocol: IpProtocol::TCP,
+            addr: IpAddr::V4(*addr.ip()),
+            port: addr.port(),
+        };
+        let wildcard = ListenKey {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ..key
+        };
+        let specific = ListenKey {
+            addr: IpAddr::V4(inner.cfg.addr),
+            ..key
+        };
+        if inner.ports.get_exact(&wildcard).is_some() || inner.ports.get_exact(&specific).is_some()
+        {
+            return Err(Error::AddrInUse);
+        }
+        inner.ports.insert(key, h).map_err(|_| Error::NoBuffers)?;
+        inner.socket_mut(h).ok_or(Error::BadHandle)?.bound = Some(key);
+        Ok(())
+    }
+
+    /// `listen(backlog)`: accept connections; at most `backlog` wait to be
+    /// accepted (the accept queue), and at most the configured SYN backlog
+    /// wait in the handshake (the SYN queue).
+    pub fn listen(&mut self, h: SocketHandle, backlog: usize) -> Result<(), Error> {
+        let s = self.inner.socket_mut(h).ok_or(Error::BadHandle)?;
+        match (&s.kind, s.bound) {
+            (Kind::Idle, Some(_)) if backlog > 0 => {
+                s.kind = Kind::Listener(Listener::new(backlog));
+                Ok(())
+            }
+            (Kind::Listener(_), _) => Ok(()),
+            _ => Err(Error::InvalidInput),
+        }
+    }
+
+    /// `accept`: the next established connection and its peer's address.
+    pub fn accept(&mut self, h: SocketHandle) -> Result<(SocketHandle, SocketAddrV4), Error> {
+        let inner = &mut self.inner;
+        let s = inner.socket_mut(h).ok_or(Error::BadHandle)?;
+        let Kind::Listener(l) = &mut s.kind else {
+            return Err(Error::InvalidInput);
+        };
+        let child = l.accept_queue.pop_front().ok_or(Error::WouldBlock)?;
+        inner.touch(h);
+        let c = inner.socket_mut(child).ok_or(Error::BadHandle)?;
+        c.user = true;
+        c.parent = None;
+        let remote = c.tcb().map(|t| t.remote()).ok_or(Error::BadHandle)?;
+        inner.touch(child);
+        Ok((child, remote))
+    }
+
+    /// `connect`: start the handshake (nonblocking: the socket reports
+    /// [`Readiness::CONNECTED`], or an error such as ECONNREFUSED or
+    /// ETIMEDOUT, later). An unbound socket gets an ephemeral port.
+    pub fn connect(&mut self, h: SocketHandle, remote: SocketAddrV4) -> Result<(), Error> {
+        let inner = &mut self.inner;
+        let s = inner.socket(h)?;
+        match &s.kind {
+            Kind::Idle => {}
+            Kind::Tcb(t) if t.state() == State::SynSent => return Err(Error::AlreadyInProgress),
+            Kind::Tcb(_) => return Err(Error::AlreadyConnected),
+            Kind::Listener(_) => return Err(Error::InvalidInput),
+        }
+        let local_ip = inner.cfg.addr;
+        let port = match s.bound {
+            Some(k) => k.port,
+            None => {
+                let flows = &inner.flows;
+                inner
+                    .ephemeral
+                    .allocate(
+                        IpProtocol::TCP,
+                        IpAddr::V4(local_ip),
+                        IpAddr::V4(*remote.ip()),
+                        remote.port(),
+                        |k| flows.contains_key(k),
+                        None,
+                    )
+                    .ok_or(Error::AddrNotAvailable)?
+            }
+        };
+        let local = SocketAddrV4::new(local_ip, port);
+        let key = flow_key(local, remote);
+        if inner.flows.contains_key(&key) {
+            return Err(Error::AddrInUse);
+        }
+        inner.flows.insert(key, h).map_err(|_| Error::NoBuffers)?;
+        let ep = inner.endpoints(local, remote, &key);
+        let tcb = Tcb::connect(&inner.cfg.tcp, ep);
+        let s = inner.socket_mut(h).ok_or(Error::BadHandle)?;
+        s.kind = Kind::Tcb(Box::new(tcb));
+        s.in_flows = true;
+        inner.touch(h);
+        Ok(())
+    }
+
+    /// `send`: queue bytes; returns how many fitted (EAGAIN if none did).
+    pub fn send(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, Error> {
+        let n = self.inner.tcb_mut(h)?.send(data)?;
+        self.inner.touch(h);
+        Ok(n)
+    }
+
+    /// `recv`: copy received bytes; `Ok(0)` is the end of the stream.
+    pub fn recv(&mut self, h: SocketHandle, out: &mut [u8]) -> Result<usize, Error> {
+        let n = self.inner.tcb_mut(h)?.recv(out)?;
+        self.inner.touch(h);
+        Ok(n)
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&mut self, h: SocketHandle, how: Shutdown) -> Result<(), Error> {
+        let tcb = self.inner.tcb_mut(h)?;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            tcb.shutdown_read();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            tcb.shutdown_write()?;
+        }
+        self.inner.touch(h);
+        Ok(())
+    }
+
+    /// `close`: let go of the handle. A connection closes gracefully (FIN
+    /// after the queued data) and lives on inside the interface until it
+    /// is done (TIME-WAIT included); with unread data it is reset. A
+    /// listener resets the connections it had not handed out.
+    pub fn close(&mut self, h: SocketHandle) -> Result<(), Error> {
+        self.inner.close(h)
+    }
+
+    /// `SO_ERROR`: the error the connection failed with, if any.
+    pub fn error(&self, h: SocketHandle) -> Result<Option<Error>, Error> {
+        let s = self.inner.socket(h)?;
+        Ok(s.tcb().and_then(|t| t.error()))
+    }
+
+    /// The state of a socket: a listener is LISTEN, an unconnected socket
+    /// CLOSED.
+    pub fn state(&self, h: SocketHandle) -> Result<State, Error> {
+        let s = self.inner.socket(h)?;
+        Ok(match &s.kind {
+            Kind::Idle => State::Closed,
+            Kind::Listener(_) => State::Listen,
+            Kind::Tcb(t) => t.state(),
+        })
+    }
+
+    /// The connection behind a handle (for inspection: RTO, MSS, what was
+    /// negotiated).
+    pub fn tcb(&self, h: SocketHandle) -> Result<&Tcb, Error> {
+        self.inner.socket(h)?.tcb().ok_or(Error::NotConnected)
+    }
+
+    /// `getsockname` of a connection.
+    pub fn local_addr(&self, h: SocketHandle) -> Result<SocketAddrV4, Error> {
+        Ok(self.tcb(h)?.local())
+    }
+
+    /// `getpeername`.
+    pub fn peer_addr(&self, h: SocketHandle) -> Result<SocketAddrV4, Error> {
+        Ok(self.tcb(h)?.remote())
+    }
+
+    /// Sockets in use, including connections that finish closing after
+    /// their user let go (TIME-WAIT).
+    pub fn sockets_in_use(&self) -> usize {
+        self.inner.slots.len() - self.inner.free.len()
+    }
+
+    /// Connections in each state, for tests and reports (like `ss -s`).
+    pub fn count_in_state(&self, state: State) -> usize {
+        self.inner
+            .slots
+            .iter()
+            .filter_map(|s| s.socket.as_ref())
+            .filter_map(|s| s.tcb())
+            .filter(|t| t.state() == state)
+            .count()
+    }
+}
+
+fn slot_mut(slots: &mut [Slot], h: SocketHandle) -> Option<&mut Socket> {
+    slots
+        .get_mut(h.index())
+        .filter(|s| s.gen == h.gen())
+        .and_then(|s| s.socket.as_mut())
+}
+
+fn flow_key(local: SocketAddrV4, remote: SocketAddrV4) -> FlowKey {
+    FlowKey {
+        protocol: IpProtocol::TCP,
+        local_addr: IpAddr::V4(*local.ip()),
+        local_port: local.port(),
+        remote_addr: IpAddr::V4(*remote.ip()),
+        remote_port: remote.port(),
+    }
+}
+
+impl Inner {
+    fn alloc(&mut self, socket: Socket) -> Result<SocketHandle, Error> {
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.socket = Some(socket);
+            return Ok(SocketHandle::new(index, slot.gen));
+        }
+        if self.slots.len() >= self.cfg.max_sockets {
+            return Err(Error::TooManySockets);
+        }
+        self.slots.push(Slot {
+            gen: 0,
+            socket: Some(socket),
+        });
+        Ok(SocketHandle::new(self.slots.len() as u32 - 1, 0))
+    }
+
+    fn release(&mut self, h: SocketHandle) {
+        let Some(slot) = self.slots.get_mut(h.index()) else {
+            return;
+        };
+        if slot.gen != h.gen() || slot.socket.is_none() {
+            return;
+        }
+        let s = slot.socket.take();
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(h.index() as u32);
+        let Some(s) = s else { return };
+        if let Some(key) = s.bound {
+            if self.ports.get_exact(&key) == Some(&h) {
+                self.ports.remove(&key);
+            }
+        }
+        if let Some(t) = s.tcb() {
+            let key = flow_key(t.local(), t.remote());
+            if self.flows.get(&key) == Some(&h) {
+                self.flows.remove(&key);
+            }
+            // An embryo that dies leaves its listener's SYN queue.
+            if let Some(p) = s.parent {
+                if t.is_passive() {
+                    if let Some(Kind::Listener(l)) = self.socket_mut(p).map(|p| &mut p.kind) {
+                        l.forget(h);
+                    }
+                }
+            }
+        }
+    }
+
+    fn socket(&self, h: SocketHandle) -> Result<&Socket, Error> {
+        self.slots
+            .get(h.index())
+            .filter(|s| s.gen == h.gen())
+            .and_then(|s| s.socket.as_ref())
+            .ok_or(Error::BadHandle)
+    }
+
+    fn socket_mut(&mut self, h: SocketHandle) -> Option<&mut Socket> {
+        slot_mut(&mut self.slots, h)
+    }
+
+    /// The connection of a handle its user holds.
+    fn tcb_mut(&mut self, h: SocketHandle) -> Result<&mut Tcb, Error> {
+        let s = self.socket_mut(h).ok_or(Error::BadHandle)?;
+        match &mut s.kind {
+            Kind::Tcb(t) => Ok(t),
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    fn touch(&mut self, h: SocketHandle) {
+        if let Some(s) = self.socket_mut(h) {
+            if !s.touched {
+                s.touched = true;
+                self.touched.push(h.index() as u32);
+            }
+        }
+    }
+
+    fn handle_at(&self, index: u32) -> Option<SocketHandle> {
+        let slot = self.slots.get(index as usize)?;
+        slot.socket.as_ref()?;
+        Some(SocketHandle::new(index, slot.gen))
+    }
+
+    fn endpoints(&self, local: SocketAddrV4, remote: SocketAddrV4, key: &FlowKey) -> Endpoints {
+        Endpoints {
+            local,
+            remote,
+            iss: self.isn.isn(key, self.now),
+            ts_offset: self.isn.ts_offset(key),
+            local_mss: self.mss,
+        }
+    }
+
+    // ---- receive ----
+
+    fn receive(&mut self, frame: &[u8]) {
+        let Some(f) = self.counters.record(parse_frame(frame, self.cfg.checksums)) else {
+            return;
+        };
+        match f.network {
+            Network::Ipv4(ip, Transport::Tcp(seg)) if ip.dst_addr == self.cfg.addr => {
+                self.tcp_input(ip.src_addr, ip.dst_addr, &seg);
+            }
+            _ => self.unhandled += 1,
+        }
+    }
+
+    fn tcp_input(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpRepr<'_>) {
+        let local = SocketAddrV4::new(dst, seg.dst_port);
+        let remote = SocketAddrV4::new(src, seg.src_port);
+        let key = flow_key(local, remote);
+        if let Some(&h) = self.flows.get(&key) {
+            self.connection_input(h, local, remote, seg);
+            return;
+        }
+        if let Some(&l) = self.ports.lookup(&key.listen_key()) {
+            if matches!(self.socket(l).map(|s| &s.kind), Ok(Kind::Listener(_))) {
+                self.listen_input(l, local, remote, &key, seg);
+                return;
+            }
+        }
+        // RFC 9293 §3.10.7.1, CLOSED: "An incoming segment not containing
+        // a RST causes a RST to be sent in response."
+        self.reset_for(local, remote, seg);
+    }
+
+    fn connection_input(
+        &mut self,
+        h: SocketHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr<'_>,
+    ) {
+        let now = self.now;
+        let parent = self.socket(h).ok().and_then(|s| s.parent);
+        let accept_ok = match parent.and_then(|p| self.socket(p).ok()).map(|p| &p.kind) {
+            Some(Kind::Listener(l)) => l.has_room(),
+            _ => true,
+        };
+        let Some(s) = slot_mut(&mut self.slots, h) else {
+            return;
+        };
+        let Kind::Tcb(tcb) = &mut s.kind else { return };
+        let reaction = tcb.process(now, seg, accept_ok, &mut self.stats);
+        self.touch(h);
+        match reaction {
+            Reaction::Established => {
+                if let Some(p) = parent {
+                    if let Some(Kind::Listener(l)) = self.socket_mut(p).map(|p| &mut p.kind) {
+                        l.established(h);
+                    }
+                    self.touch(p);
+                }
+            }
+            Reaction::Reset(seq) => self.queue_reset(PendingReset {
+                local,
+                remote,
+                seq: seq.0,
+                ack: None,
+            }),
+            Reaction::AcceptQueueFull | Reaction::None => {}
+        }
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN.
+    fn listen_input(
+        &mut self,
+        l: SocketHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        key: &FlowKey,
+        seg: &TcpRepr<'_>,
+    ) {
+        let f = seg.flags;
+        // "First, check for a RST: An incoming RST segment could not be
+        // valid since it could not have been sent in response to anything
+        // sent by this incarnation of the connection. An incoming RST
+        // should be ignored."
+        if f.contains(TcpFlags::RST) {
+            return;
+        }
+        // "Second, check for an ACK: Any acknowledgment is bad if it arrives
+        // on a connection still in the LISTEN state. An acceptable reset
+        // segment should be formed for any arriving ACK-bearing segment:
+        // <SEQ=SEG.ACK><CTL=RST>".
+        if f.contains(TcpFlags::ACK) {
+            self.reset_for(local, remote, seg);
+            return;
+        }
+        // "Third, check for a SYN".
+        if !f.contains(TcpFlags::SYN) {
+            return;
+        }
+        let syn_limit = self.cfg.syn_backlog;
+        let Ok(Kind::Listener(listener)) = self.socket(l).map(|s| &s.kind) else {
+            return;
+        };
+        if listener.syn_queue >= syn_limit {
+            // SYN cookies are a later slice: the SYN is dropped and counted.
+            self.stats.syn_queue_overflows += 1;
+            return;
+        }
+        let ep = self.endpoints(local, remote, key);
+        let tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
+        let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
+        child.parent = Some(l);
+        child.in_flows = true;
+        let Ok(h) = self.alloc(child) else {
+            self.stats.syn_queue_overflows += 1;
+            return;
+        };
+        if self.flows.insert(*key, h).is_err() {
+            if let Some(s) = self.socket_mut(h) {
+                s.parent = None;
+            }
+            self.release(h);
+            self.stats.syn_queue_overflows += 1;
+            return;
+        }
+        if let Some(Kind::Listener(listener)) = self.socket_mut(l).map(|s| &mut s.kind) {
+            listener.syn_queue += 1;
+        }
+        self.touch(h);
+    }
+
+    /// RFC 9293 §3.10.7.1: "If the ACK bit is off, sequence number zero is
+    /// used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. If the ACK bit is
+    /// on, <SEQ=SEG.ACK><CTL=RST>." Never in answer to a RST.
+    fn reset_for(&mut self, local: SocketAddrV4, remote: SocketAddrV4, seg: &TcpRepr<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let reset = if seg.flags.contains(TcpFlags::ACK) {
+            PendingReset {
+                local,
+                remote,
+                seq: seg.ack_number,
+                ack: None,
+            }
+        } else {
+            let end = SeqNumber(seg.seq_number) + seg.segment_len();
+            PendingReset {
+                local,
+                remote,
+                seq: 0,
+                ack: Some(end.0),
+            }
+        };
+        self.queue_reset(reset);
+    }
+
+    fn queue_reset(&mut self, r: PendingReset) {
+        if self.resets.len() >= MAX_PENDING_RESETS {
+            self.resets_dropped += 1;
+        } else {
+            self.resets.push_back(r);
+        }
+    }
+
+    // ---- timers ----
+
+    fn run_timers(&mut self) {
+        let now = self.now;
+        if self.next_timer.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        for index in 0..self.slots.len() {
+            let Some(s) = self.slots[index].socket.as_mut() else {
+                continue;
+            };
+            let Kind::Tcb(t) = &mut s.kind else { continue };
+            if t.poll_at().is_some_and(|d| d <= now) {
+                t.on_timer(now, &mut self.stats);
+                if !s.touched {
+                    s.touched = true;
+                    self.touched.push(index as u32);
+                }
+            }
+            if let Some(d) = t.poll_at() {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        self.next_timer = next;
+    }
+
+    // ---- transmit ----
+
+    fn egress<D: Device>(&mut self, device: &mut D) {
+        let link = Link {
+            mac: self.cfg.mac,
+            neighbour: self.cfg.neighbour,
+        };
+        while let Some(r) = self.resets.front().copied() {
+            let seg = TcpRepr {
+                src_port: r.local.port(),
+                dst_port: r.remote.port(),
+                flags: if r.ack.is_some() {
+                    TcpFlags::RST | TcpFlags::ACK
+                } else {
+                    TcpFlags::RST
+                },
+                seq_number: r.seq,
+                ack_number: r.ack.unwrap_or(0),
+                window_len: 0,
+                urgent_at: 0,
+                options: TcpOptions::default(),
+                payload: &[],
+            };
+            if !link.send(
+                device,
+                &mut self.ip_ident,
+                *r.local.ip(),
+                *r.remote.ip(),
+                &seg,
+            ) {
+                return;
+            }
+            self.stats.resets_sent += 1;
+            self.resets.pop_front();
+        }
+        let now = self.now;
+        let mut i = 0;
+        while i < self.touched.len() {
+            let index = self.touched[i];
+            i += 1;
+            let Some(h) = self.handle_at(index) else {
+                continue;
+            };
+            let Some(s) = slot_mut(&mut self.slots, h) else {
+                continue;
+            };
+            let Kind::Tcb(t) = &mut s.kind else { continue };
+            let (local, remote) = (*t.local().ip(), *t.remote().ip());
+            let ident = &mut self.ip_ident;
+            let done = t.dispatch(now, &mut self.stats, |seg| {
+                link.send(device, ident, local, remote, seg)
+            });
+            if let Some(d) = t.poll_at() {
+                self.next_timer = Some(self.next_timer.map_or(d, |n| n.min(d)));
+            }
+            if !done {
+                // The device is full: the rest waits for the next poll.
+                break;
+            }
+        }
+    }
+
+    /// After a poll: release what is finished, queue readiness events.
+    fn report_events(&mut self) {
+        let touched = core::mem::take(&mut self.touched);
+        for &index in &touched {
+            let Some(h) = self.handle_at(index) else {
+                continue;
+            };
+            let Some(s) = self.socket_mut(h) else {
+                continue;
+            };
+            s.touched = false;
+            let closed = s
+                .tcb()
+                .is_some_and(|t| t.state() == State::Closed && t.idle());
+            if closed && s.in_flows {
+                s.in_flows = false;
+                if let Some(t) = s.tcb() {
+                    let key = flow_key(t.local(), t.remote());
+                    if self.flows.get(&key) == Some(&h) {
+                        self.flows.remove(&key);
+                    }
+                }
+            }
+            let Some(s) = slot_mut(&mut self.slots, h) else {
+                continue;
+            };
+            if !s.user {
+                if closed {
+                    self.release(h);
+                }
+                continue;
+            }
+            let r = s.readiness();
+            if r != s.reported && !s.queued {
+                s.queued = true;
+                self.events.push_back(h);
+            }
+            s.reported = r;
+        }
+        // Keep the allocation for the next poll.
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    fn close(&mut self, h: SocketHandle) -> Result<(), Error> {
+        let now = self.now;
+        let s = self.socket_mut(h).ok_or(Error::BadHandle)?;
+        s.user = false;
+        match &mut s.kind {
+            Kind::Idle => self.release(h),
+            Kind::Listener(_) => {
+                // Connections not handed out are reset (Linux does the
+                // same on close of a listener).
+                let mut children = Vec::new();
+                for (index, slot) in self.slots.iter().enumerate() {
+                    if let Some(c) = &slot.socket {
+                        if c.parent == Some(h) {
+                            children.push(SocketHandle::new(index as u32, slot.gen));
+                        }
+                    }
+                }
+                for c in children {
+                    if let Some(cs) = self.socket_mut(c) {
+                        cs.parent = None;
+                        if let Kind::Tcb(t) = &mut cs.kind {
+                            t.abort();
+                        }
+                    }
+                    self.touch(c);
+                }
+                self.release(h);
+            }
+            Kind::Tcb(t) => {
+                t.close(now);
+                self.touch(h);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The link-layer part of sending: static addresses.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    mac: EthernetAddress,
+    neighbour: EthernetAddress,
+}
+
+impl Link {
+    /// Frame and transmit one segment; `false` when the device is full.
+    fn send<D: Device>(
+        &self,
+        device: &mut D,
+        ident: &mut u16,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        *ident = ident.wrapping_add(1);
+        let frame = Frame {
+            ethernet: EthernetRepr {
+                src_addr: self.mac,
+                dst_addr: self.neighbour,
+                vlan: None,
+                ethertype: EtherType::IPV4,
+            },
+            network: Network::Ipv4(
+                Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    protocol: IpProtocol::TCP,
+                    payload_len: seg.buffer_len(),
+                    ttl: 64,
+                    tos: 0,
+                    ident: *ident,
+                    dont_frag: true,
+                },
+                Transport::Tcp(*seg),
+            ),
+        };
+        let len = frame.buffer_len();
+        device.transmit(|buf| {
+            if buf.len() < len {
+                return 0;
+            }
+            frame.emit(buf);
+            len
+        })
+    }
+}

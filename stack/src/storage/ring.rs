@@ -1,0 +1,142 @@
+//! A fixed-capacity byte ring.
+
+/// Bytes queued in a fixed buffer, read from the front, written at the
+/// back; [`write_at`](Self::write_at) writes beyond the back without making
+/// the bytes readable (out-of-order data waiting for a hole to fill).
+#[derive(Debug, Clone)]
+pub struct RingBuffer {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl RingBuffer {
+    /// A ring of `capacity` bytes, allocated now.
+    pub fn new(capacity: usize) -> RingBuffer {
+        RingBuffer {
+            buf: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Readable bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing readable.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room after the readable bytes.
+    pub fn free(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    fn index(&self, offset: usize) -> usize {
+        let cap = self.capacity();
+        if cap == 0 {
+            0
+        } else {
+            (self.head + offset) % cap
+        }
+    }
+
+    /// Append as much of `data` as fits; returns how much did.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = self.write_at(0, data);
+        self.len += n;
+        n
+    }
+
+    /// Write `data` at `offset` bytes past the readable end, without making
+    /// it readable; clipped to the free room. Returns the bytes written.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let room = self.free().saturating_sub(offset);
+        let n = data.len().min(room);
+        let mut done = 0;
+        while done < n {
+            let at = self.index(self.len + offset + done);
+            let chunk = (n - done).min(self.capacity() - at);
+            self.buf[at..at + chunk].copy_from_slice(&data[done..done + chunk]);
+            done += chunk;
+        }
+        n
+    }
+
+    /// Make `n` bytes written by [`write_at`](Self::write_at) readable.
+    pub fn commit(&mut self, n: usize) {
+        self.len += n.min(self.free());
+    }
+
+    /// The longest contiguous run of readable bytes starting `offset` bytes
+    /// from the front (empty past the end).
+    pub fn peek_at(&self, offset: usize) -> &[u8] {
+        if offset >= self.len {
+            return &[];
+        }
+        let at = self.index(offset);
+        let n = (self.len - offset).min(self.capacity() - at);
+        &self.buf[at..at + n]
+    }
+
+    /// Copy readable bytes into `out` and drop them; returns the count.
+    pub fn pop_into(&mut self, out: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < out.len() {
+            let chunk = self.peek_at(0);
+            let n = chunk.len().min(out.len() - done);
+            if n == 0 {
+                break;
+            }
+            out[done..done + n].copy_from_slice(&chunk[..n]);
+            self.discard(n);
+            done += n;
+        }
+        done
+    }
+
+    /// Drop up to `n` readable bytes from the front.
+    pub fn discard(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = self.index(n);
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_and_writes_out_of_order() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(r.pop_into(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        // "ef" at 4..6; write "ijk" two bytes past the end, then "gh".
+        assert_eq!(r.write_at(2, b"ijk"), 3);
+        assert_eq!(r.write_at(0, b"gh"), 2);
+        r.commit(5);
+        assert_eq!(r.len(), 7);
+        assert_eq!(r.peek_at(0), b"efgh");
+        assert_eq!(r.peek_at(4), b"ijk");
+        assert_eq!(r.push(b"xyz"), 1);
+        let mut all = [0u8; 8];
+        assert_eq!(r.pop_into(&mut all), 8);
+        assert_eq!(&all, b"efghijkx");
+        assert!(r.is_empty());
+        assert_eq!(r.write_at(9, b"a"), 0);
+    }
+}

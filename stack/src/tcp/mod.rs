@@ -1,0 +1,76 @@
+//! TCP: sequence arithmetic, the states, the retransmission timer and the
+//! connection state machine (one [`Tcb`] per connection).
+//!
+//! The state machine follows RFC 9293 §3.10 event by event ("SEGMENT
+//! ARRIVES" is [`Tcb::process`], the timeouts are [`Tcb::on_timer`], what a
+//! connection sends is [`Tcb::dispatch`]); each arm cites the clause it
+//! implements, with RFC 5961 for the blind-attack checks, RFC 6298 for the
+//! timer, RFC 7323 for window scaling and timestamps and RFC 6528 for the
+//! initial sequence number. Listening (SYN and accept queues) and
+//! demultiplexing live in [`crate::iface`].
+
+mod isn;
+mod rtt;
+mod seq;
+mod state;
+mod tcb;
+
+pub use isn::IsnGenerator;
+pub use rtt::RttEstimator;
+pub use seq::SeqNumber;
+pub use state::State;
+pub use tcb::{Endpoints, Reaction, Tcb, TcpStats};
+
+use core::time::Duration;
+
+/// Per-connection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Receive ring, bytes (allocated when the connection is made).
+    pub rx_buffer: usize,
+    /// Send ring, bytes.
+    pub tx_buffer: usize,
+    /// Offer window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Offer SACK-permitted (RFC 2018 §2). Only negotiated in this slice:
+    /// SACK blocks are neither sent nor used yet.
+    pub sack_permitted: bool,
+    /// RTO before any measurement (RFC 6298 §2.1: 1 s).
+    pub rto_initial: Duration,
+    /// Lower bound of the RTO (RFC 6298 §2.4 says 1 s, and allows less;
+    /// Linux uses 200 ms).
+    pub rto_min: Duration,
+    /// Upper bound of the RTO (RFC 6298 §2.5: at least 60 s).
+    pub rto_max: Duration,
+    /// Retransmissions of a SYN or SYN-ACK before giving up (Linux
+    /// `tcp_syn_retries`, 6).
+    pub syn_retries: u32,
+    /// Retransmissions of data before giving up (Linux `tcp_retries2`, 15).
+    pub retries: u32,
+    /// How long TIME-WAIT lasts: 2*MSL (RFC 9293 §3.4.2; Linux uses 60 s).
+    pub time_wait: Duration,
+    /// How long a closed socket waits in FIN-WAIT-2 for the peer's FIN
+    /// (Linux `tcp_fin_timeout`, 60 s).
+    pub fin_wait2_timeout: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> TcpConfig {
+        TcpConfig {
+            rx_buffer: 64 * 1024,
+            tx_buffer: 64 * 1024,
+            window_scaling: true,
+            timestamps: true,
+            sack_permitted: true,
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(60),
+            syn_retries: 6,
+            retries: 15,
+            time_wait: Duration::from_secs(60),
+            fin_wait2_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,1253 @@
+//! The transmission control block and the state machine of RFC 9293 §3.10.
+
+use core::net::SocketAddrV4;
+use core::time::Duration;
+
+use super::{RttEstimator, SeqNumber, State, TcpConfig};
+use crate::error::Error;
+use crate::storage::{Assembler, RingBuffer};
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
+
+/// RFC 9293 §3.7.1: "the default MSS ... for IPv4 is 536 bytes", when the
+/// peer sends no MSS option (MUST-15).
+const DEFAULT_MSS: u16 = 536;
+/// RFC 7323 §2.3: the shift count is at most 14.
+const MAX_WINDOW_SHIFT: u8 = 14;
+/// Bytes of the timestamps option in every segment once negotiated
+/// (RFC 7323 §3.2: 10, padded to 12 with two NOPs).
+const TS_OPTION_LEN: usize = 12;
+/// RFC 5681 §3.2: fast retransmit on the third duplicate ACK.
+const DUPACK_THRESHOLD: u32 = 3;
+/// Duplicate ACKs sent at once for out-of-order data, at most (RFC 5681
+/// §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK when an
+/// out-of-order segment arrives"); more in one batch add nothing.
+const MAX_ACKS_OWED: u8 = 3;
+
+/// Counters of what the TCP layer did, per interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments sent again (timeouts and fast retransmits).
+    pub retransmits: u64,
+    /// Retransmission timer expiries (RFC 6298 §5.4).
+    pub rto_expiries: u64,
+    /// Fast retransmits (RFC 5681 §3.2).
+    pub fast_retransmits: u64,
+    /// Challenge ACKs sent (RFC 5961 §3.2, §4.2).
+    pub challenge_acks: u64,
+    /// Segments received out of order and kept.
+    pub out_of_order: u64,
+    /// Out-of-order segments dropped: the assembler had no room for
+    /// another hole.
+    pub out_of_order_dropped: u64,
+    /// Final ACKs of a handshake dropped because the listener's accept
+    /// queue was full (Linux `ListenOverflows`).
+    pub accept_queue_overflows: u64,
+    /// SYNs dropped because the listener's SYN queue was full.
+    pub syn_queue_overflows: u64,
+    /// Resets sent.
+    pub resets_sent: u64,
+    /// Zero-window probes sent.
+    pub window_probes: u64,
+    /// Connections that gave up retransmitting (ETIMEDOUT).
+    pub timeouts: u64,
+}
+
+/// What the interface must do after a segment was processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    /// Nothing beyond what the connection will send by itself.
+    None,
+    /// The handshake completed on this segment (SYN-SENT or SYN-RECEIVED
+    /// to ESTABLISHED): a passive connection goes to its accept queue.
+    Established,
+    /// Send a reset `<SEQ=seq><CTL=RST>` for this segment, which has no
+    /// acceptable place in the connection (RFC 9293 §3.10.7.3, §3.10.7.4).
+    Reset(SeqNumber),
+    /// The final ACK of a handshake was dropped: the accept queue is full.
+    AcceptQueueFull,
+}
+
+/// The window scale shift that lets `buffer` bytes be advertised.
+fn window_shift(buffer: usize) -> u8 {
+    let mut shift = 0;
+    while shift < MAX_WINDOW_SHIFT && (buffer >> shift) > usize::from(u16::MAX) {
+        shift += 1;
+    }
+    shift
+}
+
+/// A connection: RFC 9293 §3.3.1's send and receive sequence variables,
+/// the buffers, the timers and what was negotiated.
+#[derive(Debug)]
+pub struct Tcb {
+    state: State,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    /// Opened by a listener (SYN-RECEIVED goes back to nothing on RST).
+    passive: bool,
+
+    iss: SeqNumber,
+    irs: SeqNumber,
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    /// The highest sequence number sent (BSD's `snd_max`): SND.NXT goes
+    /// back to SND.UNA on a timeout, and ACKs up to this are still valid.
+    snd_max: SeqNumber,
+    snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    snd_wscale: u8,
+    rcv_nxt: SeqNumber,
+    rcv_wscale: u8,
+    /// The right edge of the window last advertised.
+    rcv_adv: SeqNumber,
+    /// Payload bytes per segment (MSS less the options always sent).
+    mss: usize,
+    /// The MSS this end announces.
+    local_mss: u16,
+
+    /// Timestamps negotiated (RFC 7323 §3.2).
+    ts_enabled: bool,
+    ts_recent: u32,
+    ts_offset: u32,
+    sack_permitted: bool,
+    /// Offer window scaling in our SYN or SYN-ACK.
+    offer_ws: bool,
+
+    /// Bytes sent or to send; the first is at `tx_base`.
+    tx: RingBuffer,
+    tx_base: SeqNumber,
+    /// Our user closed the write side: a FIN follows the last byte.
+    fin_queued: bool,
+    fin_acked: bool,
+
+    rx: RingBuffer,
+    assembler: Assembler,
+    /// The sequence number of a FIN that arrived ahead of missing data.
+    rx_fin: Option<SeqNumber>,
+    /// The peer's FIN arrived in order: reads end after the buffer.
+    rx_eof: bool,
+    /// Our user shut the read side.
+    rd_shut: bool,
+
+    rtt: RttEstimator,
+    rto_deadline: Option<Instant>,
+    /// The end of a segment being timed, and when it was sent (one RTT
+    /// measurement at a time; none across a retransmission, Karn's rule).
+    rtt_probe: Option<(SeqNumber, Instant)>,
+    retries: u32,
+    dupacks: u32,
+    /// RFC 6582 `recover`: in fast recovery until this is acknowledged.
+    recover: Option<SeqNumber>,
+    retransmit_front: bool,
+    probe_zero_window: bool,
+    /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
+    linger_deadline: Option<Instant>,
+    /// Our user closed the socket: nobody will read or write it again.
+    orphan: bool,
+
+    ack_pending: bool,
+    acks_owed: u8,
+    rst_pending: bool,
+    error: Option<Error>,
+    syn_retries: u32,
+    max_retries: u32,
+    time_wait: Duration,
+    fin_wait2_timeout: Duration,
+}
+
+/// Where a connection starts: its addresses, ISN and clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// This end.
+    pub local: SocketAddrV4,
+    /// The peer.
+    pub remote: SocketAddrV4,
+    /// Our initial sequence number (RFC 6528).
+    pub iss: SeqNumber,
+    /// Offset of the timestamp clock (RFC 7323 §5.4).
+    pub ts_offset: u32,
+    /// The MSS this end announces (the device MTU less 40).
+    pub local_mss: u16,
+}
+
+impl Tcb {
+    fn new(cfg: &TcpConfig, ep: Endpoints, state: State, passive: bool) -> Tcb {
+        Tcb {
+            state,
+            local: ep.local,
+            remote: ep.remote,
+            passive,
+            iss: ep.iss,
+            irs: SeqNumber(0),
+            snd_una: ep.iss,
+            snd_nxt: ep.iss,
+            snd_max: ep.iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: SeqNumber(0),
+            snd_wscale: 0,
+            rcv_nxt: SeqNumber(0),
+            rcv_wscale: if cfg.window_scaling {
+                window_shift(cfg.rx_buffer)
+            } else {
+                0
+            },
+            rcv_adv: SeqNumber(0),
+            mss: usize::from(DEFAULT_MSS),
+            local_mss: ep.local_mss,
+            ts_enabled: cfg.timestamps,
+            ts_recent: 0,
+            ts_offset: ep.ts_offset,
+            sack_permitted: cfg.sack_permitted,
+            offer_ws: cfg.window_scaling,
+            tx: RingBuffer::new(cfg.tx_buffer),
+            tx_base: ep.iss + 1u32,
+            fin_queued: false,
+            fin_acked: false,
+            rx: RingBuffer::new(cfg.rx_buffer),
+            assembler: Assembler::default(),
+            rx_fin: None,
+            rx_eof: false,
+            rd_shut: false,
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rto_deadline: None,
+            rtt_probe: None,
+            retries: 0,
+            dupacks: 0,
+            recover: None,
+            retransmit_front: false,
+            probe_zero_window: false,
+            linger_deadline: None,
+            orphan: false,
+            ack_pending: false,
+            acks_owed: 0,
+            rst_pending: false,
+            error: None,
+            syn_retries: cfg.syn_retries,
+            max_retries: cfg.retries,
+            time_wait: cfg.time_wait,
+            fin_wait2_timeout: cfg.fin_wait2_timeout,
+        }
+    }
+
+    /// RFC 9293 §3.10.1, OPEN call, active: a connection in SYN-SENT whose
+    /// SYN goes out at the next dispatch.
+    pub fn connect(cfg: &TcpConfig, ep: Endpoints) -> Tcb {
+        Tcb::new(cfg, ep, State::SynSent, false)
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN, third check (a SYN): a connection in
+    /// SYN-RECEIVED with RCV.NXT = SEG.SEQ + 1, IRS = SEG.SEQ, whose
+    /// SYN-ACK goes out at the next dispatch. Options the SYN did not
+    /// offer are not used (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    pub fn accept_syn(cfg: &TcpConfig, ep: Endpoints, syn: &TcpRepr<'_>) -> Tcb {
+        let mut t = Tcb::new(cfg, ep, State::SynReceived, true);
+        let seq = SeqNumber(syn.seq_number);
+        t.irs = seq;
+        t.rcv_nxt = seq + 1u32;
+        t.negotiate(&syn.options);
+        // RFC 7323 §2.2: the window of a SYN is never scaled.
+        t.snd_wnd = u32::from(syn.window_len);
+        t.snd_wl1 = seq;
+        t.snd_wl2 = t.iss;
+        t
+    }
+
+    /// Settle the options from the peer's SYN (or SYN-ACK).
+    fn negotiate(&mut self, o: &TcpOptions) {
+        match o.window_scale {
+            Some(shift) if self.offer_ws => self.snd_wscale = shift.min(MAX_WINDOW_SHIFT),
+            // RFC 7323 §2.2: both sides must send the option, else neither
+            // window is scaled.
+            _ => {
+                self.offer_ws = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_permitted &= o.sack_permitted;
+        match o.timestamps {
+            Some(ts) if self.ts_enabled => self.ts_recent = ts.tsval,
+            _ => self.ts_enabled = false,
+        }
+        let peer = o.mss.unwrap_or(DEFAULT_MSS).min(self.local_mss).max(64);
+        let options = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        self.mss = usize::from(peer) - options;
+    }
+
+    // ---- accessors ----
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// This end's address.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// Opened by a listener.
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
+    /// The error the connection failed with, if it did.
+    pub fn error(&self) -> Option<Error> {
+        self.error
+    }
+
+    /// Payload bytes per segment.
+    pub fn mss(&self) -> usize {
+        self.mss
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    /// The RTT estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// Whether timestamps, SACK-permitted and window scaling (our shift,
+    /// the peer's) were negotiated.
+    pub fn negotiated(&self) -> (bool, bool, Option<(u8, u8)>) {
+        let ws = self.offer_ws.then_some((self.rcv_wscale, self.snd_wscale));
+        (self.ts_enabled, self.sack_permitted, ws)
+    }
+
+    /// Bytes waiting to be read.
+    pub fn recv_queue(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Bytes sent and not acknowledged, or not sent yet.
+    pub fn send_queue(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Closed by its user: no one holds its handle.
+    pub fn is_orphan(&self) -> bool {
+        self.orphan
+    }
+
+    /// Nothing left to send on its own account (no reset owed).
+    pub fn idle(&self) -> bool {
+        !self.rst_pending
+    }
+
+    /// The earliest time [`on_timer`](Self::on_timer) has something to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match (self.rto_deadline, self.linger_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- readiness ----
+
+    /// Data to read, the end of the stream, or an error.
+    pub fn readable(&self) -> bool {
+        !self.rx.is_empty() || self.rx_eof || self.error.is_some() || self.rd_shut
+    }
+
+    /// Room to write in a state that sends.
+    pub fn writable(&self) -> bool {
+        matches!(self.state, State::Established | State::CloseWait)
+            && !self.fin_queued
+            && self.tx.free() > 0
+    }
+
+    // ---- user calls (RFC 9293 §3.10.2 - §3.10.6) ----
+
+    /// RFC 9293 §3.10.2, SEND call: queue `data`; returns how much fitted.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            // Nonblocking, and not connected yet: like Linux, wait.
+            State::SynSent | State::SynReceived => Err(Error::WouldBlock),
+            State::Established | State::CloseWait if !self.fin_queued => {
+                let n = self.tx.push(data);
+                if n == 0 && !data.is_empty() {
+                    Err(Error::WouldBlock)
+                } else {
+                    Ok(n)
+                }
+            }
+            State::Closed | State::Listen => Err(Error::NotConnected),
+            // "error: connection closing"
+            _ => Err(Error::BrokenPipe),
+        }
+    }
+
+    /// RFC 9293 §3.10.3, RECEIVE call: copy what arrived into `out`.
+    /// `Ok(0)` is the end of the stream.
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        if self.rd_shut {
+            return Ok(0);
+        }
+        if !self.rx.is_empty() {
+            let n = self.rx.pop_into(out);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.rx_eof || self.state == State::Closed {
+            return Ok(0);
+        }
+        Err(Error::WouldBlock)
+    }
+
+    /// After a read: advertise the larger window if it grew by at least
+    /// two segments or half the buffer (RFC 9293 §3.8.6.2.2, the
+    /// receiver's silly window avoidance).
+    fn maybe_window_update(&mut self) {
+        let edge = self.rcv_nxt + self.advertised_window_bytes();
+        let growth = edge.since(self.rcv_adv);
+        if (edge - self.rcv_adv) > 0
+            && growth as usize >= (2 * self.mss).min(self.rx.capacity() / 2)
+        {
+            self.ack_pending = true;
+        }
+    }
+
+    /// RFC 9293 §3.10.4, CLOSE call, for the write side (`shutdown(SHUT_WR)`):
+    /// the FIN follows the data queued.
+    pub fn shutdown_write(&mut self) -> Result<(), Error> {
+        match self.state {
+            // "Delete the TCB"
+            State::SynSent => {
+                self.state = State::Closed;
+                Ok(())
+            }
+            // "If no SENDs have been issued ... enter FIN-WAIT-1": the FIN
+            // waits for the handshake to end (see the ESTABLISHED arm of
+            // `process`).
+            State::SynReceived => {
+                self.fin_queued = true;
+                Ok(())
+            }
+            // "Queue this until all preceding SENDs have been segmentized,
+            // then form a FIN segment and send it. In any case, enter
+            // FIN-WAIT-1 state."
+            State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+                Ok(())
+            }
+            // RFC 9293 (fixing RFC 793's CLOSING): "send a FIN segment,
+            // enter LAST-ACK state".
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+                Ok(())
+            }
+            State::Closed | State::Listen => Err(Error::NotConnected),
+            // "error: connection closing"
+            _ => Ok(()),
+        }
+    }
+
+    /// `shutdown(SHUT_RD)`: reads return end of stream from now on; what
+    /// arrives is still acknowledged and thrown away.
+    pub fn shutdown_read(&mut self) {
+        self.rd_shut = true;
+        self.rx.discard(self.rx.len());
+    }
+
+    /// `close()`: the user lets go. Unread data makes it an abort (RFC 2525
+    /// §2.17, as Linux does); otherwise the write side is shut down and the
+    /// connection finishes on its own.
+    pub fn close(&mut self, now: Instant) {
+        self.orphan = true;
+        if !self.rx.is_empty() && self.state.is_synchronized() {
+            self.abort();
+            return;
+        }
+        let _ = self.shutdown_write();
+        if self.state == State::FinWait2 {
+            self.linger_deadline = Some(now + self.fin_wait2_timeout);
+        }
+    }
+
+    /// RFC 9293 §3.10.5, ABORT call: send `<SEQ=SND.NXT><CTL=RST>` in a
+    /// synchronized state (and SYN-RECEIVED), enter CLOSED.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.rst_pending = true;
+        }
+        self.enter_closed(None);
+    }
+
+    fn enter_closed(&mut self, error: Option<Error>) {
+        self.state = State::Closed;
+        if error.is_some() {
+            self.error = error;
+        }
+        self.rto_deadline = None;
+        self.linger_deadline = None;
+        self.ack_pending = false;
+        self.acks_owed = 0;
+        self.retransmit_front = false;
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_deadline = None;
+        self.linger_deadline = Some(now + self.time_wait);
+    }
+
+    // ---- segment arrives (RFC 9293 §3.10.7) ----
+
+    /// Process a segment for this connection. `accept_ok` says whether the
+    /// listener's accept queue has room (for the final ACK of a passive
+    /// handshake).
+    pub fn process(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        accept_ok: bool,
+        stats: &mut TcpStats,
+    ) -> Reaction {
+        match self.state {
+            // §3.10.7.1 / §3.10.7.2: no TCB in these states; the interface
+            // answers for them.
+            State::Closed | State::Listen => return Reaction::None,
+            State::SynSent => return self.process_syn_sent(now, seg),
+            _ => {}
+        }
+        let f = seg.flags;
+        let seq = SeqNumber(seg.seq_number);
+        let ack = SeqNumber(seg.ack_number);
+
+        // §3.10.7.4 first: "check sequence number". The four cases of the
+        // acceptance test, with the "special allowance" for valid ACKs and
+        // RSTs when RCV.WND is zero (their data is then trimmed to nothing).
+        let seg_len = seg.segment_len() as u32;
+        let wnd = self.rx.free() as u32;
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => seq == self.rcv_nxt,
+            (_, _) => {
+                seq.in_window(self.rcv_nxt, wnd)
+                    || (seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        };
+        if !acceptable {
+            if self.state == State::SynReceived
+                && f.contains(TcpFlags::SYN)
+                && !f.contains(TcpFlags::ACK)
+                && seq == self.irs
+            {
+                // The peer's SYN again: our SYN-ACK was lost. The ACK that
+                // §3.10.7.4 asks for carries no SYN and would be dropped in
+                // SYN-SENT; send the SYN-ACK again instead (as Linux does).
+                self.snd_nxt = self.iss;
+                return Reaction::None;
+            }
+            // "If an incoming segment is not acceptable, an acknowledgment
+            // should be sent in reply (unless the RST bit is set, if so
+            // drop the segment and return)": an out-of-window RST is
+            // ignored (RFC 5961 §3.2).
+            if !f.contains(TcpFlags::RST) {
+                self.ack_pending = true;
+            }
+            // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts
+            // the 2 MSL timeout.
+            if self.state == State::TimeWait && f.contains(TcpFlags::FIN) {
+                self.linger_deadline = Some(now + self.time_wait);
+            }
+            return Reaction::None;
+        }
+        // RFC 7323 §4.3 (2): remember the peer's newest timestamp from a
+        // segment that covers the left edge of the window.
+        if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamps) {
+            if seq.le(self.rcv_nxt) && SeqNumber(ts.tsval).ge(SeqNumber(self.ts_recent)) {
+                self.ts_recent = ts.tsval;
+            }
+        }
+
+        // §3.10.7.4 second: "check the RST bit". RFC 5961 §3.2: reset only
+        // if SEG.SEQ exactly matches RCV.NXT; anywhere else in the window,
+        // send a challenge ACK.
+        if f.contains(TcpFlags::RST) {
+            if seq != self.rcv_nxt {
+                self.challenge_ack(stats);
+                return Reaction::None;
+            }
+            self.reset_by_peer();
+            return Reaction::None;
+        }
+
+        // §3.10.7.4 fourth: "check the SYN bit". RFC 5961 §4.2: in a
+        // synchronized state (and SYN-RECEIVED), whatever its sequence
+        // number, a SYN gets a challenge ACK and is dropped.
+        if f.contains(TcpFlags::SYN) {
+            self.challenge_ack(stats);
+            return Reaction::None;
+        }
+
+        // §3.10.7.4 fifth: "if the ACK bit is off, drop the segment".
+        if !f.contains(TcpFlags::ACK) {
+            return Reaction::None;
+        }
+        let mut reaction = Reaction::None;
+        if self.state == State::SynReceived {
+            // SYN-RECEIVED: "If SND.UNA < SEG.ACK =< SND.NXT, then enter
+            // ESTABLISHED state ... If the segment acknowledgment is not
+            // acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST>".
+            if !(self.snd_una.lt(ack) && ack.le(self.snd_max)) {
+                return Reaction::Reset(ack);
+            }
+            // Linux: with the accept queue full, the final ACK is dropped
+            // and counted; the SYN-ACK is sent again on its timer.
+            if !accept_ok {
+                stats.accept_queue_overflows += 1;
+                return Reaction::AcceptQueueFull;
+            }
+            // A close before the handshake ended queued a FIN.
+            self.state = if self.fin_queued {
+                State::FinWait1
+            } else {
+                State::Established
+            };
+            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            reaction = Reaction::Established;
+        }
+        // ESTABLISHED and on: "If the ACK acks something not yet sent
+        // (SEG.ACK > SND.NXT), then send an ACK, drop the segment, and
+        // return" (also RFC 5961 §5.2).
+        if ack.gt(self.snd_max) {
+            self.ack_pending = true;
+            return reaction;
+        }
+        self.process_ack(now, seg, seq, ack, stats);
+        match self.state {
+            // FIN-WAIT-1: "if the FIN segment is now acknowledged, then
+            // enter FIN-WAIT-2".
+            State::FinWait1 if self.fin_acked => {
+                self.state = State::FinWait2;
+                if self.orphan {
+                    self.linger_deadline = Some(now + self.fin_wait2_timeout);
+                }
+            }
+            // CLOSING: "if the ACK acknowledges our FIN, then enter the
+            // TIME-WAIT state".
+            State::Closing if self.fin_acked => self.enter_time_wait(now),
+            // LAST-ACK: "If our FIN is now acknowledged, delete the TCB,
+            // enter the CLOSED state, and return."
+            State::LastAck if self.fin_acked => {
+                self.enter_closed(None);
+                return reaction;
+            }
+            _ => {}
+        }
+
+        // §3.10.7.4 seventh: "process the segment text" in ESTABLISHED,
+        // FIN-WAIT-1 and FIN-WAIT-2; in the other states "this should not
+        // occur ... ignore the segment text".
+        let fin_fits = if matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            self.receive_data(seq, seg, stats)
+        } else {
+            false
+        };
+
+        // §3.10.7.4 eighth: "check the FIN bit". A FIN ahead of missing
+        // data is remembered and takes effect when the hole fills.
+        if f.contains(TcpFlags::FIN) {
+            if fin_fits {
+                self.rx_fin = Some(seq + seg.payload.len());
+            }
+            self.ack_pending = true;
+            if self.state == State::TimeWait {
+                self.linger_deadline = Some(now + self.time_wait);
+            }
+        }
+        self.take_fin(now);
+        reaction
+    }
+
+    /// §3.10.7.3, SYN-SENT.
+    fn process_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Reaction {
+        let f = seg.flags;
+        let seq = SeqNumber(seg.seq_number);
+        let ack = SeqNumber(seg.ack_number);
+        // First: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset
+        // (unless the RST bit is set, if so drop the segment and return)
+        // <SEQ=SEG.ACK><CTL=RST>".
+        let ack_ok = f.contains(TcpFlags::ACK) && self.iss.lt(ack) && ack.le(self.snd_max);
+        if f.contains(TcpFlags::ACK) && !ack_ok {
+            return if f.contains(TcpFlags::RST) {
+                Reaction::None
+            } else {
+                Reaction::Reset(ack)
+            };
+        }
+        // Second: "If the ACK was acceptable, then signal to the user
+        // 'error: connection reset', drop the segment, enter CLOSED state
+        // ... Otherwise (no ACK), drop the segment and return."
+        if f.contains(TcpFlags::RST) {
+            if ack_ok {
+                self.enter_closed(Some(Error::ConnectionRefused));
+            }
+            return Reaction::None;
+        }
+        // Fourth: "check the SYN bit".
+        if !f.contains(TcpFlags::SYN) {
+            return Reaction::None;
+        }
+        self.irs = seq;
+        self.rcv_nxt = seq + 1u32;
+        self.negotiate(&seg.options);
+        // RFC 7323 §2.2: the window of a SYN is not scaled.
+        self.snd_wnd = u32::from(seg.window_len);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = ack;
+        self.ack_pending = true;
+        if ack_ok {
+            // "If SND.UNA > ISS (our SYN has been ACKed), change the
+            // connection state to ESTABLISHED, form an ACK segment
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
+            self.acknowledge_to(now, ack);
+            self.state = State::Established;
+            Reaction::Established
+        } else {
+            // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+            // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it."
+            // (simultaneous open, RFC 9293 §3.5 Figure 7)
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+            Reaction::None
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 second, the RST arms.
+    fn reset_by_peer(&mut self) {
+        let error = match self.state {
+            // SYN-RECEIVED: "If this connection was initiated with a
+            // passive OPEN, then return this connection to the LISTEN
+            // state" (here: the embryo is dropped, the listener stays);
+            // "If ... active OPEN, then ... connection refused".
+            State::SynReceived if self.passive => None,
+            State::SynReceived => Some(Error::ConnectionRefused),
+            // ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT: "any
+            // outstanding RECEIVEs and SEND should receive 'reset'
+            // responses ... enter the CLOSED state".
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                Some(Error::ConnectionReset)
+            }
+            // CLOSING, LAST-ACK, TIME-WAIT: "enter the CLOSED state,
+            // delete the TCB, and return".
+            _ => None,
+        };
+        self.enter_closed(error);
+    }
+
+    /// RFC 5961 §3.2 and §4.2: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
+    fn challenge_ack(&mut self, stats: &mut TcpStats) {
+        stats.challenge_acks += 1;
+        self.ack_pending = true;
+    }
+
+    /// SND.UNA moves to `ack` (SND.UNA < ack =< SND.MAX): free what it
+    /// covers, take an RTT sample, restart or stop the timer.
+    fn acknowledge_to(&mut self, now: Instant, ack: SeqNumber) {
+        if ack.gt(self.tx_base) {
+            let covered = ack.since(self.tx_base) as usize;
+            let n = covered.min(self.tx.len());
+            self.tx.discard(n);
+            self.tx_base += n;
+            if self.fin_queued && self.tx.is_empty() && covered > n {
+                self.fin_acked = true;
+            }
+        }
+        // RFC 6298 §3 (Karn): only a segment never retransmitted is timed.
+        if let Some((end, sent)) = self.rtt_probe {
+            if ack.ge(end) {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+            }
+        }
+        self.rtt.reset_backoff();
+        self.retries = 0;
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max(ack);
+        // RFC 6298 §5.2: "When all outstanding data has been acknowledged,
+        // turn off the retransmission timer." §5.3: "When an ACK is
+        // received that acknowledges new data, restart the retransmission
+        // timer".
+        self.rto_deadline = if self.snd_una == self.snd_max {
+            None
+        } else {
+            Some(now + self.rtt.rto())
+        };
+    }
+
+    /// §3.10.7.4 fifth, ESTABLISHED: SND.UNA, duplicate ACKs, the window.
+    fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        stats: &mut TcpStats,
+    ) {
+        let wnd = u32::from(seg.window_len) << self.snd_wscale;
+        if ack.gt(self.snd_una) {
+            // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
+            self.acknowledge_to(now, ack);
+            self.dupacks = 0;
+            if let Some(recover) = self.recover {
+                if ack.ge(recover) {
+                    // RFC 6582 §3.2 step 5, full acknowledgment.
+                    self.recover = None;
+                } else {
+                    // RFC 6582 §3.2 step 5, partial acknowledgment:
+                    // "retransmit the first unacknowledged segment".
+                    self.retransmit_front = true;
+                }
+            }
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
+            && wnd == self.snd_wnd
+            && self.snd_max != self.snd_una
+        {
+            // RFC 5681 §2, "DUPLICATE ACKNOWLEDGMENT" (all five conditions).
+            self.dupacks += 1;
+            if self.dupacks == DUPACK_THRESHOLD && self.recover.is_none() {
+                // RFC 5681 §3.2 step 2 (fast retransmit); RFC 6582 §3.2
+                // step 2: recover <- highest sequence number sent.
+                stats.fast_retransmits += 1;
+                self.recover = Some(self.snd_max);
+                self.retransmit_front = true;
+            }
+        }
+        // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
+        // updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2
+        // =< SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and
+        // set SND.WL2 <- SEG.ACK."
+        if ack.ge(self.snd_una)
+            && (self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)))
+        {
+            self.snd_wnd = wnd;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+        }
+        // The peer answers the zero-window probes: never give up on it
+        // (RFC 9293 §3.8.6.1, MUST-8).
+        if self.snd_wnd == 0 {
+            self.retries = 0;
+        }
+    }
+
+    /// §3.10.7.4 seventh: place the text in the receive ring, in order or
+    /// ahead of a hole. Returns whether all of the text fitted (so that a
+    /// FIN after it may count).
+    fn receive_data(&mut self, seq: SeqNumber, seg: &TcpRepr<'_>, stats: &mut TcpStats) -> bool {
+        let payload = seg.payload;
+        if payload.is_empty() {
+            return true;
+        }
+        self.ack_pending = true;
+        // Trim what was already received (§3.10.7.4: "segments with higher
+        // beginning sequence numbers may be held for later processing").
+        let ahead = seq - self.rcv_nxt;
+        let (skip, offset) = if ahead < 0 {
+            (ahead.unsigned_abs() as usize, 0usize)
+        } else {
+            (0, ahead as usize)
+        };
+        let Some(data) = payload.get(skip..) else {
+            return true;
+        };
+        if self.rd_shut {
+            // Read side shut: acknowledge and throw away.
+            self.rcv_nxt += data.len();
+            return true;
+        }
+        let written = self.rx.write_at(offset, data);
+        if written == 0 {
+            return data.is_empty();
+        }
+        if offset == 0 {
+            self.rx.commit(written);
+            self.rcv_nxt += written;
+            self.assembler.advance(written as u32);
+        } else {
+            let start = offset as u32;
+            if self.assembler.add(start, start + written as u32).is_err() {
+                stats.out_of_order_dropped += 1;
+                return false;
+            }
+            stats.out_of_order += 1;
+            self.acks_owed = (self.acks_owed + 1).min(MAX_ACKS_OWED);
+        }
+        let more = self.assembler.take_front() as usize;
+        if more > 0 {
+            self.rx.commit(more);
+            self.rcv_nxt += more;
+        }
+        written == data.len()
+    }
+
+    /// A remembered FIN whose turn has come: §3.10.7.4 eighth.
+    fn take_fin(&mut self, now: Instant) {
+        if self.rx_fin != Some(self.rcv_nxt) {
+            return;
+        }
+        self.rx_fin = None;
+        // "advance RCV.NXT over the FIN, and send an acknowledgment for
+        // the FIN"; "signal the user 'connection closing'".
+        self.rcv_nxt += 1u32;
+        self.rx_eof = true;
+        self.ack_pending = true;
+        match self.state {
+            // SYN-RECEIVED, ESTABLISHED: "Enter the CLOSE-WAIT state."
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            // FIN-WAIT-1: "If our FIN has been ACKed ..., then enter
+            // TIME-WAIT, start the time-wait timer ...; otherwise, enter the
+            // CLOSING state."
+            State::FinWait1 if self.fin_acked => self.enter_time_wait(now),
+            State::FinWait1 => self.state = State::Closing,
+            // FIN-WAIT-2: "Enter the TIME-WAIT state. Start the time-wait
+            // timer".
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    // ---- timeouts (RFC 9293 §3.10.8) ----
+
+    /// Run the timers that are due at `now`.
+    pub fn on_timer(&mut self, now: Instant, stats: &mut TcpStats) {
+        if self.linger_deadline.is_some_and(|t| t <= now) {
+            // "TIME-WAIT TIMEOUT: If the time-wait timeout expires on a
+            // connection, delete the TCB, enter the CLOSED state"; an
+            // orphan's FIN-WAIT-2 timeout (Linux tcp_fin_timeout) too.
+            self.enter_closed(None);
+            return;
+        }
+        let Some(deadline) = self.rto_deadline else {
+            return;
+        };
+        if deadline > now {
+            return;
+        }
+        let unsent = self.text_at(self.snd_max, 1).is_some();
+        if self.snd_una == self.snd_max {
+            if unsent && self.snd_wnd == 0 && self.state.is_synchronized() {
+                // RFC 9293 §3.8.6.1: probe a zero window; "MUST NOT" give up
+                // while the peer answers (MUST-8), so no retry is counted.
+                stats.window_probes += 1;
+                self.probe_zero_window = true;
+                self.rtt.back_off();
+                self.rto_deadline = Some(now + self.rtt.rto());
+            } else {
+                self.rto_deadline = None;
+            }
+            return;
+        }
+        // "RETRANSMISSION TIMEOUT": give up after the configured retries
+        // (RFC 9293 §3.8.3, R2; Linux's tcp_syn_retries / tcp_retries2).
+        self.retries += 1;
+        let limit = if self.state.is_synchronized() {
+            self.max_retries
+        } else {
+            self.syn_retries
+        };
+        if self.retries > limit {
+            stats.timeouts += 1;
+            let error = (!self.passive || self.state.is_synchronized()).then_some(Error::TimedOut);
+            self.enter_closed(error);
+            return;
+        }
+        stats.rto_expiries += 1;
+        // RFC 6298 §5.4: "Retransmit the earliest segment that has not been
+        // acknowledged" (here everything from it: go-back-N); §5.5: back
+        // off; §5.6: restart the timer.
+        self.snd_nxt = self.snd_una;
+        self.rtt.back_off();
+        self.rtt_probe = None;
+        self.dupacks = 0;
+        // RFC 6582 §4: after a timeout, no fast retransmit until what was
+        // sent before it is acknowledged.
+        self.recover = Some(self.snd_max);
+        self.rto_deadline = Some(now + self.rtt.rto());
+    }
+
+    // ---- what to send ----
+
+    fn tsval(&self, now: Instant) -> u32 {
+        (now.millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// The window to advertise, in bytes (before scaling).
+    fn advertised_window_bytes(&self) -> u32 {
+        let free = self.rx.free().min(usize::from(u16::MAX) << self.rcv_wscale);
+        // Scaling drops low bits: never advertise past the free room.
+        ((free >> self.rcv_wscale) << self.rcv_wscale) as u32
+    }
+
+    fn segment<'a>(
+        &self,
+        now: Instant,
+        flags: TcpFlags,
+        seq: SeqNumber,
+        payload: &'a [u8],
+    ) -> TcpRepr<'a> {
+        let syn = flags.contains(TcpFlags::SYN);
+        let mut options = TcpOptions::default();
+        let window_len = if syn {
+            // RFC 7323 §2.2: "The window field in a segment where the SYN
+            // bit is set ... MUST NOT be scaled."
+            options.mss = Some(self.local_mss);
+            if self.offer_ws {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = self.sack_permitted;
+            self.rx.free().min(usize::from(u16::MAX)) as u16
+        } else {
+            (self.advertised_window_bytes() >> self.rcv_wscale) as u16
+        };
+        if self.ts_enabled {
+            // RFC 7323 §3.2: TSecr echoes TS.Recent when ACK is set; 0 on
+            // the initial SYN.
+            let tsecr = if self.state == State::SynSent {
+                0
+            } else {
+                self.ts_recent
+            };
+            options.timestamps = Some(Timestamps {
+                tsval: self.tsval(now),
+                tsecr,
+            });
+        }
+        let ack_number = if flags.contains(TcpFlags::ACK) {
+            self.rcv_nxt.0
+        } else {
+            0
+        };
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            flags,
+            seq_number: seq.0,
+            ack_number,
+            window_len,
+            urgent_at: 0,
+            options,
+            payload,
+        }
+    }
+
+    /// Bookkeeping after a segment occupying `seq..seq+len` went out.
+    fn on_sent(&mut self, now: Instant, seq: SeqNumber, len: usize, stats: &mut TcpStats) {
+        if len > 0 {
+            let end = seq + len;
+            if seq.lt(self.snd_max) {
+                stats.retransmits += 1;
+                // Karn: a retransmission is never timed, nor what it overlaps.
+                self.rtt_probe = None;
+            } else if self.rtt_probe.is_none() {
+                self.rtt_probe = Some((end, now));
+            }
+            self.snd_nxt = self.snd_nxt.max(end);
+            self.snd_max = self.snd_max.max(end);
+            // RFC 6298 §5.1: start the timer if it is not running.
+            if self.rto_deadline.is_none() {
+                self.rto_deadline = Some(now + self.rtt.rto());
+            }
+        }
+        self.acked_now();
+    }
+
+    fn acked_now(&mut self) {
+        self.ack_pending = false;
+        self.acks_owed = self.acks_owed.saturating_sub(1);
+        self.rcv_adv = self.rcv_nxt + self.advertised_window_bytes();
+    }
+
+    /// The data (and FIN) at `seq`, at most `max` bytes.
+    fn text_at(&self, seq: SeqNumber, max: usize) -> Option<(&[u8], bool)> {
+        if seq.lt(self.tx_base) {
+            return None;
+        }
+        let offset = seq.since(self.tx_base) as usize;
+        if offset > self.tx.len() || (offset == self.tx.len() && !self.fin_queued) {
+            return None;
+        }
+        let chunk = self.tx.peek_at(offset);
+        let n = chunk.len().min(max);
+        let fin = self.fin_queued && offset + n == self.tx.len();
+        if n == 0 && !fin {
+            return None;
+        }
+        Some((&chunk[..n], fin))
+    }
+
+    /// Send what the connection has to send: a RST, a SYN or SYN-ACK, a
+    /// retransmission, new data and FIN within the peer's window, ACKs.
+    /// `emit` transmits one segment and returns `false` when the device is
+    /// full; then `dispatch` returns `false` and is called again later.
+    pub fn dispatch<F: FnMut(&TcpRepr<'_>) -> bool>(
+        &mut self,
+        now: Instant,
+        stats: &mut TcpStats,
+        mut emit: F,
+    ) -> bool {
+        if self.rst_pending {
+            // RFC 9293 §3.10.5: <SEQ=SND.NXT><CTL=RST> (with ACK, as Linux).
+            let rst = self.segment(now, TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, &[]);
+            let rst = TcpRepr {
+                window_len: 0,
+                options: TcpOptions::default(),
+                ..rst
+            };
+            if !emit(&rst) {
+                return false;
+            }
+            stats.resets_sent += 1;
+            self.rst_pending = false;
+            return true;
+        }
+        match self.state {
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                let flags = if self.state == State::SynSent {
+                    TcpFlags::SYN
+                } else {
+                    TcpFlags::SYN | TcpFlags::ACK
+                };
+                let syn = self.segment(now, flags, self.iss, &[]);
+                if !emit(&syn) {
+                    return false;
+                }
+                self.on_sent(now, self.iss, 1, stats);
+            }
+            State::Established
+            | State::CloseWait
+            | State::FinWait1
+            | State::Closing
+            | State::LastAck => {
+                let sent_all = self.send_text(now, stats, &mut emit);
+                if !sent_all {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        while self.ack_pending || self.acks_owed > 0 {
+            let seg = self.segment(now, TcpFlags::ACK, self.snd_nxt, &[]);
+            if !emit(&seg) {
+                return false;
+            }
+            self.acked_now();
+        }
+        true
+    }
+
+    fn send_text<F: FnMut(&TcpRepr<'_>) -> bool>(
+        &mut self,
+        now: Instant,
+        stats: &mut TcpStats,
+        emit: &mut F,
+    ) -> bool {
+        if self.retransmit_front {
+            // Fast retransmit / partial ACK: the first unacknowledged
+            // segment, whatever the window (it was in it when first sent).
+            let max = (self.snd_max.since(self.snd_una) as usize).min(self.mss);
+            if let Some((data, fin)) = self.text_at(self.snd_una, max) {
+                let seg = self.text_segment(now, self.snd_una, data, fin);
+                if !emit(&seg) {
+                    return false;
+                }
+                let len = data.len() + usize::from(fin);
+                self.on_sent(now, self.snd_una, len, stats);
+            }
+            self.retransmit_front = false;
+        }
+        loop {
+            let window_end = self.snd_una + self.snd_wnd;
+            let mut room = if window_end.gt(self.snd_nxt) {
+                window_end.since(self.snd_nxt) as usize
+            } else {
+                0
+            };
+            if room == 0 && self.probe_zero_window {
+                room = 1;
+            }
+            let Some((data, fin)) = self.text_at(self.snd_nxt, room.min(self.mss)) else {
+                break;
+            };
+            // A FIN with no room left waits (it takes sequence space).
+            if data.is_empty() && room == 0 && self.snd_wnd > 0 {
+                break;
+            }
+            let seq = self.snd_nxt;
+            let seg = self.text_segment(now, seq, data, fin);
+            if !emit(&seg) {
+                return false;
+            }
+            let len = data.len() + usize::from(fin);
+            self.probe_zero_window = false;
+            self.on_sent(now, seq, len, stats);
+            if fin {
+                break;
+            }
+        }
+        // RFC 9293 §3.8.6.1: data waits behind a zero window and nothing is
+        // in flight: the timer becomes the persist timer.
+        if self.snd_wnd == 0
+            && self.snd_una == self.snd_max
+            && self.text_at(self.snd_nxt, 1).is_some()
+            && self.rto_deadline.is_none()
+        {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        true
+    }
+
+    fn text_segment<'a>(
+        &self,
+        now: Instant,
+        seq: SeqNumber,
+        data: &'a [u8],
+        fin: bool,
+    ) -> TcpRepr<'a> {
+        let mut flags = TcpFlags::ACK;
+        if !data.is_empty() {
+            flags = flags | TcpFlags::PSH;
+        }
+        if fin {
+            flags = flags | TcpFlags::FIN;
+        }
+        self.segment(now, flags, seq, data)
+    }
+}
