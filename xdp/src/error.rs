@@ -30,10 +30,15 @@ pub enum Error {
     Config(String),
     /// libbpf could not parse or load the object; `verifier_log` has what
     /// the kernel (or libbpf) said.
-    #[error("loading the steering program failed in {call}: {source}; run as root (CAP_BPF, CAP_NET_ADMIN) on a kernel with XDP{}", log_hint(verifier_log))]
+    #[error(
+        "loading the steering program failed in {call}: {source}; {hint}{}",
+        log_hint(verifier_log)
+    )]
     Load {
         /// The libbpf call that failed.
         call: &'static str,
+        /// What to do.
+        hint: &'static str,
         /// libbpf's error.
         source: libbpf_rs::Error,
         /// libbpf's and the verifier's messages captured during the load.

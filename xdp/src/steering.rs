@@ -257,7 +257,7 @@ impl Steering {
         }
 
         // Load before touching the interface: a load error leaves it as it was.
-        let object = load(&image)?;
+        let object = load(OBJECT, &image)?;
         let prog = object
             .progs()
             .find(|p| p.name() == "steer")
@@ -265,6 +265,7 @@ impl Steering {
         let prog_fd = prog.as_fd();
         let prog_id = ProgramImpl::id_from_fd(prog_fd).map_err(|source| Error::Load {
             call: "bpf_obj_get_info_by_fd",
+            hint: LOAD_HINT,
             source,
             verifier_log: String::new(),
         })?;
@@ -430,16 +431,19 @@ impl Drop for Steering {
     }
 }
 
+const LOAD_HINT: &str = "run as root (CAP_BPF, CAP_NET_ADMIN) on a kernel with XDP; \
+                         the log below says what libbpf or the verifier refused";
+
 /// Opens the embedded object, writes the configuration into its `.rodata`
 /// and loads it, capturing libbpf's and the verifier's messages.
-fn load(config: &[u8]) -> Result<Object> {
-    let load_error = |call, source, verifier_log| Error::Load {
-        call,
+fn load(object: &[u8], config: &[u8]) -> Result<Object> {
+    let (open, log) = log::capture(|| ObjectBuilder::default().open_memory(object));
+    let mut open = open.map_err(|source| Error::Load {
+        call: "bpf_object__open_mem",
+        hint: "the embedded object is not a BPF object libbpf can read: rebuild the crate",
         source,
-        verifier_log,
-    };
-    let (open, log) = log::capture(|| ObjectBuilder::default().open_memory(OBJECT));
-    let mut open = open.map_err(|e| load_error("bpf_object__open_mem", e, log))?;
+        verifier_log: log,
+    })?;
     let mut rodata = open
         .maps_mut()
         .find(|m| m.name().to_string_lossy().ends_with(".rodata"))
@@ -456,7 +460,12 @@ fn load(config: &[u8]) -> Result<Object> {
     }
     init.copy_from_slice(config);
     let (loaded, log) = log::capture(|| open.load());
-    loaded.map_err(|e| load_error("bpf_object__load", e, log))
+    loaded.map_err(|source| Error::Load {
+        call: "bpf_object__load",
+        hint: LOAD_HINT,
+        source,
+        verifier_log: log,
+    })
 }
 
 /// Detaches the program `e` found on the interface, for `force`.
@@ -484,4 +493,25 @@ fn remove(iface: &str, ifindex: u32, e: Existing) -> Result<Replaced> {
     sys::xdp_detach_expected(ifindex, flags, prog.as_fd())
         .map_err(|s| fail("bpf_xdp_detach", s))?;
     Ok(Replaced::DetachedNetlink { prog_id: e.prog_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A load error carries what libbpf said while it failed.
+    #[test]
+    fn load_error_carries_libbpf_log() {
+        let err = load(b"not an ELF object", &[0; 48]).expect_err("garbage does not load");
+        let Error::Load {
+            call, verifier_log, ..
+        } = &err
+        else {
+            panic!("expected a load error, got {err}");
+        };
+        eprintln!("{err}");
+        assert_eq!(*call, "bpf_object__open_mem");
+        assert!(verifier_log.contains("elf"), "log: {verifier_log:?}");
+        assert!(err.to_string().contains(verifier_log.trim_end()), "{err}");
+    }
 }
