@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use common::*;
 use stack::tcp::{State, TcpConfig};
-use stack::{Error, Readiness, SocketHandle};
+use stack::{Error, Readiness, Shutdown, SocketHandle};
 
 /// A listener on B:80 and a connection from A to it, handshake done;
 /// returns (client on A, listener on B, accepted on B).
@@ -125,4 +125,203 @@ fn data_both_ways_byte_exact() {
     assert!(got_b == ab && got_a == ba);
     assert_eq!(net.a.tcp_stats().retransmits, 0);
     assert_eq!(net.b.tcp_stats().retransmits, 0);
+}
+
+fn short_time_wait() -> TcpConfig {
+    TcpConfig {
+        time_wait: Duration::from_secs(2),
+        ..TcpConfig::default()
+    }
+}
+
+/// Run until both handles reach the given states.
+fn until_states(net: &mut Net, x: SocketHandle, sx: State, y: SocketHandle, sy: State) {
+    let ok = net.run_until(Duration::from_secs(5), |n| {
+        n.a.state(x) == Ok(sx) && n.b.state(y) == Ok(sy)
+    });
+    assert!(
+        ok,
+        "wanted {sx} / {sy}, have {:?} / {:?}",
+        net.a.state(x),
+        net.b.state(y)
+    );
+}
+
+fn drain(net: &mut Net, x: SocketHandle, y: SocketHandle) -> (usize, usize) {
+    let mut buf = [0u8; 64];
+    (
+        net.a.recv(x, &mut buf).unwrap(),
+        net.b.recv(y, &mut buf).unwrap(),
+    )
+}
+
+#[test]
+fn active_close_goes_through_time_wait_for_2msl() {
+    let mut net = Net::new(short_time_wait());
+    let (c, _, s) = connected(&mut net);
+    net.a.send(c, b"last words").unwrap();
+    net.a.shutdown(c, Shutdown::Write).unwrap();
+    assert_eq!(net.a.state(c), Ok(State::FinWait1));
+    assert_eq!(net.a.send(c, b"x"), Err(Error::BrokenPipe));
+    until_states(&mut net, c, State::FinWait2, s, State::CloseWait);
+    let mut buf = [0u8; 64];
+    assert_eq!(net.b.recv(s, &mut buf), Ok(10));
+    assert_eq!(
+        net.b.recv(s, &mut buf),
+        Ok(0),
+        "end of stream after the data"
+    );
+    // Half-close: B still sends, A still reads.
+    net.b.send(s, b"reply").unwrap();
+    net.b.close(s).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::TimeWait)));
+    assert_eq!(net.a.recv(c, &mut buf), Ok(5));
+    assert_eq!(net.a.recv(c, &mut buf), Ok(0));
+    let entered = net.now;
+    // B's side is gone once its FIN is acknowledged.
+    assert!(net.run_until(Duration::from_secs(1), |n| n.b.sockets_in_use() == 1));
+    // TIME-WAIT lasts 2 s here, not less.
+    net.a.close(c).unwrap();
+    assert!(net.run_until(Duration::from_secs(5), |n| n.a.sockets_in_use() == 0));
+    let lasted = net.now - entered;
+    assert!(
+        lasted >= Duration::from_secs(2) && lasted < Duration::from_millis(2100),
+        "{lasted:?}"
+    );
+}
+
+#[test]
+fn passive_close_order() {
+    let mut net = Net::new(short_time_wait());
+    let (c, _, s) = connected(&mut net);
+    // B closes first this time; A sees the end, then closes.
+    net.b.close(s).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::CloseWait)));
+    assert_eq!(net.a.recv(c, &mut [0; 8]), Ok(0));
+    assert!(net.a.readiness(c).unwrap().contains(Readiness::READABLE));
+    net.a.close(c).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.sockets_in_use() == 0));
+    // B, the active closer, holds the TIME-WAIT.
+    assert_eq!(net.b.count_in_state(State::TimeWait), 1);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.b.count_in_state(State::TimeWait), 0);
+    assert_eq!(net.b.sockets_in_use(), 1, "only the listener is left");
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut net = Net::new(short_time_wait());
+    let (c, _, s) = connected(&mut net);
+    net.a.shutdown(c, Shutdown::Write).unwrap();
+    net.b.shutdown(s, Shutdown::Write).unwrap();
+    // Both FINs leave before either arrives.
+    net.a.poll_egress(net.now);
+    net.b.poll_egress(net.now);
+    net.step();
+    // A got B's FIN before the ACK of its own: CLOSING. B got A's FIN and
+    // A's ACK in one batch: through CLOSING to TIME-WAIT.
+    assert_eq!(net.a.state(c), Ok(State::Closing));
+    assert_eq!(net.b.state(s), Ok(State::TimeWait));
+    until_states(&mut net, c, State::TimeWait, s, State::TimeWait);
+    assert_eq!(drain(&mut net, c, s), (0, 0));
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.a.state(c), Ok(State::Closed));
+    assert_eq!(net.b.state(s), Ok(State::Closed));
+}
+
+#[test]
+fn simultaneous_open_goes_through_syn_received() {
+    let mut net = Net::new(TcpConfig::default());
+    let x = net.a.socket().unwrap();
+    net.a.bind(x, sa(A_IP, 5000)).unwrap();
+    let y = net.b.socket().unwrap();
+    net.b.bind(y, sa(B_IP, 6000)).unwrap();
+    net.a.connect(x, sa(B_IP, 6000)).unwrap();
+    net.b.connect(y, sa(A_IP, 5000)).unwrap();
+    // Both SYNs leave before either arrives.
+    net.a.poll_egress(net.now);
+    net.b.poll_egress(net.now);
+    net.step();
+    assert_eq!(net.a.state(x), Ok(State::SynReceived));
+    assert_eq!(net.b.state(y), Ok(State::SynReceived));
+    until_states(&mut net, x, State::Established, y, State::Established);
+    let (gb, ga) = exchange(&mut net, x, y, b"ping", b"pong", Duration::from_secs(1));
+    assert_eq!((&gb[..], &ga[..]), (&b"ping"[..], &b"pong"[..]));
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused() {
+    let mut net = Net::new(TcpConfig::default());
+    let c = net.a.socket().unwrap();
+    net.a.connect(c, sa(B_IP, 81)).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::Closed)));
+    assert_eq!(net.a.error(c), Ok(Some(Error::ConnectionRefused)));
+    assert_eq!(net.a.recv(c, &mut [0; 4]), Err(Error::ConnectionRefused));
+    assert!(net.a.readiness(c).unwrap().contains(Readiness::ERROR));
+    assert_eq!(net.b.tcp_stats().resets_sent, 1);
+    assert_eq!(Error::ConnectionRefused.name(), "ECONNREFUSED");
+}
+
+#[test]
+fn reset_by_peer_is_econnreset() {
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    // B closes with unread data: that is an abort (RST), as Linux does.
+    net.a.send(c, b"unread").unwrap();
+    net.run_for(Duration::from_millis(10));
+    net.b.close(s).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::Closed)));
+    assert_eq!(net.a.error(c), Ok(Some(Error::ConnectionReset)));
+    assert_eq!(net.a.send(c, b"x"), Err(Error::ConnectionReset));
+}
+
+#[test]
+fn bind_conflicts_are_eaddrinuse() {
+    let mut net = Net::new(TcpConfig::default());
+    let x = net.b.socket().unwrap();
+    net.b.bind(x, sa(B_IP, 80)).unwrap();
+    let y = net.b.socket().unwrap();
+    assert_eq!(net.b.bind(y, sa(B_IP, 80)), Err(Error::AddrInUse));
+    assert_eq!(net.b.bind(y, sa(A_IP, 80)), Err(Error::AddrNotAvailable));
+    net.b.close(x).unwrap();
+    net.b.bind(y, sa(B_IP, 80)).unwrap();
+    assert_eq!(net.b.listen(y, 0), Err(Error::InvalidInput));
+    net.b.close(y).unwrap();
+    assert_eq!(net.b.close(y), Err(Error::BadHandle));
+}
+
+#[test]
+fn backlog_full_drops_the_final_ack_then_recovers() {
+    let mut net = Net::new(TcpConfig::default());
+    let l = net.b.socket().unwrap();
+    net.b.bind(l, sa(B_IP, 80)).unwrap();
+    net.b.listen(l, 1).unwrap();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let c = net.a.socket().unwrap();
+            net.a.connect(c, sa(B_IP, 80)).unwrap();
+            c
+        })
+        .collect();
+    // Every client completes its side of the handshake; only one fits in
+    // the accept queue.
+    net.run_for(Duration::from_millis(50));
+    for c in &clients {
+        assert_eq!(net.a.state(*c), Ok(State::Established));
+    }
+    assert!(net.b.tcp_stats().accept_queue_overflows >= 2);
+    assert_eq!(net.b.count_in_state(State::SynReceived), 2);
+    // Accepting makes room; the SYN-ACK retransmissions bring the others in.
+    let mut accepted = Vec::new();
+    assert!(net.run_until(Duration::from_secs(10), |n| {
+        if let Ok((s, _)) = n.b.accept(l) {
+            accepted.push(s);
+        }
+        accepted.len() == 3
+    }));
+    assert_eq!(net.b.count_in_state(State::Established), 3);
 }

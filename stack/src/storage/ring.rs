@@ -108,9 +108,8 @@ impl RingBuffer {
         let n = n.min(self.len);
         self.head = self.index(n);
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
+        // The head stays where it is even when the ring empties: bytes
+        // written past the end by `write_at` are placed relative to it.
     }
 }
 
@@ -138,5 +137,12 @@ mod tests {
         assert_eq!(&all, b"efghijkx");
         assert!(r.is_empty());
         assert_eq!(r.write_at(9, b"a"), 0);
+        // Emptying the ring keeps data written ahead of its end in place.
+        assert_eq!(r.write_at(1, b"b"), 1);
+        r.write_at(0, b"a");
+        r.commit(2);
+        let mut two = [0u8; 2];
+        assert_eq!(r.pop_into(&mut two), 2);
+        assert_eq!(&two, b"ab");
     }
 }
