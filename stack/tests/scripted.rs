@@ -1,0 +1,289 @@
+//! Scripted scenarios in the spirit of packetdrill: the interface under
+//! test (A, 198.18.0.1) on one end of the in-memory link, and a raw peer
+//! (B, 198.18.0.2) that sends hand-made segments at chosen times and
+//! compares what comes back, field by field.
+
+mod common;
+
+use core::time::Duration;
+
+use common::*;
+use stack::tcp::{State, TcpConfig};
+use stack::time::Instant;
+use stack::wire::{TcpFlags, TcpOptions, Timestamps};
+use stack::{Error, SocketHandle};
+
+const ACK: TcpFlags = TcpFlags::ACK;
+const SYN: TcpFlags = TcpFlags::SYN;
+const RST: TcpFlags = TcpFlags::RST;
+const FIN: TcpFlags = TcpFlags::FIN;
+
+fn ms(n: u64) -> Instant {
+    Instant::from_millis(n)
+}
+
+fn one(out: Vec<Seg>) -> Seg {
+    assert_eq!(out.len(), 1, "expected one segment, got {out:#?}");
+    out.into_iter().next().unwrap()
+}
+
+/// The peer B connects from port 40000 to A's listener on 80 (SYN with an
+/// MSS option only: no scaling, no timestamps, no SACK). Returns the
+/// accepted handle and A's ISS. B's ISS is 1000.
+fn passive_open(raw: &mut Raw) -> (SocketHandle, u32) {
+    let l = raw.iface.socket().unwrap();
+    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
+    raw.iface.listen(l, 8).unwrap();
+    let mut syn = seg(40000, 80, SYN, 1000, 0);
+    syn.options.mss = Some(1460);
+    raw.send(syn);
+    let synack = one(raw.poll_at(ms(0)));
+    // SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, only the options B offered.
+    assert_eq!(synack.flags, SYN | ACK);
+    assert_eq!(synack.ack, 1001);
+    assert_eq!(synack.window, 65535);
+    assert_eq!(
+        synack.options,
+        TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        }
+    );
+    let iss = synack.seq;
+    raw.send(seg(40000, 80, ACK, 1001, iss.wrapping_add(1)));
+    assert!(raw.poll_at(ms(1)).is_empty());
+    let (s, peer) = raw.iface.accept(l).unwrap();
+    assert_eq!(peer, sa(B_IP, 40000));
+    assert_eq!(raw.iface.state(s), Ok(State::Established));
+    (s, iss)
+}
+
+#[test]
+fn passive_open_data_and_out_of_order_reassembly() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    // Second segment first: an immediate duplicate ACK (RFC 5681 §4.2).
+    let mut second = seg(40000, 80, ACK, 1006, una);
+    second.payload = b"world";
+    raw.send(second);
+    let dup = one(raw.poll_at(ms(2)));
+    assert_eq!((dup.flags, dup.seq, dup.ack), (ACK, una, 1001));
+    assert_eq!(raw.iface.recv(s, &mut [0; 16]), Err(Error::WouldBlock));
+    // The hole fills: one ACK covers both.
+    let mut first = seg(40000, 80, ACK, 1001, una);
+    first.payload = b"hello";
+    raw.send(first);
+    let ack = one(raw.poll_at(ms(3)));
+    assert_eq!((ack.flags, ack.ack), (ACK, 1011));
+    // The window shrank by what waits to be read.
+    assert_eq!(ack.window, 65535 - 10 + 1);
+    let mut buf = [0u8; 16];
+    assert_eq!(raw.iface.recv(s, &mut buf), Ok(10));
+    assert_eq!(&buf[..10], b"helloworld");
+    // A duplicate of old data is acknowledged again and not delivered.
+    let mut old = seg(40000, 80, ACK, 1001, una);
+    old.payload = b"hello";
+    raw.send(old);
+    let ack = one(raw.poll_at(ms(4)));
+    assert_eq!(ack.ack, 1011);
+    assert_eq!(raw.iface.recv(s, &mut buf), Err(Error::WouldBlock));
+}
+
+#[test]
+fn rfc5961_rst_cases() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    // Out of window: ignored, nothing sent (RFC 5961 §3.2).
+    raw.send(seg(40000, 80, RST, 1001 + 1_000_000, 0));
+    assert!(raw.poll_at(ms(2)).is_empty());
+    // In the window but not RCV.NXT: a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT>.
+    raw.send(seg(40000, 80, RST, 1001 + 100, 0));
+    let ch = one(raw.poll_at(ms(3)));
+    assert_eq!((ch.flags, ch.seq, ch.ack), (ACK, una, 1001));
+    assert_eq!(raw.iface.state(s), Ok(State::Established));
+    assert_eq!(raw.iface.tcp_stats().challenge_acks, 1);
+    // Exactly RCV.NXT: the connection is reset.
+    raw.send(seg(40000, 80, RST, 1001, 0));
+    assert!(raw.poll_at(ms(4)).is_empty());
+    assert_eq!(raw.iface.state(s), Ok(State::Closed));
+    assert_eq!(raw.iface.recv(s, &mut [0; 4]), Err(Error::ConnectionReset));
+}
+
+#[test]
+fn rfc5961_syn_and_ack_cases() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    // A SYN in a synchronized state, in the window: challenge ACK (§4.2).
+    raw.send(seg(40000, 80, SYN, 1001 + 10, 0));
+    let ch = one(raw.poll_at(ms(2)));
+    assert_eq!((ch.flags, ch.seq, ch.ack), (ACK, una, 1001));
+    // Out of the window too: still only an ACK.
+    raw.send(seg(40000, 80, SYN, 5, 0));
+    let ch = one(raw.poll_at(ms(3)));
+    assert_eq!((ch.flags, ch.ack), (ACK, 1001));
+    assert_eq!(raw.iface.state(s), Ok(State::Established));
+    // An ACK of something never sent: dropped, with an ACK (§5.2); its
+    // data is not taken.
+    let mut bad = seg(40000, 80, ACK, 1001, una.wrapping_add(5000));
+    bad.payload = b"nope";
+    raw.send(bad);
+    let a = one(raw.poll_at(ms(4)));
+    assert_eq!((a.flags, a.seq, a.ack), (ACK, una, 1001));
+    assert_eq!(raw.iface.recv(s, &mut [0; 8]), Err(Error::WouldBlock));
+}
+
+#[test]
+fn resets_for_segments_without_a_connection() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let l = raw.iface.socket().unwrap();
+    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
+    raw.iface.listen(l, 8).unwrap();
+    // RFC 9293 §3.10.7.1, no ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    let mut data = seg(40000, 81, TcpFlags::PSH | ACK, 7, 0);
+    data.flags = TcpFlags::SYN;
+    raw.send(data);
+    let r = one(raw.poll_at(ms(0)));
+    assert_eq!((r.flags, r.seq, r.ack), (RST | ACK, 0, 8));
+    // §3.10.7.2, an ACK to a listener: <SEQ=SEG.ACK><CTL=RST>.
+    raw.send(seg(40000, 80, ACK, 7, 4242));
+    let r = one(raw.poll_at(ms(1)));
+    assert_eq!((r.flags, r.seq), (RST, 4242));
+    // Never a RST for a RST.
+    raw.send(seg(40000, 81, RST, 7, 0));
+    assert!(raw.poll_at(ms(2)).is_empty());
+}
+
+#[test]
+fn syn_retries_back_off_then_etimedout() {
+    let tcp = TcpConfig {
+        syn_retries: 3,
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let c = raw.iface.socket().unwrap();
+    raw.iface.connect(c, sa(B_IP, 80)).unwrap();
+    let mut sent_at = Vec::new();
+    let mut now = ms(0);
+    for _ in 0..10 {
+        let out = raw.poll_at(now);
+        for s in &out {
+            assert_eq!(s.flags, SYN);
+            sent_at.push(now.millis());
+        }
+        if raw.iface.state(c) == Ok(State::Closed) {
+            break;
+        }
+        now = raw.iface.poll_at().expect("a timer runs");
+    }
+    // RFC 6298 §2.1 initial RTO 1 s, doubled at each expiry (§5.5).
+    assert_eq!(sent_at, vec![0, 1000, 3000, 7000]);
+    assert_eq!(now, ms(15_000));
+    assert_eq!(raw.iface.error(c), Ok(Some(Error::TimedOut)));
+}
+
+#[test]
+fn data_rto_follows_the_measured_rtt_and_backs_off() {
+    let tcp = TcpConfig {
+        retries: 3,
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let c = raw.iface.socket().unwrap();
+    raw.iface.connect(c, sa(B_IP, 80)).unwrap();
+    let syn = one(raw.poll_at(ms(0)));
+    let port = syn.src_port;
+    // The SYN-ACK comes 100 ms later: SRTT 100 ms, RTTVAR 50 ms, so
+    // RTO = 100 + 4 * 50 = 300 ms (RFC 6298 §2.2).
+    let mut synack = seg(80, port, SYN | ACK, 5000, syn.seq.wrapping_add(1));
+    synack.options.mss = Some(1000);
+    raw.send(synack);
+    let ack = one(raw.poll_at(ms(100)));
+    assert_eq!((ack.flags, ack.ack), (ACK, 5001));
+    assert_eq!(raw.iface.tcb(c).unwrap().rto(), Duration::from_millis(300));
+    // MSS 1000 from the peer: 2500 bytes go as 1000 + 1000 + 500.
+    raw.iface.send(c, &pattern(2500, 9)).unwrap();
+    let out = raw.poll_at(ms(100));
+    let lens: Vec<_> = out.iter().map(|s| s.payload.len()).collect();
+    assert_eq!(lens, vec![1000, 1000, 500]);
+    // No ACK: at each timeout everything outstanding goes again from
+    // SND.UNA (go-back-N), at 400, 1000 and 2200 ms (RTO 300, 600, 1200);
+    // the third expiry after that (retries = 3) gives up at 4600 ms.
+    let una = syn.seq.wrapping_add(1);
+    let mut expiries = Vec::new();
+    let mut now;
+    loop {
+        now = raw.iface.poll_at().expect("a timer runs");
+        let out = raw.poll_at(now);
+        if raw.iface.state(c) == Ok(State::Closed) {
+            assert!(out.is_empty());
+            break;
+        }
+        let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+        assert_eq!(seqs, vec![0, 1000, 2000]);
+        expiries.push(now.millis());
+    }
+    assert_eq!(expiries, vec![400, 1000, 2200]);
+    assert_eq!(now, ms(4600));
+    assert_eq!(raw.iface.error(c), Ok(Some(Error::TimedOut)));
+}
+
+#[test]
+fn time_wait_acks_a_retransmitted_fin_and_restarts() {
+    let tcp = TcpConfig {
+        time_wait: Duration::from_secs(10),
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    raw.iface.close(s).unwrap();
+    let fin = one(raw.poll_at(ms(10)));
+    assert_eq!((fin.flags, fin.seq, fin.ack), (FIN | ACK, una, 1001));
+    // B acknowledges A's FIN and sends its own: TIME-WAIT.
+    raw.send(seg(40000, 80, FIN | ACK, 1001, una.wrapping_add(1)));
+    let ack = one(raw.poll_at(ms(20)));
+    assert_eq!(
+        (ack.flags, ack.seq, ack.ack),
+        (ACK, una.wrapping_add(1), 1002)
+    );
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 1);
+    // B's FIN again at 5 s: ACKed, and the 10 s start over.
+    raw.send(seg(40000, 80, FIN | ACK, 1001, una.wrapping_add(1)));
+    let ack = one(raw.poll_at(ms(5020)));
+    assert_eq!(ack.ack, 1002);
+    raw.poll_at(ms(15_019));
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 1);
+    raw.poll_at(ms(15_020));
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 0);
+    assert_eq!(raw.iface.sockets_in_use(), 1, "only the listener");
+}
+
+#[test]
+fn timestamps_are_echoed() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let l = raw.iface.socket().unwrap();
+    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
+    raw.iface.listen(l, 8).unwrap();
+    let mut syn = seg(40000, 80, SYN, 1000, 0);
+    syn.options = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamps: Some(Timestamps {
+            tsval: 777,
+            tsecr: 0,
+        }),
+        ..TcpOptions::default()
+    };
+    raw.send(syn);
+    let synack = one(raw.poll_at(ms(0)));
+    let o = synack.options;
+    assert_eq!(o.mss, Some(1460));
+    assert_eq!(o.window_scale, Some(1));
+    assert!(o.sack_permitted);
+    assert_eq!(o.timestamps.map(|t| t.tsecr), Some(777));
+}
