@@ -21,9 +21,7 @@ fn transfer(faults: Faults, seed: u64, bytes: usize, bound: Duration) -> Duratio
         ..TcpConfig::default()
     };
     let mut net = Net::with_faults(tcp, faults, seed);
-    let l = net.b.socket().unwrap();
-    net.b.bind(l, sa(B_IP, 80)).unwrap();
-    net.b.listen(l, 4).unwrap();
+    let l = listener(&mut net.b, B_IP, 80, 4);
     let c = net.a.socket().unwrap();
     net.a.connect(c, sa(B_IP, 80)).unwrap();
     let data = pattern(bytes, seed);

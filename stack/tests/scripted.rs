@@ -31,9 +31,7 @@ fn one(out: Vec<Seg>) -> Seg {
 /// MSS option only: no scaling, no timestamps, no SACK). Returns the
 /// accepted handle and A's ISS. B's ISS is 1000.
 fn passive_open(raw: &mut Raw) -> (SocketHandle, u32) {
-    let l = raw.iface.socket().unwrap();
-    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
-    raw.iface.listen(l, 8).unwrap();
+    let l = listener(&mut raw.iface, A_IP, 80, 8);
     let mut syn = seg(40000, 80, SYN, 1000, 0);
     syn.options.mss = Some(1460);
     raw.send(syn);
@@ -138,9 +136,7 @@ fn rfc5961_syn_and_ack_cases() {
 #[test]
 fn resets_for_segments_without_a_connection() {
     let mut raw = Raw::new(TcpConfig::default());
-    let l = raw.iface.socket().unwrap();
-    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
-    raw.iface.listen(l, 8).unwrap();
+    listener(&mut raw.iface, A_IP, 80, 8);
     // RFC 9293 §3.10.7.1, no ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
     let mut data = seg(40000, 81, TcpFlags::PSH | ACK, 7, 0);
     data.flags = TcpFlags::SYN;
@@ -265,9 +261,7 @@ fn time_wait_acks_a_retransmitted_fin_and_restarts() {
 #[test]
 fn timestamps_are_echoed() {
     let mut raw = Raw::new(TcpConfig::default());
-    let l = raw.iface.socket().unwrap();
-    raw.iface.bind(l, sa(A_IP, 80)).unwrap();
-    raw.iface.listen(l, 8).unwrap();
+    listener(&mut raw.iface, A_IP, 80, 8);
     let mut syn = seg(40000, 80, SYN, 1000, 0);
     syn.options = TcpOptions {
         mss: Some(1460),
@@ -286,4 +280,49 @@ fn timestamps_are_echoed() {
     assert_eq!(o.window_scale, Some(1));
     assert!(o.sack_permitted);
     assert_eq!(o.timestamps.map(|t| t.tsecr), Some(777));
+}
+
+#[test]
+fn a_retransmitted_syn_gets_the_same_syn_ack() {
+    let mut raw = Raw::new(TcpConfig::default());
+    listener(&mut raw.iface, A_IP, 80, 8);
+    raw.send(seg(40000, 80, SYN, 1000, 0));
+    let first = one(raw.poll_at(ms(0)));
+    // B never saw it and sends its SYN again: the same SYN-ACK, at once.
+    raw.send(seg(40000, 80, SYN, 1000, 0));
+    let again = one(raw.poll_at(ms(900)));
+    assert_eq!(
+        (again.flags, again.seq, again.ack),
+        (SYN | ACK, first.seq, 1001)
+    );
+    // With no answer, A retransmits it on its own timer (1 s after the
+    // last one, RFC 6298 §5.1 keeps the running timer).
+    let timer = raw.iface.poll_at().unwrap();
+    let third = one(raw.poll_at(timer));
+    assert_eq!((third.flags, third.seq), (SYN | ACK, first.seq));
+    assert_eq!(raw.iface.tcp_stats().retransmits, 2);
+}
+
+#[test]
+fn challenge_acks_are_rate_limited_per_connection() {
+    let tcp = TcpConfig {
+        challenge_ack_limit: 3,
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let (_, _) = passive_open(&mut raw);
+    for i in 0..5 {
+        raw.send(seg(40000, 80, RST, 1001 + 10 + i, 0));
+    }
+    assert_eq!(raw.poll_at(ms(10)).len(), 1, "ACKs owed coalesce into one");
+    for i in 0..5 {
+        raw.send(seg(40000, 80, RST, 1001 + 10 + i, 0));
+        raw.poll_at(ms(20 + u64::from(i)));
+    }
+    let stats = raw.iface.tcp_stats();
+    assert_eq!(stats.challenge_acks, 3);
+    assert_eq!(stats.challenge_acks_suppressed, 7);
+    // A new second, a new allowance.
+    raw.send(seg(40000, 80, RST, 1001 + 10, 0));
+    assert_eq!(raw.poll_at(ms(1100)).len(), 1);
 }

@@ -12,9 +12,7 @@ use stack::{Error, Readiness, Shutdown, SocketHandle};
 /// A listener on B:80 and a connection from A to it, handshake done;
 /// returns (client on A, listener on B, accepted on B).
 fn connected(net: &mut Net) -> (SocketHandle, SocketHandle, SocketHandle) {
-    let l = net.b.socket().unwrap();
-    net.b.bind(l, sa(B_IP, 80)).unwrap();
-    net.b.listen(l, 16).unwrap();
+    let l = listener(&mut net.b, B_IP, 80, 16);
     let c = net.a.socket().unwrap();
     net.a.connect(c, sa(B_IP, 80)).unwrap();
     assert_eq!(net.a.state(c), Ok(State::SynSent));
@@ -297,9 +295,7 @@ fn bind_conflicts_are_eaddrinuse() {
 #[test]
 fn backlog_full_drops_the_final_ack_then_recovers() {
     let mut net = Net::new(TcpConfig::default());
-    let l = net.b.socket().unwrap();
-    net.b.bind(l, sa(B_IP, 80)).unwrap();
-    net.b.listen(l, 1).unwrap();
+    let l = listener(&mut net.b, B_IP, 80, 1);
     let clients: Vec<_> = (0..3)
         .map(|_| {
             let c = net.a.socket().unwrap();
@@ -324,4 +320,102 @@ fn backlog_full_drops_the_final_ack_then_recovers() {
         accepted.len() == 3
     }));
     assert_eq!(net.b.count_in_state(State::Established), 3);
+}
+
+#[test]
+fn zero_window_is_probed_until_the_reader_reads() {
+    let tcp = TcpConfig {
+        rx_buffer: 4096,
+        retries: 3,
+        ..TcpConfig::default()
+    };
+    let mut net = Net::new(tcp);
+    let (c, _, s) = connected(&mut net);
+    let data = pattern(20_000, 3);
+    let mut sent = 0;
+    // B does not read for a minute: A's window closes and A probes it,
+    // far beyond its 3 retries, without giving up.
+    net.run_until(Duration::from_secs(60), |n| {
+        if sent < data.len() {
+            sent += n.a.send(c, &data[sent..]).unwrap_or(0);
+        }
+        false
+    });
+    assert_eq!(net.a.state(c), Ok(State::Established));
+    assert!(
+        net.a.tcp_stats().window_probes >= 3,
+        "{:?}",
+        net.a.tcp_stats()
+    );
+    assert_eq!(net.b.tcb(s).unwrap().recv_queue(), 4096);
+    assert_eq!(sent, data.len(), "all queued in A's send buffer");
+    // The reader reads: window updates reopen the flow.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    assert!(net.run_until(Duration::from_secs(60), |n| {
+        while let Ok(k) = n.b.recv(s, &mut buf) {
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    }));
+    assert!(got == data);
+}
+
+#[test]
+fn many_sequential_connections_leak_nothing() {
+    let tcp = TcpConfig {
+        time_wait: Duration::from_millis(10),
+        ..TcpConfig::default()
+    };
+    let mut net = Net::new(tcp);
+    let l = listener(&mut net.b, B_IP, 80, 64);
+    let mut buf = [0u8; 16];
+    for i in 0..10_000u32 {
+        let c = net.a.socket().unwrap();
+        net.a.connect(c, sa(B_IP, 80)).unwrap();
+        let mut server = None;
+        let mut step = 0;
+        let ok = net.run_until(Duration::from_secs(5), |n| {
+            if server.is_none() {
+                server = n.b.accept(l).ok().map(|(s, _)| s);
+            }
+            match (step, server) {
+                (0, _) if n.a.send(c, &i.to_be_bytes()).is_ok() => step = 1,
+                (1, Some(s)) if n.b.recv(s, &mut buf) == Ok(4) => {
+                    assert_eq!(buf[..4], i.to_be_bytes());
+                    n.b.send(s, b"ok").unwrap();
+                    n.b.close(s).unwrap();
+                    step = 2;
+                }
+                (2, _) if n.a.recv(c, &mut buf) == Ok(2) => {
+                    n.a.close(c).unwrap();
+                    step = 3;
+                }
+                _ => {}
+            }
+            step == 3
+        });
+        assert!(ok, "connection {i} stuck at step {step}");
+    }
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.a.sockets_in_use(), 0);
+    assert_eq!(net.b.sockets_in_use(), 1, "only the listener");
+    assert_eq!(
+        net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
+        0
+    );
+}
+
+#[test]
+fn a_full_transmit_ring_delays_but_loses_nothing() {
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    // Three frames per poll at most, each way: most polls leave work owed.
+    net.a.device_mut().inner_mut().set_tx_ring(3);
+    net.b.device_mut().inner_mut().set_tx_ring(3);
+    let ab = pattern(500_000, 7);
+    let ba = pattern(100_000, 8);
+    let (got_b, got_a) = exchange(&mut net, c, s, &ab, &ba, Duration::from_secs(10));
+    assert!(got_b == ab && got_a == ba);
+    assert_eq!(net.a.tcp_stats().retransmits, 0);
 }

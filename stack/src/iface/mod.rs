@@ -131,6 +131,9 @@ struct Inner {
     /// Sockets with something new: to dispatch and to check for events.
     touched: Vec<u32>,
     events: VecDeque<SocketHandle>,
+    /// Where egress stopped because the device was full: the touched
+    /// sockets from there on still have something to send.
+    unfinished: Option<usize>,
     next_timer: Option<Instant>,
     now: Instant,
     ip_ident: u16,
@@ -168,6 +171,7 @@ impl<D: Device> Interface<D> {
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
             touched: Vec::with_capacity(n),
             events: VecDeque::with_capacity(n),
+            unfinished: None,
             next_timer: None,
             now: Instant::ZERO,
             ip_ident: 0,
@@ -830,6 +834,7 @@ impl Inner {
             }
             if !done {
                 // The device is full: the rest waits for the next poll.
+                self.unfinished = Some(i - 1);
                 break;
             }
         }
@@ -874,9 +879,22 @@ impl Inner {
             }
             s.reported = r;
         }
-        // Keep the allocation for the next poll.
-        self.touched = touched;
-        self.touched.clear();
+        // What egress could not finish stays touched for the next poll
+        // (the list keeps its allocation).
+        let mut list = touched;
+        let from = self.unfinished.take().unwrap_or(list.len()).min(list.len());
+        list.drain(..from);
+        list.retain(|&index| match self.handle_at(index) {
+            Some(h) => match self.socket_mut(h) {
+                Some(s) => {
+                    s.touched = true;
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        });
+        self.touched = list;
     }
 
     fn close(&mut self, h: SocketHandle) -> Result<(), Error> {

@@ -109,6 +109,11 @@ impl<D: Device> FaultInjector<D> {
         &self.inner
     }
 
+    /// The wrapped device, mutably.
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
     /// Change the probabilities (e.g. to end a lossy phase).
     pub fn set_faults(&mut self, faults: Faults) {
         self.faults = faults;

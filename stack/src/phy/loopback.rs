@@ -28,6 +28,9 @@ pub struct Loopback {
     tx: Rc<RefCell<Wire>>,
     /// Frames committed since the last flush.
     pending: Vec<Vec<u8>>,
+    /// Frames that may be committed between two flushes (a transmit ring's
+    /// size); `transmit` refuses more.
+    tx_ring: usize,
 }
 
 impl Loopback {
@@ -43,8 +46,16 @@ impl Loopback {
             rx: Rc::clone(rx),
             tx: Rc::clone(tx),
             pending: Vec::new(),
+            tx_ring: usize::MAX,
         };
         (end(&a, &b), end(&b, &a))
+    }
+
+    /// Let at most `frames` be committed between two flushes, like a
+    /// transmit ring of that size: [`Device::transmit`] then returns
+    /// `false` until the next [`Device::flush`].
+    pub fn set_tx_ring(&mut self, frames: usize) {
+        self.tx_ring = frames;
     }
 
     /// Frames waiting to be received at this end.
@@ -78,6 +89,9 @@ impl Device for Loopback {
     }
 
     fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        if self.pending.len() >= self.tx_ring {
+            return false;
+        }
         let len = self.caps.max_frame_len();
         let mut buf = self.tx.borrow_mut().spare.pop().unwrap_or_default();
         buf.clear();

@@ -54,6 +54,8 @@ pub struct TcpConfig {
     /// How long a closed socket waits in FIN-WAIT-2 for the peer's FIN
     /// (Linux `tcp_fin_timeout`, 60 s).
     pub fin_wait2_timeout: Duration,
+    /// Challenge ACKs per connection per second, at most (RFC 5961 §7).
+    pub challenge_ack_limit: u32,
 }
 
 impl Default for TcpConfig {
@@ -71,6 +73,7 @@ impl Default for TcpConfig {
             retries: 15,
             time_wait: Duration::from_secs(60),
             fin_wait2_timeout: Duration::from_secs(60),
+            challenge_ack_limit: 10,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct TcpStats {
     pub fast_retransmits: u64,
     /// Challenge ACKs sent (RFC 5961 §3.2, §4.2).
     pub challenge_acks: u64,
+    /// Challenge ACKs not sent: over the per-connection limit (RFC 5961 §7).
+    pub challenge_acks_suppressed: u64,
     /// Segments received out of order and kept.
     pub out_of_order: u64,
     /// Out-of-order segments dropped: the assembler had no room for
@@ -149,6 +151,10 @@ pub struct Tcb {
 
     ack_pending: bool,
     acks_owed: u8,
+    /// Challenge ACKs sent in the second that began at `challenge_window`.
+    challenges: u32,
+    challenge_window: Instant,
+    challenge_ack_limit: u32,
     rst_pending: bool,
     error: Option<Error>,
     syn_retries: u32,
@@ -223,6 +229,9 @@ impl Tcb {
             orphan: false,
             ack_pending: false,
             acks_owed: 0,
+            challenges: 0,
+            challenge_window: Instant::ZERO,
+            challenge_ack_limit: cfg.challenge_ack_limit,
             rst_pending: false,
             error: None,
             syn_retries: cfg.syn_retries,
@@ -594,7 +603,7 @@ impl Tcb {
         // send a challenge ACK.
         if f.contains(TcpFlags::RST) {
             if seq != self.rcv_nxt {
-                self.challenge_ack(stats);
+                self.challenge_ack(now, stats);
                 return Reaction::None;
             }
             self.reset_by_peer();
@@ -605,7 +614,7 @@ impl Tcb {
         // synchronized state (and SYN-RECEIVED), whatever its sequence
         // number, a SYN gets a challenge ACK and is dropped.
         if f.contains(TcpFlags::SYN) {
-            self.challenge_ack(stats);
+            self.challenge_ack(now, stats);
             return Reaction::None;
         }
 
@@ -771,7 +780,20 @@ impl Tcb {
     }
 
     /// RFC 5961 §3.2 and §4.2: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
-    fn challenge_ack(&mut self, stats: &mut TcpStats) {
+    ///
+    /// RFC 5961 §7: challenge ACKs are rate limited, here per connection:
+    /// at most `challenge_ack_limit` per second; the rest are counted and
+    /// not sent.
+    fn challenge_ack(&mut self, now: Instant, stats: &mut TcpStats) {
+        if now.saturating_since(self.challenge_window) >= Duration::from_secs(1) {
+            self.challenge_window = now;
+            self.challenges = 0;
+        }
+        if self.challenges >= self.challenge_ack_limit {
+            stats.challenge_acks_suppressed += 1;
+            return;
+        }
+        self.challenges += 1;
         stats.challenge_acks += 1;
         self.ack_pending = true;
     }
@@ -961,18 +983,23 @@ impl Tcb {
         if deadline > now {
             return;
         }
+        let outstanding = self.snd_una != self.snd_max;
         let unsent = self.text_at(self.snd_max, 1).is_some();
-        if self.snd_una == self.snd_max {
-            if unsent && self.snd_wnd == 0 && self.state.is_synchronized() {
-                // RFC 9293 §3.8.6.1: probe a zero window; "MUST NOT" give up
-                // while the peer answers (MUST-8), so no retry is counted.
-                stats.window_probes += 1;
-                self.probe_zero_window = true;
-                self.rtt.back_off();
-                self.rto_deadline = Some(now + self.rtt.rto());
-            } else {
-                self.rto_deadline = None;
-            }
+        if self.snd_wnd == 0 && self.state.is_synchronized() && (unsent || outstanding) {
+            // RFC 9293 §3.8.6.1: the window is zero: the timer is the
+            // persist timer, and its expiry sends a probe (the first byte
+            // not acknowledged). MUST-8: never give up while the peer
+            // answers, so no retry is counted.
+            stats.window_probes += 1;
+            self.probe_zero_window = true;
+            self.snd_nxt = self.snd_una;
+            self.rtt_probe = None;
+            self.rtt.back_off();
+            self.rto_deadline = Some(now + self.rtt.rto());
+            return;
+        }
+        if !outstanding {
+            self.rto_deadline = None;
             return;
         }
         // "RETRANSMISSION TIMEOUT": give up after the configured retries

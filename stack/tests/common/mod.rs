@@ -110,6 +110,19 @@ impl Net {
     }
 }
 
+/// A listener on `ip:port` with `backlog`.
+pub fn listener<D: Device>(
+    iface: &mut Interface<D>,
+    ip: Ipv4Addr,
+    port: u16,
+    backlog: usize,
+) -> stack::SocketHandle {
+    let l = iface.socket().unwrap();
+    iface.bind(l, sa(ip, port)).unwrap();
+    iface.listen(l, backlog).unwrap();
+    l
+}
+
 pub fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(ip, port)
 }
