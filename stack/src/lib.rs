@@ -17,7 +17,13 @@
 //!   [`Counters`];
 //! - [`phy`]: the [`phy::Device`] trait a NIC queue implements, an in-memory
 //!   loopback pair and a seeded fault injector;
-//! - [`time`]: the [`time::Instant`] the caller passes in.
+//! - [`time`]: the [`time::Instant`] the caller passes in;
+//! - [`storage`]: the per-socket byte ring and out-of-order assembler;
+//! - [`tcp`]: sequence arithmetic, the states, the RTO estimator, the ISN
+//!   and the connection state machine ([`tcp::Tcb`]);
+//! - [`iface`]: one shard's [`Interface`]: device, tables and sockets behind
+//!   the nonblocking sockets verbs and readiness [`Event`]s;
+//! - [`error`]: the socket API's [`Error`], named by errno.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
