@@ -34,6 +34,10 @@ pub const PREFIX: &str = "byp";
 pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const PREFIX_LEN: u8 = 24;
+/// The userspace stack's own address on the server's veth (the bypass path):
+/// the XDP program steers ARP for it and IPv4 to it, the kernel never has it.
+pub const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+
 /// Most queues a lab veth may have (the kernel's veth limit is higher; a
 /// benchmark on this kind of machine has no use for more).
 pub const MAX_QUEUES: u32 = 64;
@@ -504,7 +508,7 @@ mod tests {
 
     #[test]
     fn lab_addresses_are_in_the_benchmarking_range() {
-        for a in [SERVER_ADDR, CLIENT_ADDR] {
+        for a in [SERVER_ADDR, CLIENT_ADDR, STACK_ADDR] {
             let o = a.octets();
             assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{a}");
         }

@@ -33,6 +33,9 @@ pub struct ResultDoc {
     pub config: BTreeMap<String, String>,
     pub env: Env,
     pub runs: Vec<Run>,
+    /// bypass / kernel, figure by figure, for every workload run over both paths.
+    #[serde(default)]
+    pub ratios: Vec<Ratio>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -102,6 +105,10 @@ pub struct Cpu {
     pub client_util_pct: Option<f64>,
     /// Streams: server CPU per payload byte received.
     pub server_ns_per_byte: Option<f64>,
+    /// The bypass path: time the server's loop spent on work (not on empty
+    /// polls) per operation; a polling loop's raw CPU time is all of it.
+    #[serde(default)]
+    pub server_work_us_per_op: Option<f64>,
     /// Breakdown, in µs over the window.
     pub server_thread_us: Option<f64>,
     pub server_softirq_us: Option<f64>,
@@ -356,6 +363,23 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     s.push_str(&table(doc));
     s.push_str("\nServer CPU per operation is the server threads' CPU time plus the softirq time of the server's CPUs (/proc/stat), over the operations counted. Latency is measured at the client");
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
+    if !doc.ratios.is_empty() {
+        let _ = writeln!(s, "\n## bypass / kernel\n");
+        s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round. Compare server figures for `bypass`, client figures for `bypass-client`.\n\n");
+        s.push_str("| workload | paths | figure | kernel | bypass | ratio |\n| --- | --- | --- | ---: | ---: | ---: |\n");
+        for r in doc.ratios.iter().filter(|r| r.a.is_some() && r.b.is_some()) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.workload,
+                r.path,
+                r.figure,
+                f(r.a, 3),
+                f(r.b, 3),
+                f(r.ratio, 3)
+            );
+        }
+    }
     if !plots.is_empty() {
         let _ = writeln!(s, "\n## Plots\n");
         for p in plots {
@@ -393,13 +417,14 @@ fn figures(r: &Run) -> Vec<(&'static str, Option<f64>)> {
         ("cpu.server_util_pct", r.cpu.server_util_pct),
         ("cpu.client_util_pct", r.cpu.client_util_pct),
         ("cpu.server_ns_per_byte", r.cpu.server_ns_per_byte),
+        ("cpu.server_work_us_per_op", r.cpu.server_work_us_per_op),
         ("loss_pct", r.loss_pct),
         ("errors", Some(r.errors as f64)),
     ]
 }
 
 /// One line of a comparison.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Ratio {
     pub workload: Workload,
     pub path: String,
@@ -410,30 +435,51 @@ pub struct Ratio {
     pub ratio: Option<f64>,
 }
 
+/// Ratios b/a of every figure of two runs.
+fn ratio_rows(a: &Run, b: &Run, path: String) -> Vec<Ratio> {
+    figures(a)
+        .into_iter()
+        .zip(figures(b))
+        .map(move |((name, va), (_, vb))| Ratio {
+            workload: a.workload,
+            path: path.clone(),
+            figure: name.to_string(),
+            a: va,
+            b: vb,
+            ratio: match (va, vb) {
+                (Some(x), Some(y)) if x != 0.0 => Some(y / x),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
 /// Ratios b/a of every figure of the runs that both documents have.
 pub fn compare(a: &ResultDoc, b: &ResultDoc) -> Vec<Ratio> {
     let mut out = Vec::new();
     for ra in &a.runs {
-        let Some(rb) = b
+        if let Some(rb) = b
             .runs
             .iter()
             .find(|r| r.workload == ra.workload && r.path == ra.path)
-        else {
-            continue;
-        };
-        for ((name, va), (_, vb)) in figures(ra).into_iter().zip(figures(rb)) {
-            let ratio = match (va, vb) {
-                (Some(x), Some(y)) if x != 0.0 => Some(y / x),
-                _ => None,
-            };
-            out.push(Ratio {
-                workload: ra.workload,
-                path: ra.path.clone(),
-                figure: name.to_string(),
-                a: va,
-                b: vb,
-                ratio,
-            });
+        {
+            out.extend(ratio_rows(ra, rb, ra.path.clone()));
+        }
+    }
+    out
+}
+
+/// path / kernel of every figure, for each workload run over the kernel
+/// path and another one ("bypass": the server side on the bypass path;
+/// "bypass-client": the client side).
+pub fn path_ratios(runs: &[Run]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for k in runs.iter().filter(|r| r.path == "kernel") {
+        for b in runs
+            .iter()
+            .filter(|r| r.workload == k.workload && r.path != "kernel")
+        {
+            out.extend(ratio_rows(k, b, format!("{}/kernel", b.path)));
         }
     }
     out
@@ -501,6 +547,7 @@ mod tests {
             config: BTreeMap::new(),
             env: Env::default(),
             runs,
+            ratios: vec![],
         }
     }
 

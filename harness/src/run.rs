@@ -63,6 +63,10 @@ pub struct Hardware {
 /// Where the two sides of a run live.
 struct Target {
     server_addr: IpAddr,
+    /// The server side's interface (the bypass path attaches there).
+    server_iface: String,
+    /// The client side's interface (the bypass client attaches there).
+    client_iface: String,
     server_ns: Option<String>,
     client_ns: Option<String>,
     client_bind: Option<IpAddr>,
@@ -153,24 +157,38 @@ impl RunOptions {
     }
 }
 
+/// The paths a workload runs over, in order (kernel first: each bypass
+/// figure has its kernel figure from the same run beside it). "bypass": the
+/// server side on the bypass path, the client on the kernel's;
+/// the UDP workloads run over the kernel path only until the stack's UDP is
+/// in the harness.
+pub fn paths_for(choice: PathChoice, w: Workload) -> &'static [&'static str] {
+    match (choice, w.is_udp()) {
+        (PathChoice::Kernel, _) | (PathChoice::Both, true) => &["kernel"],
+        (PathChoice::Bypass, _) => &["bypass"],
+        (PathChoice::Both, false) => &["kernel", "bypass"],
+    }
+}
+
 /// Runs everything and writes the result directory. Returns the document and
 /// the directory.
 pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, PathBuf)> {
     let started = chrono::Utc::now();
-    let paths: Vec<&str> = match opts.path {
-        PathChoice::Kernel => vec!["kernel"],
-        PathChoice::Bypass => {
-            return Err(usage(
-                "the bypass path is not implemented yet: run with --path kernel (the default `both` runs the kernel path until the bypass path lands)",
-            ))
+    if opts.path != PathChoice::Kernel && opts.hardware.is_some() {
+        return Err(usage(
+            "the bypass path runs in the lab only for now (its server side on real hardware comes with `bypass serve --path bypass`): drop --iface, or use --path kernel",
+        ));
+    }
+    if opts.path == PathChoice::Bypass {
+        if let Some(w) = opts.workloads.iter().find(|w| w.is_udp()) {
+            return Err(usage(format!(
+                "{w} over the bypass path needs the stack's UDP in the harness, which is not in yet: run it with --path kernel"
+            )));
         }
-        PathChoice::Both => {
-            if !opts.json {
-                eprintln!("note: the bypass path is not implemented yet; running the kernel path only");
-            }
-            vec!["kernel"]
-        }
-    };
+    }
+    if opts.path == PathChoice::Both && !opts.json && opts.workloads.iter().any(|w| w.is_udp()) {
+        eprintln!("note: udp-rr and udp-stream run over the kernel path only: the stack's UDP is not in the harness yet");
+    }
     // the lab, unless on hardware; dropped (removed) when this function returns
     let lab = match &opts.hardware {
         None => Some(Lab::create(opts.queues, false)?),
@@ -179,6 +197,8 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     let target = match (&lab, &opts.hardware) {
         (Some(lab), _) => Target {
             server_addr: IpAddr::V4(lab.info.server.addr),
+            server_iface: lab.info.server.iface.clone(),
+            client_iface: lab.info.client.iface.clone(),
             server_ns: Some(lab.info.server.netns.clone()),
             client_ns: Some(lab.info.client.netns.clone()),
             client_bind: None,
@@ -186,6 +206,8 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         },
         (None, Some(h)) => Target {
             server_addr: h.peer,
+            server_iface: h.iface.clone(),
+            client_iface: h.iface.clone(),
             server_ns: None,
             client_ns: None,
             client_bind: Some(h.addr),
@@ -222,7 +244,11 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         _ => {}
     }
 
-    let total = opts.workloads.len() * paths.len();
+    let total: usize = opts
+        .workloads
+        .iter()
+        .map(|w| paths_for(opts.path, *w).len())
+        .sum();
     let per = opts.duration + opts.warmup;
     let bar = if opts.json {
         ProgressBar::hidden()
@@ -239,15 +265,26 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     let dir = result::result_dir(&opts.out, &started, &opts.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (k, w) in opts.workloads.iter().enumerate() {
-        for path in &paths {
+        let paths = paths_for(opts.path, *w);
+        for path in paths {
             if interrupt.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
             }
             bar.set_message(format!("{w} over the {path} path"));
             let base = (per.as_secs_f64() * k as f64 * 10.0) as u64;
-            let (mut run, hists, t0_wall) =
+            let (mut run, hists, t0_wall, attach) =
                 run_one(opts, *w, path, &target, &interrupt, &bar, base)?;
+            if let Some(a) = attach {
+                env.xdp_mode = Some(a.xdp_mode.clone());
+                env.zero_copy = Some(a.zero_copy);
+                run.params.insert("xdp_mode".into(), a.xdp_mode);
+                run.params
+                    .insert("zero_copy".into(), a.zero_copy.to_string());
+                if let Some(e) = a.native_error {
+                    run.params.insert("xdp_native_refused".into(), e);
+                }
+            }
             if run.flags.iter().any(|f| f == Flag::Interrupted.name()) {
                 interrupted = true;
             }
@@ -280,6 +317,7 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         interrupted,
         config: opts.config(),
         env,
+        ratios: result::path_ratios(&runs),
         runs,
     };
     std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&doc)?)
@@ -313,6 +351,16 @@ fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
     crate::kernel::in_ns_opt(ns, metrics::net_counters).unwrap_or_default()
 }
 
+/// One (workload, path) measured: the run entry, its interval histograms
+/// (for the hlog), the wall time its window began, and how the bypass path
+/// attached (when it ran).
+type OneRun = (
+    Run,
+    Vec<hdrhistogram::Histogram<u64>>,
+    SystemTime,
+    Option<crate::bypass::AttachInfo>,
+);
+
 #[allow(clippy::too_many_arguments)]
 fn run_one(
     opts: &RunOptions,
@@ -322,7 +370,7 @@ fn run_one(
     interrupt: &Arc<AtomicBool>,
     bar: &ProgressBar,
     bar_base: u64,
-) -> Result<(Run, Vec<hdrhistogram::Histogram<u64>>, SystemTime)> {
+) -> Result<OneRun> {
     let sizes = opts.sizes_for(w);
     let connections = opts.connections_for(w);
     let rate = opts.rate_for(w);
@@ -333,8 +381,18 @@ fn run_one(
         udp_echo: w == Workload::UdpRr,
         udp_sink: w == Workload::UdpStream,
     };
-    let server = if target.local_server {
-        Some(KernelServer::start(ServerConfig {
+    // "bypass": the server side runs on the bypass path (kernel client);
+    // "bypass-client": the client side does (kernel server)
+    let bypass = path == "bypass";
+    let mut attach = None;
+    let server_addr = if bypass {
+        IpAddr::V4(crate::lab::STACK_ADDR)
+    } else {
+        target.server_addr
+    };
+    let server = match (target.local_server, bypass) {
+        (false, _) => None,
+        (true, false) => Some(Server::Kernel(KernelServer::start(ServerConfig {
             bind: target.server_addr,
             port: opts.port,
             proto: opts.proto,
@@ -343,28 +401,53 @@ fn run_one(
             cpus: opts.server_cpus.iter().map(|c| Some(*c)).collect(),
             netns: target.server_ns.clone(),
             window,
-        })?)
-    } else {
-        None
+        })?)),
+        (true, true) => {
+            let cfg = crate::bypass::BypassConfig {
+                netns: target.server_ns.clone(),
+                iface: target.server_iface.clone(),
+                addr: crate::lab::STACK_ADDR,
+                xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
+                force: opts.force,
+                trust_checksums: true,
+            };
+            let s = crate::bypass::Server::start(crate::bypass::ServerSpec {
+                bypass: cfg,
+                peer: target
+                    .client_ns
+                    .clone()
+                    .zip(Some(target.client_iface.clone())),
+                port: opts.port,
+                workload: w,
+                proto: opts.proto,
+                sizes,
+                cpu: opts.server_cpus.first().copied(),
+                window,
+            })?;
+            attach = Some(s.attach().clone());
+            Some(Server::Bypass(s))
+        }
     };
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let clients = KernelClients::start(
-        &ClientConfig {
-            workload: w,
-            proto: opts.proto,
-            sizes,
-            server: target.server_addr,
-            port: opts.port,
-            bind: target.client_bind,
-            connections,
-            rate,
-            cpus: opts.client_cpus.iter().map(|c| Some(*c)).collect(),
-            netns: target.client_ns.clone(),
-            window,
-            udp_timeout: Duration::from_millis(200),
-        },
-        stop_clients.clone(),
-    )?;
+    let clients = {
+        Clients::Kernel(KernelClients::start(
+            &ClientConfig {
+                workload: w,
+                proto: opts.proto,
+                sizes,
+                server: server_addr,
+                port: opts.port,
+                bind: target.client_bind,
+                connections,
+                rate,
+                cpus: opts.client_cpus.iter().map(|c| Some(*c)).collect(),
+                netns: target.client_ns.clone(),
+                window,
+                udp_timeout: Duration::from_millis(200),
+            },
+            stop_clients.clone(),
+        )?)
+    };
 
     // sample the machine at the window's edges
     let sleep_until = |t: Instant| -> bool {
@@ -427,9 +510,11 @@ fn run_one(
         run.counters.insert(format!("client.kernel.{k}"), v);
     }
     if w == Workload::Stream {
+        // the sender's count: the same on both paths (the bypass server's
+        // segments never reach its namespace's kernel counters)
         let segs = run
             .counters
-            .get("server.kernel.Tcp.InSegs")
+            .get("client.kernel.Tcp.OutSegs")
             .copied()
             .unwrap_or(0);
         run.counters.insert("segments".into(), segs);
@@ -446,7 +531,35 @@ fn run_one(
     } else {
         Vec::new()
     };
-    Ok((run, hists, t0_wall))
+    Ok((run, hists, t0_wall, attach))
+}
+
+/// The load generator of one run.
+enum Clients {
+    Kernel(KernelClients),
+}
+
+impl Clients {
+    fn join(self) -> Result<ClientReport> {
+        match self {
+            Clients::Kernel(c) => c.join(),
+        }
+    }
+}
+
+/// The server of one run, over either path.
+enum Server {
+    Kernel(KernelServer),
+    Bypass(crate::bypass::Server),
+}
+
+impl Server {
+    fn stop(self) -> Result<ServerReport> {
+        match self {
+            Server::Kernel(s) => s.stop(),
+            Server::Bypass(s) => s.stop(),
+        }
+    }
 }
 
 /// The recorder of the side that measures this workload, merged over threads.
@@ -565,13 +678,14 @@ fn compose(
         0.0
     };
     let server_total = server_thread_us + server_softirq_us;
-    let cpu = Cpu {
+    let mut cpu = Cpu {
         server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
         client_us_per_op: per_op(client_thread_us + client_softirq_us),
         server_util_pct: local_server
             .then(|| util(server_total, opts.server_cpus.len()))
             .flatten(),
         client_util_pct: util(client_thread_us + client_softirq_us, opts.client_cpus.len()),
+        server_work_us_per_op: None,
         server_ns_per_byte: (local_server && w.measured_at_server() && bytes > 0)
             .then(|| server_total * 1000.0 / bytes as f64),
         server_thread_us: local_server.then_some(server_thread_us),
@@ -585,7 +699,7 @@ fn compose(
     };
 
     // counters
-    let mut counters = BTreeMap::new();
+    let mut counters: BTreeMap<String, u64> = BTreeMap::new();
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&c.counters) {
         for (k, v) in m {
             counters.insert(format!("client.{k}"), v.as_u64().unwrap_or(0));
@@ -598,6 +712,18 @@ fn compose(
             }
         }
     }
+    let mut work_us = None;
+    if let Some(s) = s {
+        for t in &s.threads {
+            for (k, v) in &t.extra {
+                *counters.entry(format!("server.{k}")).or_insert(0) += v;
+                if k == "work_us" {
+                    *work_us.get_or_insert(0u64) += v;
+                }
+            }
+        }
+    }
+    cpu.server_work_us_per_op = work_us.and_then(|w| per_op(w as f64));
     let verify_errors = s.map_or(0, |s| s.counters.stream_verify_errors);
     let bad_requests = s.map_or(0, |s| s.counters.bad_requests);
     let errors = rec_errors(w, c) + verify_errors + bad_requests + c.counters.protocol_errors;

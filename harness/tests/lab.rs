@@ -166,10 +166,16 @@ fn check_run(r: &Value) {
             );
         }
         "crr" => {
-            // every measured connection was accepted by the kernel; the
-            // kernel's counter is sampled at the window's edges, so the
-            // connections in flight at the edges may fall on either side
-            let opens = c["server.kernel.Tcp.PassiveOpens"].as_u64().unwrap();
+            // every measured connection was accepted by the server (the
+            // kernel's or the stack's); the kernel's counter is sampled at
+            // the window's edges, so the connections in flight at the edges
+            // may fall on either side
+            let key = if r["path"] == "kernel" {
+                "server.kernel.Tcp.PassiveOpens"
+            } else {
+                "client.kernel.Tcp.ActiveOpens"
+            };
+            let opens = c[key].as_u64().unwrap();
             let slack = (ops / 20).max(64);
             assert!(
                 opens.abs_diff(ops) <= slack,
@@ -390,6 +396,97 @@ fn http_rr_and_crr_and_open_loop_rate() {
         "open loop at 2000/s measured {rate}/s"
     );
     assert_eq!(r["params"]["rate"], "2000");
+}
+
+#[test]
+fn tcp_workloads_over_the_bypass_path_beside_the_kernel_path() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let o = env.run(&[
+        "run",
+        "crr",
+        "rr",
+        "stream",
+        "--path",
+        "both",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0.5",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json(&o);
+    let runs = doc["runs"].as_array().unwrap();
+    let keys: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap().into(),
+                r["path"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for w in ["crr", "rr", "stream"] {
+        for p in ["kernel", "bypass"] {
+            assert!(
+                keys.contains(&(w.into(), p.into())),
+                "{w}/{p} missing: {keys:?}"
+            );
+        }
+    }
+    for r in runs {
+        check_run(r);
+        if r["path"] == "bypass" {
+            let c = &r["counters"];
+            let w = r["workload"].as_str().unwrap();
+            // the stack's frames went through the XDP program to the socket
+            assert!(
+                c["server.xdp.steered"].as_u64().unwrap() > r["ops"].as_u64().unwrap(),
+                "{w}: {c}"
+            );
+            assert_eq!(c["server.xsk.rx_invalid_descs"].as_u64(), Some(0));
+            assert_eq!(c["server.xsk.tx_invalid_descs"].as_u64(), Some(0));
+            assert!(r["params"]["xdp_mode"].is_string());
+            assert!(
+                f(&r["cpu"]["server_work_us_per_op"]) > 0.0,
+                "{w}: work time reported"
+            );
+            // the kernel server saw none of it
+            assert!(
+                c["server.kernel.Tcp.PassiveOpens"].as_u64().unwrap_or(0) == 0,
+                "{w}"
+            );
+        }
+    }
+    assert_eq!(
+        doc["env"]["xdp_mode"]
+            .as_str()
+            .map(|m| m == "native" || m == "generic"),
+        Some(true)
+    );
+    // bypass / kernel ratios for every workload
+    let ratios = doc["ratios"].as_array().unwrap();
+    for w in ["crr", "rr", "stream"] {
+        assert!(
+            ratios.iter().any(|r| r["workload"] == w
+                && r["figure"] == "ops_per_s"
+                && r["ratio"].as_f64().is_some()),
+            "{w}: no ops_per_s ratio"
+        );
+    }
+    assert_lab_gone(&doc);
 }
 
 #[test]
@@ -711,7 +808,7 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
         (&["run", "--connections", "0"], "connections"),
         (&["run", "--cores", "99"], "--cores"),
         (&["run", "--server-cpus", "77"], "not available"),
-        (&["run", "--path", "bypass"], "not implemented"),
+        (&["run", "udp-rr", "--path", "bypass"], "not in yet"),
         (&["lab", "up", "--queues", "0"], "out of range"),
         (
             &[

@@ -105,6 +105,9 @@ pub struct ServerThreadResult {
     pub recorder: Recorder,
     /// CPU time the thread used inside the window.
     pub cpu: ThreadTimes,
+    /// Path-specific counters (the bypass path: work time, XSK and XDP
+    /// statistics, the stack's counters).
+    pub extra: std::collections::BTreeMap<String, u64>,
 }
 
 /// A running server. `stop` ends it; dropping it stops it too.
@@ -401,6 +404,7 @@ impl ServerThread {
             counters: self.counters.clone(),
             recorder: self.recorder.clone(),
             cpu: self.cpu.used,
+            extra: Default::default(),
         })
     }
 
@@ -634,35 +638,48 @@ impl ServerThread {
 /// Parses the complete HTTP requests in `c.inbuf` and queues their responses.
 /// Returns (requests answered, bad requests).
 fn http_consume(c: &mut Conn, keep: &[u8], close: &[u8]) -> (u64, u64) {
+    http_consume_parts(&mut c.inbuf, &mut c.out, &mut c.close_after, keep, close)
+}
+
+/// The HTTP server logic, shared by both paths: answers every complete
+/// request in `inbuf` into `out`; after a `Connection: close` request (or a
+/// bad one) sets `close_after` and stops.
+pub fn http_consume_parts(
+    inbuf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    close_after: &mut bool,
+    keep: &[u8],
+    close: &[u8],
+) -> (u64, u64) {
     let mut pos = 0;
     let mut reqs = 0;
     let mut bad = 0;
-    while !c.close_after {
-        match workload::parse_http_request(&c.inbuf[pos..]) {
+    while !*close_after {
+        match workload::parse_http_request(&inbuf[pos..]) {
             Ok(Some(head)) => {
-                if c.inbuf.len() - pos < head.len + head.body {
+                if inbuf.len() - pos < head.len + head.body {
                     break; // body still arriving
                 }
                 pos += head.len + head.body;
                 reqs += 1;
                 if head.close {
-                    c.out.extend_from_slice(close);
-                    c.close_after = true;
+                    out.extend_from_slice(close);
+                    *close_after = true;
                 } else {
-                    c.out.extend_from_slice(keep);
+                    out.extend_from_slice(keep);
                 }
             }
             Ok(None) => break,
             Err(_) => {
                 bad += 1;
-                c.out.extend_from_slice(
+                out.extend_from_slice(
                     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
-                c.close_after = true;
+                *close_after = true;
             }
         }
     }
-    c.inbuf.drain(..pos);
+    inbuf.drain(..pos);
     (reqs, bad)
 }
 

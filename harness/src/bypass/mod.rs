@@ -1,0 +1,225 @@
+//! The bypass path: the XDP program steers the stack's frames into an AF_XDP
+//! socket, and the userspace stack serves them on the same thread, run to
+//! completion: receive a batch, answer it, transmit, repeat. `tcp`: crr, rr
+//! and stream on the stack's TCP; `udp`: udp-rr and udp-stream.
+//!
+//! In the lab the stack has an address of its own on the server's veth
+//! (own-address steering: ARP for it and IPv4 to it go to the socket, the
+//! kernel keeps everything else), so the kernel's traffic on the same
+//! interface is untouched.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+
+use crate::error::usage;
+
+/// Where the stack lives and how the program is attached.
+#[derive(Clone, Debug)]
+pub struct BypassConfig {
+    pub netns: Option<String>,
+    pub iface: String,
+    /// The stack's own IPv4 address (steered to it).
+    pub addr: Ipv4Addr,
+    pub xdp_mode: xdp::XdpMode,
+    pub force: bool,
+    /// Trust the checksums of received frames (veth sends partial ones).
+    pub trust_checksums: bool,
+}
+
+/// What the attach produced, for the result's env.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AttachInfo {
+    pub xdp_mode: String,
+    pub zero_copy: bool,
+    pub native_error: Option<String>,
+}
+
+/// Parses `--xdp-mode`.
+pub fn xdp_mode(s: &str) -> Result<xdp::XdpMode> {
+    match s {
+        "native" => Ok(xdp::XdpMode::Native),
+        "generic" => Ok(xdp::XdpMode::Generic),
+        "auto" => Ok(xdp::XdpMode::Auto),
+        other => Err(usage(format!(
+            "--xdp-mode {other}: choose native, generic or auto"
+        ))),
+    }
+}
+
+/// The interface's MAC address, read with `ip` in its namespace.
+pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
+    let mut args = vec![];
+    if let Some(ns) = netns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-j", "link", "show", "dev", iface]);
+    let out = crate::lab::sh("ip", &args)?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let s = v[0]["address"]
+        .as_str()
+        .ok_or_else(|| anyhow!("`ip link show dev {iface}` gave no address"))?;
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(anyhow!("{iface}: unexpected MAC address `{s}`"));
+    }
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("{iface}: MAC `{s}`"))?;
+    }
+    Ok(mac)
+}
+
+/// Attaches the steering program (own-address mode) to the interface and
+/// binds an AF_XDP socket to its queue 0. Call it on a thread inside the
+/// interface's namespace.
+pub fn attach(cfg: &BypassConfig) -> Result<(xdp::Steering, xdp::Xsk)> {
+    let steering = xdp::Steering::attach(
+        cfg.iface.as_str(),
+        cfg.xdp_mode,
+        &xdp::SteerConfig {
+            addr: cfg.addr,
+            steer: xdp::Steer::OwnAddress,
+        },
+        cfg.force,
+    )
+    .map_err(|e| match e {
+        xdp::Error::Busy { .. } => usage(format!("{e}")),
+        other => anyhow!(other),
+    })?;
+    // the kernel releases a closed socket's queue a little later (deferred
+    // work): a run right after another may find the queue still taken
+    let deadline = Instant::now() + std::time::Duration::from_secs(3);
+    let xsk = loop {
+        match xdp::Xsk::bind(cfg.iface.as_str(), 0, &xdp::XskConfig::default()) {
+            Ok(x) => break x,
+            Err(xdp::Error::Syscall { ref source, .. })
+                if Instant::now() < deadline && source.raw_os_error() == Some(nix::libc::EBUSY) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(anyhow!(e))
+                    .with_context(|| format!("binding an AF_XDP socket to {} queue 0", cfg.iface))
+            }
+        }
+    };
+    steering.insert_socket(0, std::os::fd::AsFd::as_fd(&xsk))?;
+    Ok((steering, xsk))
+}
+
+/// The socket's and the program's counters, for a run's `counters`.
+pub fn xsk_and_xdp_counters(
+    xsk: &xdp::Xsk,
+    steering: &xdp::Steering,
+    extra: &mut BTreeMap<String, u64>,
+) {
+    if let Ok(s) = xsk.statistics() {
+        extra.insert("xsk.rx_dropped".into(), s.rx_dropped);
+        extra.insert("xsk.rx_ring_full".into(), s.rx_ring_full);
+        extra.insert("xsk.fill_ring_empty".into(), s.fill_ring_empty);
+        extra.insert("xsk.rx_invalid_descs".into(), s.rx_invalid_descs);
+        extra.insert("xsk.tx_invalid_descs".into(), s.tx_invalid_descs);
+        extra.insert("xsk.tx_ring_empty".into(), s.tx_ring_empty);
+    }
+    if let Ok(c) = steering.counters() {
+        extra.insert("xdp.steered".into(), c.steered);
+        extra.insert("xdp.passed".into(), c.passed);
+        extra.insert("xdp.no_socket".into(), c.no_socket);
+    }
+}
+
+/// The stack's clock from the harness's: the stack takes time as an
+/// injected value.
+pub fn stack_now(t: Instant) -> stack::time::Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    stack::time::Instant::from_micros(t.saturating_duration_since(base).as_micros() as u64)
+}
+
+pub mod tcp;
+
+/// What a bypass server of a run needs.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub bypass: BypassConfig,
+    /// The kernel peer's namespace and interface (the stack's TCP has no ARP
+    /// yet: it sends to this interface's MAC, and the peer gets a permanent
+    /// neighbour entry for the stack's address).
+    pub peer: Option<(String, String)>,
+    pub port: u16,
+    pub workload: crate::workload::Workload,
+    pub proto: crate::workload::Proto,
+    pub sizes: crate::workload::Sizes,
+    pub cpu: Option<usize>,
+    pub window: crate::metrics::Window,
+}
+
+/// A bypass server over TCP or UDP.
+pub enum Server {
+    Tcp(tcp::BypassTcpServer),
+}
+
+impl Server {
+    pub fn start(spec: ServerSpec) -> Result<Server> {
+        if spec.workload.is_udp() {
+            return Err(usage(format!(
+                "{} over the bypass path needs the stack's UDP in the harness, which is not in yet: run it with --path kernel",
+                spec.workload
+            )));
+        }
+        let (ns, iface) = spec.peer.clone().ok_or_else(|| {
+            usage("the bypass path's TCP needs the lab (its peer's MAC and a neighbour entry)")
+        })?;
+        let peer_mac = iface_mac(Some(&ns), &iface)?;
+        // the kernel peer reaches the stack's address without ARP
+        let own_mac = iface_mac(spec.bypass.netns.as_deref(), &spec.bypass.iface)?;
+        let lladdr = own_mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        crate::lab::sh(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "neigh",
+                "replace",
+                &spec.bypass.addr.to_string(),
+                "lladdr",
+                &lladdr,
+                "dev",
+                &iface,
+                "nud",
+                "permanent",
+            ],
+        )?;
+        Ok(Server::Tcp(tcp::BypassTcpServer::start(
+            tcp::BypassTcpServerConfig {
+                bypass: spec.bypass,
+                peer_mac,
+                port: spec.port,
+                proto: spec.proto,
+                sizes: spec.sizes,
+                cpu: spec.cpu,
+                window: spec.window,
+            },
+        )?))
+    }
+
+    pub fn attach(&self) -> &AttachInfo {
+        match self {
+            Server::Tcp(s) => &s.attach,
+        }
+    }
+
+    pub fn stop(self) -> Result<crate::kernel::server::ServerReport> {
+        match self {
+            Server::Tcp(s) => s.stop(),
+        }
+    }
+}

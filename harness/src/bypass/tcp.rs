@@ -1,0 +1,453 @@
+//! The bypass path for the TCP workloads (crr, rr, stream): the userspace
+//! stack's TCP over an AF_XDP socket, serving on one thread, run to
+//! completion, with the same application logic as the kernel server (raw
+//! fixed-size messages or minimal HTTP/1.1; a verifying sink for stream).
+//!
+//! The stack's TCP interface has no ARP yet: the harness gives it the peer's
+//! MAC, and gives the kernel peer a permanent neighbour entry for the
+//! stack's address (`ip neigh replace ... nud permanent`), removed with the lab.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
+
+use super::{iface_mac, stack_now, AttachInfo, BypassConfig};
+use crate::error::usage;
+use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
+use crate::metrics::{Recorder, Window, WindowCpu};
+use crate::workload::{self, Proto, Sizes};
+
+#[derive(Clone, Debug)]
+pub struct BypassTcpServerConfig {
+    pub bypass: BypassConfig,
+    /// The kernel peer's MAC (the stack sends every frame there).
+    pub peer_mac: [u8; 6],
+    pub port: u16,
+    pub proto: Proto,
+    pub sizes: Sizes,
+    pub cpu: Option<usize>,
+    pub window: Window,
+}
+
+pub struct BypassTcpServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<ServerThreadResult>>>,
+    pub attach: AttachInfo,
+}
+
+/// 256 bits from the kernel's random source (flow hash and ISN secrets).
+fn secret() -> Result<[u64; 4]> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
+    let mut out = [0u64; 4];
+    for (o, c) in out.iter_mut().zip(b.chunks_exact(8)) {
+        *o = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    }
+    Ok(out)
+}
+
+impl BypassTcpServer {
+    pub fn start(cfg: BypassTcpServerConfig) -> Result<BypassTcpServer> {
+        let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
+        let (flow_secret, isn_secret) = (secret()?, secret()?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::bounded::<Result<AttachInfo>>(1);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("byp-tcp".into())
+            .spawn(move || -> Result<ServerThreadResult> {
+                let setup = (|| {
+                    crate::kernel::place_thread(cfg.cpu, cfg.bypass.netns.as_deref())?;
+                    let (steering, xsk) = super::attach(&cfg.bypass)?;
+                    let mut icfg = InterfaceConfig::new(
+                        stack::wire::EthernetAddress(mac),
+                        cfg.bypass.addr,
+                        stack::wire::EthernetAddress(cfg.peer_mac),
+                        flow_secret,
+                        isn_secret,
+                    );
+                    icfg.max_sockets = 16384;
+                    icfg.syn_backlog = 1024;
+                    if cfg.bypass.trust_checksums {
+                        icfg.checksums = stack::wire::Checksums::Trust;
+                    }
+                    Ok::<_, anyhow::Error>(TcpShard::new(steering, Interface::new(xsk, icfg), &cfg))
+                })();
+                let mut shard = match setup {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        let _ = tx.send(Err(e));
+                        return Err(anyhow!(msg));
+                    }
+                };
+                let listen = shard.listen(cfg.port);
+                if let Err(e) = listen {
+                    let msg = format!("{e:#}");
+                    let _ = tx.send(Err(e));
+                    return Err(anyhow!(msg));
+                }
+                let _ = tx.send(Ok(shard.attach_info()));
+                shard.serve(&stop2)
+            })
+            .context("spawning the bypass TCP server thread")?;
+        let attach = match rx.recv() {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err(anyhow!("the bypass TCP server thread died while starting")),
+        };
+        Ok(BypassTcpServer {
+            stop,
+            thread: Some(thread),
+            attach,
+        })
+    }
+
+    pub fn stop(mut self) -> Result<ServerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        let r = self
+            .thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("the bypass TCP server thread panicked"))??;
+        Ok(ServerReport {
+            counters: r.counters.clone(),
+            threads: vec![r],
+        })
+    }
+}
+
+impl Drop for BypassTcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rr,
+    Http,
+    Sink,
+}
+
+struct Conn {
+    kind: Kind,
+    partial: usize,
+    owed: usize,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    close_after: bool,
+    offset: u64,
+}
+
+struct TcpShard {
+    addr: Ipv4Addr,
+    steering: xdp::Steering,
+    iface: Interface<xdp::Xsk>,
+    zero_copy: bool,
+    rr: Option<SocketHandle>,
+    sink: Option<SocketHandle>,
+    conns: HashMap<SocketHandle, Conn>,
+    proto: Proto,
+    sizes: Sizes,
+    window: Window,
+    cpu_id: Option<usize>,
+    counters: ServerCounters,
+    recorder: Recorder,
+    buf: Vec<u8>,
+    zeros: Vec<u8>,
+    pattern: Vec<u8>,
+    http_keep: Vec<u8>,
+    http_close: Vec<u8>,
+}
+
+impl TcpShard {
+    fn new(
+        steering: xdp::Steering,
+        iface: Interface<xdp::Xsk>,
+        cfg: &BypassTcpServerConfig,
+    ) -> TcpShard {
+        let zero_copy = iface.device().zero_copy();
+        TcpShard {
+            addr: cfg.bypass.addr,
+            steering,
+            iface,
+            zero_copy,
+            rr: None,
+            sink: None,
+            conns: HashMap::new(),
+            proto: cfg.proto,
+            sizes: cfg.sizes,
+            window: cfg.window,
+            cpu_id: cfg.cpu,
+            counters: ServerCounters::default(),
+            recorder: Recorder::new(cfg.window),
+            buf: vec![0; 256 * 1024],
+            zeros: vec![0; 64 * 1024],
+            pattern: workload::pattern_buffer(256 * 1024),
+            http_keep: workload::http_response(cfg.sizes.resp, false),
+            http_close: workload::http_response(cfg.sizes.resp, true),
+        }
+    }
+
+    fn attach_info(&self) -> AttachInfo {
+        AttachInfo {
+            xdp_mode: self.steering.mode().as_str().to_string(),
+            zero_copy: self.zero_copy,
+            native_error: self.steering.native_error().map(|e| e.to_string()),
+        }
+    }
+
+    fn listen(&mut self, port: u16) -> Result<()> {
+        let addr = self.iface_addr();
+        for (p, sink) in [(port, false), (port + 1, true)] {
+            let h = self.iface.socket().map_err(|e| anyhow!("socket: {e:?}"))?;
+            self.iface
+                .bind(h, SocketAddrV4::new(addr, p))
+                .map_err(|e| usage(format!("binding TCP port {p} on the stack: {e:?}")))?;
+            self.iface
+                .listen(h, 1024)
+                .map_err(|e| anyhow!("listen on port {p}: {e:?}"))?;
+            if sink {
+                self.sink = Some(h);
+            } else {
+                self.rr = Some(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn iface_addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    fn serve(&mut self, stop: &AtomicBool) -> Result<ServerThreadResult> {
+        let mut cpu = WindowCpu::default();
+        let mut work = Duration::ZERO;
+        let mut work_at_t0: Option<Duration> = None;
+        let mut work_in_window: Option<Duration> = None;
+        let mut idle_rounds = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let start = Instant::now();
+            cpu.tick(&self.window, start);
+            if work_at_t0.is_none() && start >= self.window.t0 {
+                work_at_t0 = Some(work);
+            }
+            if work_in_window.is_none() && start >= self.window.t_end {
+                work_in_window = Some(work - work_at_t0.unwrap_or(work));
+            }
+            let mut did = self.iface.poll(stack_now(start));
+            while let Some(ev) = self.iface.next_event() {
+                did = true;
+                self.event(ev.handle, ev.readiness);
+            }
+            if did {
+                self.iface.poll_egress(stack_now(Instant::now()));
+                work += start.elapsed();
+                idle_rounds = 0;
+            } else {
+                idle_rounds += 1;
+                if idle_rounds > 64 {
+                    // idle: sleep in poll() on the socket until frames come
+                    // or the stack's next timer is due (bounded)
+                    let wait_ms = self
+                        .iface
+                        .poll_at()
+                        .map(|t| t.saturating_since(stack_now(Instant::now())).as_millis() as i32)
+                        .unwrap_or(5)
+                        .clamp(0, 5);
+                    let _ = self.iface.device_mut().poll(wait_ms);
+                    idle_rounds = 0;
+                }
+            }
+        }
+        cpu.finish();
+        let work_in_window = work_in_window.unwrap_or(work - work_at_t0.unwrap_or(work));
+        let mut extra = BTreeMap::new();
+        extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
+        super::xsk_and_xdp_counters(self.iface.device(), &self.steering, &mut extra);
+        extra.insert(
+            "stack.unhandled_frames".into(),
+            self.iface.unhandled_frames(),
+        );
+        let t = self.iface.tcp_stats();
+        for (k, v) in [
+            ("retransmits", t.retransmits),
+            ("rto_expiries", t.rto_expiries),
+            ("fast_retransmits", t.fast_retransmits),
+            ("out_of_order", t.out_of_order),
+            ("out_of_order_dropped", t.out_of_order_dropped),
+            ("accept_queue_overflows", t.accept_queue_overflows),
+            ("syn_queue_overflows", t.syn_queue_overflows),
+            ("resets_sent", t.resets_sent),
+            ("timeouts", t.timeouts),
+            ("challenge_acks", t.challenge_acks),
+        ] {
+            extra.insert(format!("stack.tcp.{k}"), v);
+        }
+        Ok(ServerThreadResult {
+            cpu_id: self.cpu_id,
+            counters: self.counters.clone(),
+            recorder: self.recorder.clone(),
+            cpu: cpu.used,
+            extra,
+        })
+    }
+
+    fn event(&mut self, h: SocketHandle, r: Readiness) {
+        if Some(h) == self.rr || Some(h) == self.sink {
+            let sink = Some(h) == self.sink;
+            while let Ok((c, _peer)) = self.iface.accept(h) {
+                self.counters.accepted += 1;
+                let kind = match (sink, self.proto) {
+                    (true, _) => Kind::Sink,
+                    (false, Proto::Raw) => Kind::Rr,
+                    (false, Proto::Http) => Kind::Http,
+                };
+                self.conns.insert(
+                    c,
+                    Conn {
+                        kind,
+                        partial: 0,
+                        owed: 0,
+                        inbuf: Vec::new(),
+                        out: Vec::new(),
+                        out_pos: 0,
+                        close_after: false,
+                        offset: 0,
+                    },
+                );
+                // data may have come with the handshake
+                self.serve_conn(c);
+            }
+            return;
+        }
+        if !self.conns.contains_key(&h) {
+            return;
+        }
+        if r.contains(Readiness::ERROR) {
+            self.counters.io_errors += 1;
+            self.finish(h);
+            return;
+        }
+        self.serve_conn(h);
+    }
+
+    fn finish(&mut self, h: SocketHandle) {
+        if self.conns.remove(&h).is_some() {
+            let _ = self.iface.close(h);
+            self.counters.closed += 1;
+        }
+    }
+
+    fn serve_conn(&mut self, h: SocketHandle) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let mut eof = false;
+        loop {
+            match self.iface.recv(h, &mut self.buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.counters.bytes_in += n as u64;
+                    let now = Instant::now();
+                    match c.kind {
+                        Kind::Rr => {
+                            c.partial += n;
+                            let whole = c.partial / self.sizes.req;
+                            c.partial %= self.sizes.req;
+                            c.owed += whole * self.sizes.resp;
+                            self.counters.requests += whole as u64;
+                        }
+                        Kind::Http => {
+                            c.inbuf.extend_from_slice(&self.buf[..n]);
+                            let (reqs, bad) = crate::kernel::server::http_consume_parts(
+                                &mut c.inbuf,
+                                &mut c.out,
+                                &mut c.close_after,
+                                &self.http_keep,
+                                &self.http_close,
+                            );
+                            self.counters.requests += reqs;
+                            self.counters.bad_requests += bad;
+                        }
+                        Kind::Sink => {
+                            let data = &self.buf[..n];
+                            self.counters.stream_verify_errors +=
+                                workload::verify_stream(&self.pattern, c.offset, data);
+                            c.offset += n as u64;
+                            if self.window.measuring(now) {
+                                self.recorder.bytes(now, n as u64);
+                            }
+                        }
+                    }
+                    if c.close_after {
+                        break;
+                    }
+                }
+                Err(stack::Error::WouldBlock) => break,
+                Err(_) => {
+                    self.counters.io_errors += 1;
+                    self.finish(h);
+                    return;
+                }
+            }
+        }
+        // write what is owed, as far as the send buffer takes it
+        let mut flushed = true;
+        loop {
+            let r = if c.out_pos < c.out.len() {
+                self.iface.send(h, &c.out[c.out_pos..])
+            } else if c.owed > 0 {
+                self.iface
+                    .send(h, &self.zeros[..c.owed.min(self.zeros.len())])
+            } else {
+                c.out.clear();
+                c.out_pos = 0;
+                break;
+            };
+            match r {
+                Ok(0) | Err(stack::Error::WouldBlock) => {
+                    flushed = false;
+                    break;
+                }
+                Ok(n) => {
+                    self.counters.bytes_out += n as u64;
+                    if c.out_pos < c.out.len() {
+                        c.out_pos += n;
+                    } else {
+                        c.owed -= n;
+                    }
+                }
+                Err(_) => {
+                    self.counters.io_errors += 1;
+                    self.finish(h);
+                    return;
+                }
+            }
+        }
+        if eof || (c.close_after && flushed) {
+            self.finish(h);
+        }
+    }
+}
