@@ -23,19 +23,25 @@
 //!   and the connection state machine ([`tcp::Tcb`]);
 //! - [`iface`]: one shard's [`Interface`]: device, tables and sockets behind
 //!   the nonblocking sockets verbs and readiness [`Event`]s;
-//! - [`error`]: the socket API's [`Error`], named by errno.
+//! - [`error`]: the socket API's [`Error`], named by errno;
+//! - [`udp`]: UDP sockets with the ARP and ICMP a host needs, over one
+//!   device ([`udp::UdpStack`]), built on [`arp`] (the neighbour cache) and
+//!   [`icmp`] (when an ICMP error may be sent, and its rate limit).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arp;
 pub mod drop;
 pub mod error;
 pub mod flow;
 pub mod frame;
+pub mod icmp;
 pub mod iface;
 pub mod phy;
 pub mod storage;
 pub mod tcp;
 pub mod time;
+pub mod udp;
 pub mod wire;
 
 pub use drop::{Counters, DropReason};

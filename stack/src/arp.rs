@@ -1,0 +1,420 @@
+//! ARP resolution (RFC 826): a bounded neighbour cache with retries.
+//!
+//! The cache maps an on-link IPv4 address to its MAC. It has a fixed
+//! capacity chosen by the caller and never grows; lookups scan it, which at
+//! the sizes a benchmark shard needs (its peers and its gateway: a handful)
+//! is a few cache lines. An entry is one of:
+//!
+//! - **resolved**: the MAC and when it was last confirmed. Past its
+//!   lifetime it is still used (a benchmark must not stall on a refresh),
+//!   but [`Cache::lookup`] asks for a refresh request, at most one per retry
+//!   interval; if none of those is answered the entry is forgotten.
+//! - **resolving**: a request is out; [`Cache::poll`] retries it
+//!   `retries` times, `interval` apart, then gives up.
+//! - **failed**: recently given up on; sends to it fail at once until the
+//!   hold-down ends. RFC 1122 §2.3.2.1 (MUST) requires a mechanism against
+//!   ARP flooding, recommending at most one request per second per
+//!   destination: a resolution makes at most `retries` requests and is then
+//!   held down for [`ArpConfig::hold_down`] (1 s by default).
+//!
+//! The module makes no frames of its own: it tells the caller which
+//! requests to send (see [`Cache::poll`] and [`Lookup`]).
+
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use crate::time::Instant;
+use crate::wire::EthernetAddress;
+
+/// How the cache resolves and forgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpConfig {
+    /// Entries at most.
+    pub capacity: usize,
+    /// Requests per resolution, at most (the first included).
+    pub retries: u32,
+    /// Time between two requests for the same address.
+    pub interval: Duration,
+    /// How long a resolved entry is trusted before it is refreshed
+    /// (RFC 1122 §2.3.2.1: entries MUST time out).
+    pub lifetime: Duration,
+    /// How long a failed resolution is remembered: sends to it fail at
+    /// once meanwhile, and no request goes out.
+    pub hold_down: Duration,
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        ArpConfig {
+            capacity: 64,
+            retries: 3,
+            interval: Duration::from_millis(100),
+            lifetime: Duration::from_secs(60),
+            hold_down: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Resolved {
+        mac: EthernetAddress,
+        confirmed: Instant,
+        /// Refresh requests sent since `confirmed`, and when the last went.
+        probes: u32,
+        last_probe: Instant,
+    },
+    Resolving {
+        sent: u32,
+        next: Instant,
+    },
+    Failed {
+        until: Instant,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    addr: Ipv4Addr,
+    state: State,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Send to this MAC. `refresh`: the entry is past its lifetime, send a
+    /// request for it too (the caller counts and sends it).
+    Resolved {
+        /// The neighbour's MAC.
+        mac: EthernetAddress,
+        /// Whether to send a refresh request now.
+        refresh: bool,
+    },
+    /// Unknown: an entry was made; send the first request now.
+    Started,
+    /// A request is already out; wait for it.
+    Resolving,
+    /// Resolution failed recently (hold-down).
+    Failed,
+    /// Unknown, and every entry is resolving or held down: nothing can be
+    /// started now.
+    Full,
+}
+
+/// What [`Cache::poll`] asks of the caller, per address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send a request for the address again.
+    Retry(Ipv4Addr),
+    /// Resolution failed: drop what waits for the address.
+    GaveUp(Ipv4Addr),
+}
+
+/// The neighbour cache of one shard.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    config: ArpConfig,
+    entries: Vec<Entry>,
+}
+
+impl Cache {
+    /// An empty cache; allocates its capacity once.
+    pub fn new(config: ArpConfig) -> Cache {
+        Cache {
+            config,
+            entries: Vec::with_capacity(config.capacity.max(1)),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ArpConfig {
+        &self.config
+    }
+
+    fn find(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.entries.iter().position(|e| e.addr == addr)
+    }
+
+    /// The MAC of a resolved address, without side effects.
+    pub fn get(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
+        match self.find(addr).map(|i| self.entries[i].state) {
+            Some(State::Resolved { mac, .. }) => Some(mac),
+            _ => None,
+        }
+    }
+
+    /// Whether a resolution for `addr` is in progress.
+    pub fn is_resolving(&self, addr: Ipv4Addr) -> bool {
+        matches!(
+            self.find(addr).map(|i| self.entries[i].state),
+            Some(State::Resolving { .. })
+        )
+    }
+
+    /// Look `addr` up to send to it at `now`, starting a resolution if it
+    /// is unknown.
+    pub fn lookup(&mut self, addr: Ipv4Addr, now: Instant) -> Lookup {
+        let cfg = self.config;
+        if let Some(i) = self.find(addr) {
+            let e = &mut self.entries[i];
+            return match e.state {
+                State::Resolved {
+                    mac,
+                    confirmed,
+                    ref mut probes,
+                    ref mut last_probe,
+                } => {
+                    let stale = now.saturating_since(confirmed) >= cfg.lifetime;
+                    let due = *probes == 0 || now.saturating_since(*last_probe) >= cfg.interval;
+                    let refresh = stale && *probes < cfg.retries && due;
+                    if refresh {
+                        *probes += 1;
+                        *last_probe = now;
+                    }
+                    Lookup::Resolved { mac, refresh }
+                }
+                State::Resolving { .. } => Lookup::Resolving,
+                State::Failed { until } if now < until => Lookup::Failed,
+                State::Failed { .. } => {
+                    e.state = State::Resolving {
+                        sent: 1,
+                        next: now + cfg.interval,
+                    };
+                    Lookup::Started
+                }
+            };
+        }
+        let state = State::Resolving {
+            sent: 1,
+            next: now + cfg.interval,
+        };
+        if self.insert(addr, state, now) {
+            Lookup::Started
+        } else {
+            Lookup::Full
+        }
+    }
+
+    /// Put an entry in, evicting (in this order) an expired hold-down, the
+    /// least recently confirmed resolved entry; `false` if every entry is
+    /// resolving or held down.
+    fn insert(&mut self, addr: Ipv4Addr, state: State, now: Instant) -> bool {
+        if self.entries.len() < self.config.capacity.max(1) {
+            self.entries.push(Entry { addr, state });
+            return true;
+        }
+        let expired = self
+            .entries
+            .iter()
+            .position(|e| matches!(e.state, State::Failed { until } if now >= until));
+        let oldest = || {
+            self.entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e.state {
+                    State::Resolved { confirmed, .. } => Some((confirmed, i)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, i)| i)
+        };
+        match expired.or_else(oldest) {
+            Some(i) => {
+                self.entries[i] = Entry { addr, state };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What a received ARP packet teaches, per the reception algorithm of
+    /// RFC 826 ("Packet Reception"): if the sender is in the table, its MAC
+    /// is updated (the merge flag); if not, and the packet is addressed to
+    /// us (`for_us`), the sender is added. Returns whether the sender is
+    /// now resolved (a resolution finished or an entry was refreshed).
+    pub fn learn(
+        &mut self,
+        sender: Ipv4Addr,
+        mac: EthernetAddress,
+        for_us: bool,
+        now: Instant,
+    ) -> bool {
+        if sender.is_unspecified() || !mac.is_unicast() {
+            // An ARP probe (RFC 5227 §2.1.1: sender 0.0.0.0) teaches nothing.
+            return false;
+        }
+        let resolved = State::Resolved {
+            mac,
+            confirmed: now,
+            probes: 0,
+            last_probe: now,
+        };
+        match self.find(sender) {
+            Some(i) => {
+                self.entries[i].state = resolved;
+                true
+            }
+            None if for_us => self.insert(sender, resolved, now),
+            None => false,
+        }
+    }
+
+    /// Run the timers at `now`, one due entry at a time: the next
+    /// resolution to retry or give up on, or `None` when nothing is due.
+    /// Call it until `None`. Stale resolved entries whose refreshes all went
+    /// unanswered are forgotten on the way.
+    pub fn poll(&mut self, now: Instant) -> Option<Action> {
+        let cfg = self.config;
+        let mut i = 0;
+        while i < self.entries.len() {
+            let e = &mut self.entries[i];
+            match e.state {
+                State::Resolving { sent, next } if now >= next => {
+                    if sent < cfg.retries {
+                        e.state = State::Resolving {
+                            sent: sent + 1,
+                            next: now + cfg.interval,
+                        };
+                        return Some(Action::Retry(e.addr));
+                    }
+                    e.state = State::Failed {
+                        until: now + cfg.hold_down,
+                    };
+                    return Some(Action::GaveUp(e.addr));
+                }
+                State::Resolved {
+                    probes, last_probe, ..
+                } if probes >= cfg.retries && now.saturating_since(last_probe) >= cfg.interval => {
+                    self.entries.swap_remove(i);
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The earliest time [`poll`](Self::poll) has something to do, if any.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.state {
+                State::Resolving { next, .. } => Some(next),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Entries in the cache (of every state).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    #[test]
+    fn resolves_retries_gives_up_and_holds_down() {
+        let mut c = Cache::new(ArpConfig::default());
+        assert_eq!(c.lookup(PEER, ms(0)), Lookup::Started);
+        assert_eq!(c.lookup(PEER, ms(1)), Lookup::Resolving);
+        let mut actions = Vec::new();
+        for t in [50, 100, 150, 200, 300] {
+            while let Some(a) = c.poll(ms(t)) {
+                actions.push((t, a));
+            }
+        }
+        assert_eq!(
+            actions,
+            vec![
+                (100, Action::Retry(PEER)),
+                (200, Action::Retry(PEER)),
+                (300, Action::GaveUp(PEER))
+            ]
+        );
+        assert_eq!(c.lookup(PEER, ms(400)), Lookup::Failed);
+        // Hold-down over: a new resolution starts.
+        assert_eq!(c.lookup(PEER, ms(1300)), Lookup::Started);
+        assert!(c.learn(PEER, MAC, true, ms(1310)));
+        assert_eq!(
+            c.lookup(PEER, ms(1320)),
+            Lookup::Resolved {
+                mac: MAC,
+                refresh: false
+            }
+        );
+    }
+
+    #[test]
+    fn learns_only_what_rfc_826_allows() {
+        let mut c = Cache::new(ArpConfig::default());
+        // Not for us and unknown: not added.
+        assert!(!c.learn(PEER, MAC, false, ms(0)));
+        assert_eq!(c.get(PEER), None);
+        // For us: added; then a packet not for us updates it (merge).
+        assert!(c.learn(PEER, MAC, true, ms(0)));
+        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        assert!(c.learn(PEER, other, false, ms(1)));
+        assert_eq!(c.get(PEER), Some(other));
+        // Probes and group MACs teach nothing.
+        assert!(!c.learn(Ipv4Addr::UNSPECIFIED, MAC, true, ms(2)));
+        assert!(!c.learn(PEER, EthernetAddress::BROADCAST, true, ms(2)));
+        assert_eq!(c.get(PEER), Some(other));
+    }
+
+    #[test]
+    fn stale_entries_are_refreshed_then_forgotten() {
+        let cfg = ArpConfig::default();
+        let mut c = Cache::new(cfg);
+        c.learn(PEER, MAC, true, ms(0));
+        let t = 60_000;
+        let r = |refresh| Lookup::Resolved { mac: MAC, refresh };
+        assert_eq!(c.lookup(PEER, ms(t - 1)), r(false));
+        assert_eq!(c.lookup(PEER, ms(t)), r(true));
+        assert_eq!(c.lookup(PEER, ms(t + 10)), r(false));
+        assert_eq!(c.lookup(PEER, ms(t + 100)), r(true));
+        assert_eq!(c.lookup(PEER, ms(t + 200)), r(true));
+        assert_eq!(c.lookup(PEER, ms(t + 300)), r(false));
+        assert_eq!(c.poll(ms(t + 250)), None);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.poll(ms(t + 300)), None);
+        assert!(c.is_empty());
+        // An answer in time keeps it.
+        c.learn(PEER, MAC, true, ms(0));
+        assert_eq!(c.lookup(PEER, ms(t)), r(true));
+        c.learn(PEER, MAC, false, ms(t + 5));
+        assert_eq!(c.lookup(PEER, ms(t + 200)), r(false));
+    }
+
+    #[test]
+    fn full_cache_evicts_the_oldest_resolved_entry_only() {
+        let mut c = Cache::new(ArpConfig {
+            capacity: 2,
+            ..ArpConfig::default()
+        });
+        let a = |n| Ipv4Addr::new(198, 18, 0, n);
+        c.learn(a(1), MAC, true, ms(5));
+        c.learn(a(2), MAC, true, ms(1));
+        assert_eq!(c.lookup(a(3), ms(10)), Lookup::Started);
+        assert_eq!(c.get(a(2)), None, "the older entry went");
+        assert_eq!(c.get(a(1)), Some(MAC));
+        assert_eq!(c.lookup(a(4), ms(10)), Lookup::Started);
+        assert_eq!(c.lookup(a(5), ms(10)), Lookup::Full);
+        assert_eq!(c.next_timer(), Some(ms(110)));
+    }
+}
