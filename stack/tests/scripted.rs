@@ -205,9 +205,10 @@ fn data_rto_follows_the_measured_rtt_and_backs_off() {
     let out = raw.poll_at(ms(100));
     let lens: Vec<_> = out.iter().map(|s| s.payload.len()).collect();
     assert_eq!(lens, vec![1000, 1000, 500]);
-    // No ACK: at each timeout everything outstanding goes again from
-    // SND.UNA (go-back-N), at 400, 1000 and 2200 ms (RTO 300, 600, 1200);
-    // the third expiry after that (retries = 3) gives up at 4600 ms.
+    // No ACK: at each timeout the first unacknowledged segment goes again
+    // (the congestion window is one segment after a timeout, RFC 5681
+    // §3.1), at 400, 1000 and 2200 ms (RTO 300, 600, 1200); the expiry
+    // after the third (retries = 3) gives up at 4600 ms.
     let una = syn.seq.wrapping_add(1);
     let mut expiries = Vec::new();
     let mut now;
@@ -219,7 +220,10 @@ fn data_rto_follows_the_measured_rtt_and_backs_off() {
             break;
         }
         let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
-        assert_eq!(seqs, vec![0, 1000, 2000]);
+        assert_eq!(seqs, vec![0]);
+        let cc = raw.iface.tcb(c).unwrap().congestion();
+        // ssthresh = max(FlightSize / 2, 2 * SMSS) = max(1250, 2000).
+        assert_eq!((cc.window(), cc.ssthresh()), (1000, 2000));
         expiries.push(now.millis());
     }
     assert_eq!(expiries, vec![400, 1000, 2200]);

@@ -9,12 +9,14 @@
 //! initial sequence number. Listening (SYN and accept queues) and
 //! demultiplexing live in [`crate::iface`].
 
+mod congestion;
 mod isn;
 mod rtt;
 mod seq;
 mod state;
 mod tcb;
 
+pub use congestion::NewReno;
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
 pub use seq::SeqNumber;

@@ -3,7 +3,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use super::{RttEstimator, SeqNumber, State, TcpConfig};
+use super::{NewReno, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::Instant;
@@ -140,6 +140,8 @@ pub struct Tcb {
     rtt_probe: Option<(SeqNumber, Instant)>,
     retries: u32,
     dupacks: u32,
+    /// NewReno's congestion window (RFC 5681).
+    cc: NewReno,
     /// RFC 6582 `recover`: in fast recovery until this is acknowledged.
     recover: Option<SeqNumber>,
     retransmit_front: bool,
@@ -222,6 +224,7 @@ impl Tcb {
             rtt_probe: None,
             retries: 0,
             dupacks: 0,
+            cc: NewReno::new(u32::from(DEFAULT_MSS)),
             recover: None,
             retransmit_front: false,
             probe_zero_window: false,
@@ -284,6 +287,7 @@ impl Tcb {
         let peer = o.mss.unwrap_or(DEFAULT_MSS).min(self.local_mss).max(64);
         let options = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         self.mss = usize::from(peer) - options;
+        self.cc = NewReno::new(self.mss as u32);
     }
 
     // ---- accessors ----
@@ -321,6 +325,11 @@ impl Tcb {
     /// The current retransmission timeout.
     pub fn rto(&self) -> Duration {
         self.rtt.rto()
+    }
+
+    /// The congestion controller.
+    pub fn congestion(&self) -> &NewReno {
+        &self.cc
     }
 
     /// The RTT estimator.
@@ -842,19 +851,31 @@ impl Tcb {
         stats: &mut TcpStats,
     ) {
         let wnd = u32::from(seg.window_len) << self.snd_wscale;
+        let mss = self.mss as u32;
         if ack.gt(self.snd_una) {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
+            let acked = ack.since(self.snd_una);
             self.acknowledge_to(now, ack);
             self.dupacks = 0;
-            if let Some(recover) = self.recover {
-                if ack.ge(recover) {
-                    // RFC 6582 §3.2 step 5, full acknowledgment.
+            match self.recover {
+                Some(recover) if ack.ge(recover) => {
+                    // RFC 6582 §3.2 step 3, full acknowledgment.
                     self.recover = None;
-                } else {
+                    if self.cc.in_fast_recovery() {
+                        self.cc.on_full_ack();
+                    } else {
+                        self.cc.on_ack(acked, mss);
+                    }
+                }
+                Some(_) if self.cc.in_fast_recovery() => {
                     // RFC 6582 §3.2 step 5, partial acknowledgment:
                     // "retransmit the first unacknowledged segment".
                     self.retransmit_front = true;
+                    self.cc.on_partial_ack(acked, mss);
                 }
+                // Outside fast recovery (after a timeout, too: go-back-N
+                // resends in order, the window opens again).
+                _ => self.cc.on_ack(acked, mss),
             }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -868,8 +889,12 @@ impl Tcb {
                 // RFC 5681 §3.2 step 2 (fast retransmit); RFC 6582 §3.2
                 // step 2: recover <- highest sequence number sent.
                 stats.fast_retransmits += 1;
+                let flight = self.snd_max.since(self.snd_una);
+                self.cc.on_fast_retransmit(flight, mss);
                 self.recover = Some(self.snd_max);
                 self.retransmit_front = true;
+            } else if self.dupacks > DUPACK_THRESHOLD {
+                self.cc.on_dupack(mss);
             }
         }
         // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
@@ -1020,6 +1045,9 @@ impl Tcb {
         // RFC 6298 §5.4: "Retransmit the earliest segment that has not been
         // acknowledged" (here everything from it: go-back-N); §5.5: back
         // off; §5.6: restart the timer.
+        let flight = self.snd_max.since(self.snd_una);
+        self.cc
+            .on_timeout(flight, self.mss as u32, self.retries == 1);
         self.snd_nxt = self.snd_una;
         self.rtt.back_off();
         self.rtt_probe = None;
@@ -1221,7 +1249,16 @@ impl Tcb {
             self.retransmit_front = false;
         }
         loop {
-            let window_end = self.snd_una + self.snd_wnd;
+            // RFC 5681 §3.1: send no more than min(cwnd, rwnd) past SND.UNA;
+            // RFC 3042 (limited transmit): one more segment for each of the
+            // first two duplicate ACKs.
+            let limited = if self.recover.is_none() && self.dupacks < DUPACK_THRESHOLD {
+                self.dupacks * self.mss as u32
+            } else {
+                0
+            };
+            let cwnd = self.cc.window().saturating_add(limited);
+            let window_end = self.snd_una + self.snd_wnd.min(cwnd);
             let mut room = if window_end.gt(self.snd_nxt) {
                 window_end.since(self.snd_nxt) as usize
             } else {
