@@ -6,7 +6,6 @@ mod common;
 
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{in_ns, Lab, ADDR_A, ADDR_B};
@@ -17,35 +16,12 @@ use xdp::{BindMode, BusyPoll, Steer, SteerConfig, Steering, UmemConfig, XdpMode,
 
 const STACK_PORT: u16 = 9999;
 
-/// Turns off tx checksum offload on side b's veth, so its datagrams carry
-/// full checksums (veth would otherwise send partial ones).
-fn tx_csum_off(lab: &Lab) {
-    let st = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.b,
-            "ethtool",
-            "-K",
-            &lab.veth_b,
-            "tx",
-            "off",
-        ])
-        .output()
-        .expect("run ethtool (scripts/setup.sh installs it)");
-    assert!(
-        st.status.success(),
-        "ethtool: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
 #[test]
 fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
     let Some(lab) = Lab::new("udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back") else {
         return;
     };
-    tx_csum_off(&lab);
+    common::tx_csum_off(&lab);
     let (steering, mut xsk, sender) = steered_socket(&lab, &XskConfig::default());
     assert!(
         !xsk.zero_copy(),

@@ -191,5 +191,43 @@ pub fn tcp_echo(lab: &Lab, listener: TcpListener, rounds: usize) {
     server.join().expect("echo server");
 }
 
+/// Turns off tx checksum offload on side b's veth, so its datagrams carry
+/// full checksums (veth would otherwise send partial ones).
+pub fn tx_csum_off(lab: &Lab) {
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.b,
+            "ethtool",
+            "-K",
+            &lab.veth_b,
+            "tx",
+            "off",
+        ])
+        .output()
+        .expect("run ethtool (scripts/setup.sh installs it)");
+    assert!(
+        st.status.success(),
+        "ethtool: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// The MAC address of `dev` in namespace `ns`, from `ip link show`.
+pub fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
+    let out = ip(&["-n", ns, "-o", "link", "show", "dev", dev]).unwrap_or_else(|e| panic!("{e}"));
+    let text = out
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no link/ether in: {out}"));
+    let mut mac = [0u8; 6];
+    for (i, part) in text.split(':').enumerate().take(6) {
+        mac[i] = u8::from_str_radix(part, 16).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+    mac
+}
+
 /// Bound on every wait of the lab helpers.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
