@@ -21,6 +21,13 @@ impl Instant {
         Instant { micros }
     }
 
+    /// `secs` seconds after the origin.
+    pub const fn from_secs(secs: u64) -> Instant {
+        Instant {
+            micros: secs.saturating_mul(1_000_000),
+        }
+    }
+
     /// `millis` milliseconds after the origin.
     pub const fn from_millis(millis: u64) -> Instant {
         Instant {

@@ -330,3 +330,30 @@ fn challenge_acks_are_rate_limited_per_connection() {
     raw.send(seg(40000, 80, RST, 1001 + 10, 0));
     assert_eq!(raw.poll_at(ms(1100)).len(), 1);
 }
+
+#[test]
+fn a_newer_syn_ends_time_wait_and_an_old_one_does_not() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    raw.iface.close(s).unwrap();
+    let fin = one(raw.poll_at(ms(10)));
+    assert_eq!(fin.flags, FIN | ACK);
+    raw.send(seg(40000, 80, FIN | ACK, 1001, una.wrapping_add(1)));
+    raw.poll_at(ms(20));
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 1);
+    // An old duplicate SYN (not past RCV.NXT = 1002): only an ACK
+    // (RFC 5961 §4.2), TIME-WAIT stays.
+    raw.send(seg(40000, 80, SYN, 900, 0));
+    let ch = one(raw.poll_at(ms(30)));
+    assert_eq!((ch.flags, ch.ack), (ACK, 1002));
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 1);
+    // A SYN past RCV.NXT opens a new connection at once (RFC 1122
+    // §4.2.2.13), with an ISN past all the old one used (+ 65537, as Linux).
+    raw.send(seg(40000, 80, SYN, 50_000, 0));
+    let synack = one(raw.poll_at(ms(40)));
+    assert_eq!((synack.flags, synack.ack), (SYN | ACK, 50_001));
+    assert_eq!(synack.seq, una.wrapping_add(1).wrapping_add(65537));
+    assert_eq!(raw.iface.count_in_state(State::TimeWait), 0);
+    assert_eq!(raw.iface.count_in_state(State::SynReceived), 1);
+}

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use common::*;
 use stack::tcp::{State, TcpConfig};
+use stack::time::Instant;
 use stack::{Error, Readiness, Shutdown, SocketHandle};
 
 /// A listener on B:80 and a connection from A to it, handshake done;
@@ -361,18 +362,22 @@ fn zero_window_is_probed_until_the_reader_reads() {
     assert!(got == data);
 }
 
-#[test]
-fn many_sequential_connections_leak_nothing() {
+/// `n` connections one after the other: connect, a 4-byte request, a
+/// 2-byte reply, close; the client (A) or the server (B) closes first and
+/// holds the TIME-WAIT.
+fn sequential_connections(n: u32, time_wait: Duration, client_closes_first: bool) -> Net {
     let tcp = TcpConfig {
-        time_wait: Duration::from_millis(10),
+        time_wait,
         ..TcpConfig::default()
     };
-    let mut net = Net::new(tcp);
+    let mut net = Net::with_sockets(tcp, 20_000);
     let l = listener(&mut net.b, B_IP, 80, 64);
     let mut buf = [0u8; 16];
-    for i in 0..10_000u32 {
+    for i in 0..n {
         let c = net.a.socket().unwrap();
-        net.a.connect(c, sa(B_IP, 80)).unwrap();
+        net.a
+            .connect(c, sa(B_IP, 80))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
         let mut server = None;
         let mut step = 0;
         let ok = net.run_until(Duration::from_secs(5), |n| {
@@ -384,22 +389,65 @@ fn many_sequential_connections_leak_nothing() {
                 (1, Some(s)) if n.b.recv(s, &mut buf) == Ok(4) => {
                     assert_eq!(buf[..4], i.to_be_bytes());
                     n.b.send(s, b"ok").unwrap();
-                    n.b.close(s).unwrap();
+                    if !client_closes_first {
+                        n.b.close(s).unwrap();
+                    }
                     step = 2;
                 }
                 (2, _) if n.a.recv(c, &mut buf) == Ok(2) => {
                     n.a.close(c).unwrap();
                     step = 3;
                 }
+                (3, Some(s)) if client_closes_first && n.b.recv(s, &mut buf) == Ok(0) => {
+                    n.b.close(s).unwrap();
+                    step = 4;
+                }
                 _ => {}
             }
-            step == 3
+            step == if client_closes_first { 4 } else { 3 }
         });
         assert!(ok, "connection {i} stuck at step {step}");
     }
+    net
+}
+
+#[test]
+fn many_sequential_connections_leak_nothing() {
+    let mut net = sequential_connections(10_000, Duration::from_millis(10), false);
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.a.sockets_in_use(), 0);
     assert_eq!(net.b.sockets_in_use(), 1, "only the listener");
+    assert_eq!(
+        net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
+        0
+    );
+}
+
+#[test]
+fn clients_reuse_their_time_wait_tuples_past_the_port_range() {
+    // 20,000 connections from A to one server port within a 60 s
+    // TIME-WAIT: past 16,384 the ephemeral ports are all in TIME-WAIT on
+    // A, and connect takes over those older than a second (timestamps on).
+    let mut net = sequential_connections(20_000, Duration::from_secs(60), true);
+    assert!(net.now < Instant::from_secs(60), "{}", net.now);
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(net.a.count_in_state(State::TimeWait), 16_384);
+    assert_eq!(
+        net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
+        0
+    );
+}
+
+#[test]
+fn servers_let_a_newer_syn_end_time_wait() {
+    // The same with the server closing first: its TIME-WAITs meet the
+    // client's SYNs once the client's ports wrap, and give way to them
+    // (RFC 6191: the SYN's timestamp is newer).
+    let mut net = sequential_connections(20_000, Duration::from_secs(60), false);
+    assert!(net.now < Instant::from_secs(60), "{}", net.now);
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(net.b.count_in_state(State::TimeWait), 16_384);
+    assert_eq!(net.b.tcp_stats().challenge_acks, 0);
     assert_eq!(
         net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
         0

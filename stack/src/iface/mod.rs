@@ -354,18 +354,32 @@ impl<D: Device> Interface<D> {
             Kind::Listener(_) => return Err(Error::InvalidInput),
         }
         let local_ip = inner.cfg.addr;
+        let now = inner.now;
         let port = match s.bound {
             Some(k) => k.port,
             None => {
-                let flows = &inner.flows;
-                inner
-                    .ephemeral
+                let Inner {
+                    flows,
+                    slots,
+                    ephemeral,
+                    ..
+                } = inner;
+                // A tuple is free if no connection has it, or if its
+                // connection is a TIME-WAIT that may be reused.
+                let in_use = |k: &FlowKey| {
+                    flows.get(k).is_some_and(|h| {
+                        !slot(slots, *h)
+                            .and_then(|s| s.tcb())
+                            .is_some_and(|t| t.reusable_by_connect(now))
+                    })
+                };
+                ephemeral
                     .allocate(
                         IpProtocol::TCP,
                         IpAddr::V4(local_ip),
                         IpAddr::V4(*remote.ip()),
                         remote.port(),
-                        |k| flows.contains_key(k),
+                        in_use,
                         None,
                     )
                     .ok_or(Error::AddrNotAvailable)?
@@ -373,11 +387,21 @@ impl<D: Device> Interface<D> {
         };
         let local = SocketAddrV4::new(local_ip, port);
         let key = flow_key(local, remote);
-        if inner.flows.contains_key(&key) {
-            return Err(Error::AddrInUse);
+        let mut iss = None;
+        if let Some(&old) = inner.flows.get(&key) {
+            match inner.socket(old).ok().and_then(|s| s.tcb()) {
+                Some(t) if t.reusable_by_connect(now) => {
+                    iss = Some(t.time_wait_successor_iss());
+                    inner.retire(old);
+                }
+                _ => return Err(Error::AddrInUse),
+            }
         }
         inner.flows.insert(key, h).map_err(|_| Error::NoBuffers)?;
-        let ep = inner.endpoints(local, remote, &key);
+        let mut ep = inner.endpoints(local, remote, &key);
+        if let Some(iss) = iss {
+            ep.iss = iss;
+        }
         let tcb = Tcb::connect(&inner.cfg.tcp, ep);
         let s = inner.socket_mut(h).ok_or(Error::BadHandle)?;
         s.kind = Kind::Tcb(Box::new(tcb));
@@ -472,6 +496,13 @@ impl<D: Device> Interface<D> {
     }
 }
 
+fn slot(slots: &[Slot], h: SocketHandle) -> Option<&Socket> {
+    slots
+        .get(h.index())
+        .filter(|s| s.gen == h.gen())
+        .and_then(|s| s.socket.as_ref())
+}
+
 fn slot_mut(slots: &mut [Slot], h: SocketHandle) -> Option<&mut Socket> {
     slots
         .get_mut(h.index())
@@ -539,11 +570,7 @@ impl Inner {
     }
 
     fn socket(&self, h: SocketHandle) -> Result<&Socket, Error> {
-        self.slots
-            .get(h.index())
-            .filter(|s| s.gen == h.gen())
-            .and_then(|s| s.socket.as_ref())
-            .ok_or(Error::BadHandle)
+        slot(&self.slots, h).ok_or(Error::BadHandle)
     }
 
     fn socket_mut(&mut self, h: SocketHandle) -> Option<&mut Socket> {
@@ -602,13 +629,30 @@ impl Inner {
         let local = SocketAddrV4::new(dst, seg.dst_port);
         let remote = SocketAddrV4::new(src, seg.src_port);
         let key = flow_key(local, remote);
+        let mut iss = None;
         if let Some(&h) = self.flows.get(&key) {
-            self.connection_input(h, local, remote, seg);
-            return;
+            let syn = seg.flags.contains(TcpFlags::SYN)
+                && !seg.flags.intersects(TcpFlags::ACK | TcpFlags::RST);
+            let takeover = match self.socket(h).ok().and_then(|s| s.tcb()) {
+                Some(t) if syn && t.accepts_new_syn(seg) => Some(t.time_wait_successor_iss()),
+                _ => None,
+            };
+            match takeover {
+                // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN ends TIME-WAIT
+                // and goes to the listener, if there is one.
+                Some(next) if self.has_listener(&key) => {
+                    self.retire(h);
+                    iss = Some(next);
+                }
+                _ => {
+                    self.connection_input(h, local, remote, seg);
+                    return;
+                }
+            }
         }
         if let Some(&l) = self.ports.lookup(&key.listen_key()) {
             if matches!(self.socket(l).map(|s| &s.kind), Ok(Kind::Listener(_))) {
-                self.listen_input(l, local, remote, &key, seg);
+                self.listen_input(l, local, remote, &key, seg, iss);
                 return;
             }
         }
@@ -663,6 +707,7 @@ impl Inner {
         remote: SocketAddrV4,
         key: &FlowKey,
         seg: &TcpRepr<'_>,
+        iss: Option<SeqNumber>,
     ) {
         let f = seg.flags;
         // "First, check for a RST: An incoming RST segment could not be
@@ -693,7 +738,10 @@ impl Inner {
             self.stats.syn_queue_overflows += 1;
             return;
         }
-        let ep = self.endpoints(local, remote, key);
+        let mut ep = self.endpoints(local, remote, key);
+        if let Some(iss) = iss {
+            ep.iss = iss;
+        }
         let tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
         let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
         child.parent = Some(l);
@@ -714,6 +762,32 @@ impl Inner {
             listener.syn_queue += 1;
         }
         self.touch(h);
+    }
+
+    fn has_listener(&self, key: &FlowKey) -> bool {
+        self.ports
+            .lookup(&key.listen_key())
+            .and_then(|l| self.socket(*l).ok())
+            .is_some_and(|s| matches!(s.kind, Kind::Listener(_)))
+    }
+
+    /// End a connection at once and give up its 4-tuple (a new connection
+    /// takes it over); its slot goes if no user holds it.
+    fn retire(&mut self, h: SocketHandle) {
+        let Some(s) = self.socket_mut(h) else { return };
+        s.in_flows = false;
+        let user = s.user;
+        let Kind::Tcb(t) = &mut s.kind else { return };
+        t.retire();
+        let key = flow_key(t.local(), t.remote());
+        if self.flows.get(&key) == Some(&h) {
+            self.flows.remove(&key);
+        }
+        if user {
+            self.touch(h);
+        } else {
+            self.release(h);
+        }
     }
 
     /// RFC 9293 §3.10.7.1: "If the ACK bit is off, sequence number zero is

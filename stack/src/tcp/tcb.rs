@@ -148,6 +148,8 @@ pub struct Tcb {
     probe_zero_window: bool,
     /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
     linger_deadline: Option<Instant>,
+    /// When TIME-WAIT began.
+    time_wait_since: Instant,
     /// Our user closed the socket: nobody will read or write it again.
     orphan: bool,
 
@@ -229,6 +231,7 @@ impl Tcb {
             retransmit_front: false,
             probe_zero_window: false,
             linger_deadline: None,
+            time_wait_since: Instant::ZERO,
             orphan: false,
             ack_pending: false,
             acks_owed: 0,
@@ -357,6 +360,48 @@ impl Tcb {
     /// Closed by its user: no one holds its handle.
     pub fn is_orphan(&self) -> bool {
         self.orphan
+    }
+
+    /// A new SYN for this 4-tuple may end this TIME-WAIT and open a new
+    /// connection: RFC 1122 §4.2.2.13 allows it when the new connection's
+    /// ISN exceeds every sequence number of the old one (the caller picks
+    /// [`time_wait_successor_iss`](Self::time_wait_successor_iss)) and the
+    /// SYN is not an old duplicate: with timestamps, its TSval is newer
+    /// than TS.Recent (RFC 6191 §2); without, its sequence number is past
+    /// RCV.NXT.
+    pub fn accepts_new_syn(&self, syn: &TcpRepr<'_>) -> bool {
+        if self.state != State::TimeWait {
+            return false;
+        }
+        match (self.ts_enabled, syn.options.timestamps) {
+            (true, Some(ts)) => SeqNumber(ts.tsval).gt(SeqNumber(self.ts_recent)),
+            (true, None) => false,
+            (false, _) => SeqNumber(syn.seq_number).gt(self.rcv_nxt),
+        }
+    }
+
+    /// Whether our own `connect` may take over this TIME-WAIT's 4-tuple:
+    /// timestamps are on (the peer can tell the new connection's segments
+    /// from the old one's by PAWS) and a second has passed, which is Linux's
+    /// `tcp_tw_reuse` rule.
+    pub fn reusable_by_connect(&self, now: Instant) -> bool {
+        self.state == State::TimeWait
+            && self.ts_enabled
+            && now.saturating_since(self.time_wait_since) >= Duration::from_secs(1)
+    }
+
+    /// The ISN for a connection that takes over this TIME-WAIT's 4-tuple:
+    /// past everything the old one sent, by a window (Linux:
+    /// `tw_snd_nxt + 65535 + 2`).
+    pub fn time_wait_successor_iss(&self) -> SeqNumber {
+        self.snd_max + 65537u32
+    }
+
+    /// End TIME-WAIT (or any state) at once, sending nothing: the 4-tuple is
+    /// being taken over by a new connection.
+    pub fn retire(&mut self) {
+        self.rst_pending = false;
+        self.enter_closed(None);
     }
 
     /// Nothing left to send on its own account (no reset owed).
@@ -500,6 +545,7 @@ impl Tcb {
         if self.state == State::FinWait2 {
             self.linger_deadline = Some(now + self.fin_wait2_timeout);
         }
+        self.shrink_if_done();
     }
 
     /// RFC 9293 §3.10.5, ABORT call: send `<SEQ=SND.NXT><CTL=RST>` in a
@@ -518,6 +564,16 @@ impl Tcb {
         self.enter_closed(None);
     }
 
+    /// A TIME-WAIT nobody will read from needs no buffers: give them back,
+    /// so that thousands of TIME-WAITs cost a control block each.
+    fn shrink_if_done(&mut self) {
+        if self.orphan && self.state == State::TimeWait && self.rx.is_empty() {
+            self.rx = RingBuffer::new(0);
+            self.tx = RingBuffer::new(0);
+            self.assembler.clear();
+        }
+    }
+
     fn enter_closed(&mut self, error: Option<Error>) {
         self.state = State::Closed;
         if error.is_some() {
@@ -532,6 +588,8 @@ impl Tcb {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        self.time_wait_since = now;
+        self.shrink_if_done();
         self.rto_deadline = None;
         self.linger_deadline = Some(now + self.time_wait);
     }

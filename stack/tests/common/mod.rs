@@ -52,15 +52,22 @@ impl Net {
     }
 
     pub fn with_faults(tcp: TcpConfig, faults: Faults, seed: u64) -> Net {
+        Net::build(tcp, faults, seed, 1024)
+    }
+
+    /// Room for `sockets` sockets on each side.
+    pub fn with_sockets(tcp: TcpConfig, sockets: usize) -> Net {
+        Net::build(tcp, Faults::default(), 1, sockets)
+    }
+
+    fn build(tcp: TcpConfig, faults: Faults, seed: u64, sockets: usize) -> Net {
         let (da, db) = Loopback::pair(MTU, 1024);
-        let a = Interface::new(
-            FaultInjector::new(da, faults, seed),
-            config(A_MAC, A_IP, B_MAC, tcp),
-        );
-        let b = Interface::new(
-            FaultInjector::new(db, faults, seed ^ 0x5555),
-            config(B_MAC, B_IP, A_MAC, tcp),
-        );
+        let mut ca = config(A_MAC, A_IP, B_MAC, tcp);
+        let mut cb = config(B_MAC, B_IP, A_MAC, tcp);
+        ca.max_sockets = sockets;
+        cb.max_sockets = sockets;
+        let a = Interface::new(FaultInjector::new(da, faults, seed), ca);
+        let b = Interface::new(FaultInjector::new(db, faults, seed ^ 0x5555), cb);
         Net {
             a,
             b,
