@@ -355,6 +355,7 @@ fn arp_requests_for_us_are_answered_and_ping_is_echoed() {
     }
     let c = a.counters();
     assert_eq!(c.icmp_echo_replied, 3);
+    assert_eq!(a.next_timer(), None);
     assert_eq!((c.arp_requests_received, c.arp_replies_sent), (1, 1));
     assert_eq!(c.not_for_us, 1);
     assert_accounted(c);
@@ -451,6 +452,7 @@ fn the_queue_waiting_for_arp_is_bounded_and_released_in_order() {
     }
     assert_eq!(a.counters().arp_pending_full, 2);
     a.poll(ms(0));
+    assert_eq!(a.next_timer(), Some(ms(100)), "the first retry");
     assert_eq!(take(&mut raw).len(), 1, "one ARP request");
     // The reply releases the four, in order, then a fifth goes straight out.
     let reply = emit(&Frame {

@@ -399,6 +399,12 @@ impl<D: Device> UdpStack<D> {
         &self.inner.counters
     }
 
+    /// When [`poll`](Self::poll) next has timed work (an ARP retry or
+    /// give-up), if any: a caller that sleeps between polls wakes by then.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.inner.arp.next_timer()
+    }
+
     /// The MAC the neighbour cache holds for `ip`, if resolved.
     pub fn neighbour(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
         self.inner.arp.get(ip)
