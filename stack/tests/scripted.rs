@@ -357,3 +357,39 @@ fn a_newer_syn_ends_time_wait_and_an_old_one_does_not() {
     assert_eq!(raw.iface.count_in_state(State::TimeWait), 0);
     assert_eq!(raw.iface.count_in_state(State::SynReceived), 1);
 }
+
+#[test]
+fn paws_drops_a_segment_with_an_old_timestamp() {
+    let mut raw = Raw::new(TcpConfig::default());
+    listener(&mut raw.iface, A_IP, 80, 8);
+    let ts = |tsval| TcpOptions {
+        timestamps: Some(Timestamps { tsval, tsecr: 0 }),
+        ..TcpOptions::default()
+    };
+    let mut syn = seg(40000, 80, SYN, 1000, 0);
+    syn.options = ts(100);
+    raw.send(syn);
+    let synack = one(raw.poll_at(ms(0)));
+    let una = synack.seq.wrapping_add(1);
+    let mut ack = seg(40000, 80, ACK, 1001, una);
+    ack.options = ts(101);
+    raw.send(ack);
+    raw.poll_at(ms(1));
+    // Data stamped older than TS.Recent: dropped, answered with an ACK.
+    let mut old = seg(40000, 80, ACK, 1001, una);
+    old.options = ts(50);
+    old.payload = b"stale";
+    raw.send(old);
+    let a = one(raw.poll_at(ms(2)));
+    assert_eq!((a.flags, a.ack), (ACK, 1001));
+    assert_eq!(a.options.timestamps.map(|t| t.tsecr), Some(101));
+    assert_eq!(raw.iface.tcp_stats().paws_drops, 1);
+    // The same data stamped newer is taken.
+    let mut new = seg(40000, 80, ACK, 1001, una);
+    new.options = ts(102);
+    new.payload = b"fresh";
+    raw.send(new);
+    let a = one(raw.poll_at(ms(3)));
+    assert_eq!(a.ack, 1006);
+    assert_eq!(a.options.timestamps.map(|t| t.tsecr), Some(102));
+}

@@ -49,6 +49,9 @@ pub struct TcpStats {
     pub syn_queue_overflows: u64,
     /// Resets sent.
     pub resets_sent: u64,
+    /// Segments dropped by PAWS: a timestamp older than TS.Recent
+    /// (RFC 7323 §5).
+    pub paws_drops: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
     /// Connections that gave up retransmitting (ETIMEDOUT).
@@ -617,6 +620,19 @@ impl Tcb {
         let seq = SeqNumber(seg.seq_number);
         let ack = SeqNumber(seg.ack_number);
 
+        // RFC 7323 §5.3 R1 (PAWS), before the sequence number check: "If
+        // there is a Timestamps option in the arriving segment, SEG.TSval <
+        // TS.Recent, TS.Recent is valid, and the RST bit is not set, then
+        // treat the arriving segment as not acceptable: Send an
+        // acknowledgment in reply ... and drop the segment." (TS.Recent is
+        // not aged out after 24 days idle yet.)
+        if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamps) {
+            if !f.contains(TcpFlags::RST) && SeqNumber(ts.tsval).lt(SeqNumber(self.ts_recent)) {
+                stats.paws_drops += 1;
+                self.ack_pending = true;
+                return Reaction::None;
+            }
+        }
         // §3.10.7.4 first: "check sequence number". The four cases of the
         // acceptance test, with the "special allowance" for valid ACKs and
         // RSTs when RCV.WND is zero (their data is then trimmed to nothing).
