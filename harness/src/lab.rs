@@ -37,6 +37,8 @@ pub const PREFIX_LEN: u8 = 24;
 /// The userspace stack's own address on the server's veth (the bypass path):
 /// the XDP program steers ARP for it and IPv4 to it, the kernel never has it.
 pub const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+/// The stack's address on the client's veth (the client side on the bypass path).
+pub const STACK_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 4);
 
 /// Most queues a lab veth may have (the kernel's veth limit is higher; a
 /// benchmark on this kind of machine has no use for more).
@@ -508,7 +510,7 @@ mod tests {
 
     #[test]
     fn lab_addresses_are_in_the_benchmarking_range() {
-        for a in [SERVER_ADDR, CLIENT_ADDR, STACK_ADDR] {
+        for a in [SERVER_ADDR, CLIENT_ADDR, STACK_ADDR, STACK_CLIENT_ADDR] {
             let o = a.octets();
             assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{a}");
         }

@@ -241,7 +241,7 @@ impl Placement {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Path of the server (the bypass path comes with its issues).
+    /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP (UDP so far).
     #[arg(long, value_enum, default_value = "kernel")]
     path: PathChoice,
     #[arg(long, value_enum, default_value = "raw")]
@@ -269,6 +269,12 @@ struct ServeArgs {
     /// Print the counters at exit as JSON.
     #[arg(long)]
     json: bool,
+    /// XDP attach mode (--path bypass).
+    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
+    xdp_mode: String,
+    /// Replace an XDP program already on the interface (--path bypass).
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() {
@@ -430,10 +436,13 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
 }
 
 fn cmd_serve(a: ServeArgs) -> Result<i32> {
-    if a.path != PathChoice::Kernel {
+    if a.path == PathChoice::Both {
         return Err(usage(
-            "`bypass serve --path bypass` is not implemented yet: serve with --path kernel",
+            "`bypass serve` serves one path: --path kernel or --path bypass",
         ));
+    }
+    if a.path == PathChoice::Bypass {
+        return serve_bypass(a);
     }
     let (server_cpus, _) = a.placement.resolve()?;
     let (bind, netns) = if a.lab {
@@ -508,6 +517,90 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
             c.io_errors
         );
     }
+    Ok(0)
+}
+
+/// `bypass serve --path bypass`: UDP echo and sink on the userspace stack
+/// over AF_XDP (TCP comes with the stack's TCP).
+fn serve_bypass(a: ServeArgs) -> Result<i32> {
+    let (server_cpus, _) = a.placement.resolve()?;
+    let (netns, iface, addr, prefix_len) = if a.lab {
+        lab::require_root("`bypass serve --lab`")?;
+        let Some(l) = lab::Lab::find_persistent()? else {
+            return Err(usage("no lab is up: run `bypass lab up` first"));
+        };
+        (
+            Some(l.info.server.netns.clone()),
+            l.info.server.iface.clone(),
+            lab::STACK_ADDR,
+            lab::PREFIX_LEN,
+        )
+    } else {
+        let (Some(iface), Some(IpAddr::V4(addr))) = (&a.iface, a.addr) else {
+            return Err(usage(
+                "--path bypass needs --lab, or --iface IF with --addr A: an IPv4 address for the stack in IF's subnet that the kernel does not use",
+            ));
+        };
+        let addrs = sys::iface_addrs(iface)?;
+        if addrs.iter().any(|(x, _)| *x == IpAddr::V4(addr)) {
+            return Err(usage(format!(
+                "--addr {addr} is the kernel's own address on {iface}: give the stack an unused address of the subnet (the XDP program takes every IPv4 packet for it)"
+            )));
+        }
+        let Some((_, p)) = addrs
+            .iter()
+            .find(|(x, p)| sys::in_subnet(IpAddr::V4(addr), *x, *p))
+        else {
+            return Err(usage(format!(
+                "--addr {addr} is outside the subnets of {iface}"
+            )));
+        };
+        (None, iface.clone(), addr, *p)
+    };
+    if a.port == 0 || a.port == u16::MAX {
+        return Err(usage(
+            "--port must be between 1 and 65534 (the sink uses PORT+1)",
+        ));
+    }
+    let interrupt = interrupt_flag()?;
+    let server = bypass::udp::BypassUdpServer::start(bypass::udp::BypassServerConfig {
+        bypass: bypass::BypassConfig {
+            netns,
+            iface: iface.clone(),
+            addr,
+            prefix_len,
+            xdp_mode: bypass::xdp_mode(&a.xdp_mode)?,
+            force: a.force,
+            trust_checksums: a.lab,
+        },
+        port: a.port,
+        sizes: a.size,
+        cpu: server_cpus.first().copied(),
+        window: metrics::Window::open_ended(),
+    })?;
+    let started = std::time::Instant::now();
+    if !a.json {
+        eprintln!(
+            "serving over the bypass path on {iface}: {addr} UDP {p} (echo), UDP {p1} (sink); XDP {} mode, zero-copy {}; TCP is not served yet; Ctrl-C to stop",
+            server.attach.xdp_mode,
+            server.attach.zero_copy,
+            p = a.port,
+            p1 = a.port + 1
+        );
+    }
+    while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = server.stop()?;
+    let secs = started.elapsed().as_secs_f64();
+    let mut v = serde_json::to_value(&report.counters)?;
+    v["duration_s"] = serde_json::json!(secs);
+    for t in &report.threads {
+        for (k, x) in &t.extra {
+            v[k] = serde_json::json!(x);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }
 

@@ -160,13 +160,15 @@ impl RunOptions {
 /// The paths a workload runs over, in order (kernel first: each bypass
 /// figure has its kernel figure from the same run beside it). "bypass": the
 /// server side on the bypass path, the client on the kernel's;
-/// the UDP workloads run over the kernel path only until the stack's UDP is
-/// in the harness.
+/// "bypass-client": the client side on the bypass path, the server on the
+/// kernel's (UDP so far).
 pub fn paths_for(choice: PathChoice, w: Workload) -> &'static [&'static str] {
     match (choice, w.is_udp()) {
-        (PathChoice::Kernel, _) | (PathChoice::Both, true) => &["kernel"],
-        (PathChoice::Bypass, _) => &["bypass"],
+        (PathChoice::Kernel, _) => &["kernel"],
+        (PathChoice::Bypass, false) => &["bypass"],
+        (PathChoice::Bypass, true) => &["bypass", "bypass-client"],
         (PathChoice::Both, false) => &["kernel", "bypass"],
+        (PathChoice::Both, true) => &["kernel", "bypass", "bypass-client"],
     }
 }
 
@@ -178,16 +180,6 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         return Err(usage(
             "the bypass path runs in the lab only for now (its server side on real hardware comes with `bypass serve --path bypass`): drop --iface, or use --path kernel",
         ));
-    }
-    if opts.path == PathChoice::Bypass {
-        if let Some(w) = opts.workloads.iter().find(|w| w.is_udp()) {
-            return Err(usage(format!(
-                "{w} over the bypass path needs the stack's UDP in the harness, which is not in yet: run it with --path kernel"
-            )));
-        }
-    }
-    if opts.path == PathChoice::Both && !opts.json && opts.workloads.iter().any(|w| w.is_udp()) {
-        eprintln!("note: udp-rr and udp-stream run over the kernel path only: the stack's UDP is not in the harness yet");
     }
     // the lab, unless on hardware; dropped (removed) when this function returns
     let lab = match &opts.hardware {
@@ -407,6 +399,7 @@ fn run_one(
                 netns: target.server_ns.clone(),
                 iface: target.server_iface.clone(),
                 addr: crate::lab::STACK_ADDR,
+                prefix_len: crate::lab::PREFIX_LEN,
                 xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
                 force: opts.force,
                 trust_checksums: true,
@@ -429,7 +422,35 @@ fn run_one(
         }
     };
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let clients = {
+    let clients = if path == "bypass-client" {
+        let c = crate::bypass::Client::start(
+            crate::bypass::ClientSpec {
+                bypass: crate::bypass::BypassConfig {
+                    netns: target.client_ns.clone(),
+                    iface: target.client_iface.clone(),
+                    addr: crate::lab::STACK_CLIENT_ADDR,
+                    prefix_len: crate::lab::PREFIX_LEN,
+                    xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
+                    force: opts.force,
+                    trust_checksums: true,
+                },
+                workload: w,
+                sizes,
+                server: match server_addr {
+                    IpAddr::V4(a) => std::net::SocketAddrV4::new(a, w.port(opts.port)),
+                    IpAddr::V6(_) => return Err(usage("the bypass path speaks IPv4 only")),
+                },
+                connections,
+                rate,
+                cpu: opts.client_cpus.first().copied(),
+                window,
+                udp_timeout: Duration::from_millis(200),
+            },
+            stop_clients.clone(),
+        )?;
+        attach = Some(c.attach().clone());
+        Clients::Bypass(c)
+    } else {
         Clients::Kernel(KernelClients::start(
             &ClientConfig {
                 workload: w,
@@ -534,15 +555,17 @@ fn run_one(
     Ok((run, hists, t0_wall, attach))
 }
 
-/// The load generator of one run.
+/// The load generator of one run, over either path.
 enum Clients {
     Kernel(KernelClients),
+    Bypass(crate::bypass::Client),
 }
 
 impl Clients {
     fn join(self) -> Result<ClientReport> {
         match self {
             Clients::Kernel(c) => c.join(),
+            Clients::Bypass(c) => c.join(),
         }
     }
 }

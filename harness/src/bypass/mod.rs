@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
@@ -22,8 +25,9 @@ use crate::error::usage;
 pub struct BypassConfig {
     pub netns: Option<String>,
     pub iface: String,
-    /// The stack's own IPv4 address (steered to it).
+    /// The stack's own IPv4 address (steered to it) and its subnet's prefix.
     pub addr: Ipv4Addr,
+    pub prefix_len: u8,
     pub xdp_mode: xdp::XdpMode,
     pub force: bool,
     /// Trust the checksums of received frames (veth sends partial ones).
@@ -36,6 +40,16 @@ pub struct AttachInfo {
     pub xdp_mode: String,
     pub zero_copy: bool,
     pub native_error: Option<String>,
+}
+
+impl AttachInfo {
+    pub fn of(steering: &xdp::Steering, zero_copy: bool) -> AttachInfo {
+        AttachInfo {
+            xdp_mode: steering.mode().as_str().to_string(),
+            zero_copy,
+            native_error: steering.native_error().map(|e| e.to_string()),
+        }
+    }
 }
 
 /// Parses `--xdp-mode`.
@@ -141,6 +155,94 @@ pub fn stack_now(t: Instant) -> stack::time::Instant {
 }
 
 pub mod tcp;
+pub mod udp;
+
+/// What a shard reports once it is attached.
+pub trait ShardInfo {
+    fn attach_info(&self) -> AttachInfo;
+}
+
+/// A shard's thread: it pins itself and enters the namespace, opens its
+/// program, socket and stack (`open`), reports how it attached, then runs
+/// `work` until `stop` is set (or its own end). Dropping it stops it.
+pub struct ShardThread<R> {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<R>>>,
+    pub attach: AttachInfo,
+}
+
+impl<R: Send + 'static> ShardThread<R> {
+    pub fn spawn<S, O, W>(
+        name: &str,
+        cpu: Option<usize>,
+        netns: Option<String>,
+        stop: Arc<AtomicBool>,
+        open: O,
+        work: W,
+    ) -> Result<ShardThread<R>>
+    where
+        S: ShardInfo,
+        O: FnOnce() -> Result<S> + Send + 'static,
+        W: FnOnce(S, &AtomicBool) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::bounded::<Result<AttachInfo>>(1);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || -> Result<R> {
+                let setup =
+                    crate::kernel::place_thread(cpu, netns.as_deref()).and_then(|()| open());
+                let shard = match setup {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        let _ = tx.send(Err(e));
+                        return Err(anyhow!(msg));
+                    }
+                };
+                let _ = tx.send(Ok(shard.attach_info()));
+                work(shard, &stop2)
+            })
+            .with_context(|| format!("spawning the {name} thread"))?;
+        let attach = match rx.recv() {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err(anyhow!("the {name} thread died while starting")),
+        };
+        Ok(ShardThread {
+            stop,
+            thread: Some(thread),
+            attach,
+        })
+    }
+
+    /// Waits for the thread's own end.
+    pub fn join(mut self) -> Result<R> {
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("a bypass shard thread panicked"))?
+    }
+
+    /// Stops the thread and collects its result.
+    pub fn finish(self) -> Result<R> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+}
+
+impl<R> Drop for ShardThread<R> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// What a bypass server of a run needs.
 #[derive(Clone, Debug)]
@@ -161,15 +263,22 @@ pub struct ServerSpec {
 /// A bypass server over TCP or UDP.
 pub enum Server {
     Tcp(tcp::BypassTcpServer),
+    Udp(udp::BypassUdpServer),
 }
 
 impl Server {
     pub fn start(spec: ServerSpec) -> Result<Server> {
         if spec.workload.is_udp() {
-            return Err(usage(format!(
-                "{} over the bypass path needs the stack's UDP in the harness, which is not in yet: run it with --path kernel",
-                spec.workload
-            )));
+            // the UDP stack answers ARP itself
+            return Ok(Server::Udp(udp::BypassUdpServer::start(
+                udp::BypassServerConfig {
+                    bypass: spec.bypass,
+                    port: spec.port,
+                    sizes: spec.sizes,
+                    cpu: spec.cpu,
+                    window: spec.window,
+                },
+            )?));
         }
         let (ns, iface) = spec.peer.clone().ok_or_else(|| {
             usage("the bypass path's TCP needs the lab (its peer's MAC and a neighbour entry)")
@@ -214,12 +323,31 @@ impl Server {
     pub fn attach(&self) -> &AttachInfo {
         match self {
             Server::Tcp(s) => &s.attach,
+            Server::Udp(s) => &s.attach,
         }
     }
 
     pub fn stop(self) -> Result<crate::kernel::server::ServerReport> {
         match self {
             Server::Tcp(s) => s.stop(),
+            Server::Udp(s) => s.stop(),
         }
     }
 }
+
+/// What a bypass load generator of a run needs.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub bypass: BypassConfig,
+    pub workload: crate::workload::Workload,
+    pub sizes: crate::workload::Sizes,
+    pub server: std::net::SocketAddrV4,
+    pub connections: usize,
+    pub rate: Option<f64>,
+    pub cpu: Option<usize>,
+    pub window: crate::metrics::Window,
+    pub udp_timeout: std::time::Duration,
+}
+
+/// A bypass load generator (the client side under test): UDP so far.
+pub type Client = udp::BypassUdpClient;

@@ -11,13 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 
-use super::{iface_mac, stack_now, AttachInfo, BypassConfig};
+use super::{iface_mac, stack_now, AttachInfo, BypassConfig, ShardInfo, ShardThread};
 use crate::error::usage;
 use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::metrics::{Recorder, Window, WindowCpu};
@@ -36,8 +35,7 @@ pub struct BypassTcpServerConfig {
 }
 
 pub struct BypassTcpServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<ServerThreadResult>>>,
+    inner: ShardThread<ServerThreadResult>,
     pub attach: AttachInfo,
 }
 
@@ -59,83 +57,45 @@ impl BypassTcpServer {
     pub fn start(cfg: BypassTcpServerConfig) -> Result<BypassTcpServer> {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let (flow_secret, isn_secret) = (secret()?, secret()?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = crossbeam_channel::bounded::<Result<AttachInfo>>(1);
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("byp-tcp".into())
-            .spawn(move || -> Result<ServerThreadResult> {
-                let setup = (|| {
-                    crate::kernel::place_thread(cfg.cpu, cfg.bypass.netns.as_deref())?;
-                    let (steering, xsk) = super::attach(&cfg.bypass)?;
-                    let mut icfg = InterfaceConfig::new(
-                        stack::wire::EthernetAddress(mac),
-                        cfg.bypass.addr,
-                        stack::wire::EthernetAddress(cfg.peer_mac),
-                        flow_secret,
-                        isn_secret,
-                    );
-                    icfg.max_sockets = 16384;
-                    icfg.syn_backlog = 1024;
-                    if cfg.bypass.trust_checksums {
-                        icfg.checksums = stack::wire::Checksums::Trust;
-                    }
-                    Ok::<_, anyhow::Error>(TcpShard::new(steering, Interface::new(xsk, icfg), &cfg))
-                })();
-                let mut shard = match setup {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        let _ = tx.send(Err(e));
-                        return Err(anyhow!(msg));
-                    }
-                };
-                let listen = shard.listen(cfg.port);
-                if let Err(e) = listen {
-                    let msg = format!("{e:#}");
-                    let _ = tx.send(Err(e));
-                    return Err(anyhow!(msg));
+        let open_cfg = cfg.clone();
+        let inner = ShardThread::spawn(
+            "byp-tcp-srv",
+            cfg.cpu,
+            cfg.bypass.netns.clone(),
+            Arc::new(AtomicBool::new(false)),
+            move || {
+                let cfg = open_cfg;
+                let (steering, xsk) = super::attach(&cfg.bypass)?;
+                let mut icfg = InterfaceConfig::new(
+                    stack::wire::EthernetAddress(mac),
+                    cfg.bypass.addr,
+                    stack::wire::EthernetAddress(cfg.peer_mac),
+                    flow_secret,
+                    isn_secret,
+                );
+                icfg.max_sockets = 16384;
+                icfg.syn_backlog = 1024;
+                if cfg.bypass.trust_checksums {
+                    icfg.checksums = stack::wire::Checksums::Trust;
                 }
-                let _ = tx.send(Ok(shard.attach_info()));
-                shard.serve(&stop2)
-            })
-            .context("spawning the bypass TCP server thread")?;
-        let attach = match rx.recv() {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => return Err(anyhow!("the bypass TCP server thread died while starting")),
-        };
+                let mut shard = TcpShard::new(steering, Interface::new(xsk, icfg), &cfg);
+                shard.listen(cfg.port)?;
+                Ok(shard)
+            },
+            |mut shard: TcpShard, stop: &AtomicBool| shard.serve(stop),
+        )?;
         Ok(BypassTcpServer {
-            stop,
-            thread: Some(thread),
-            attach,
+            attach: inner.attach.clone(),
+            inner,
         })
     }
 
-    pub fn stop(mut self) -> Result<ServerReport> {
-        self.stop.store(true, Ordering::Relaxed);
-        let r = self
-            .thread
-            .take()
-            .expect("joined once")
-            .join()
-            .map_err(|_| anyhow!("the bypass TCP server thread panicked"))??;
+    pub fn stop(self) -> Result<ServerReport> {
+        let r = self.inner.finish()?;
         Ok(ServerReport {
             counters: r.counters.clone(),
             threads: vec![r],
         })
-    }
-}
-
-impl Drop for BypassTcpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -178,6 +138,12 @@ struct TcpShard {
     http_close: Vec<u8>,
 }
 
+impl ShardInfo for TcpShard {
+    fn attach_info(&self) -> AttachInfo {
+        AttachInfo::of(&self.steering, self.zero_copy)
+    }
+}
+
 impl TcpShard {
     fn new(
         steering: xdp::Steering,
@@ -204,14 +170,6 @@ impl TcpShard {
             pattern: workload::pattern_buffer(256 * 1024),
             http_keep: workload::http_response(cfg.sizes.resp, false),
             http_close: workload::http_response(cfg.sizes.resp, true),
-        }
-    }
-
-    fn attach_info(&self) -> AttachInfo {
-        AttachInfo {
-            xdp_mode: self.steering.mode().as_str().to_string(),
-            zero_copy: self.zero_copy,
-            native_error: self.steering.native_error().map(|e| e.to_string()),
         }
     }
 
