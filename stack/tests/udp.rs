@@ -511,6 +511,25 @@ fn bind_close_and_stale_handles() {
     assert_eq!(a.local_port(again), Some(ECHO_PORT));
 }
 
+#[test]
+fn a_configured_mtu_below_the_devices_limits_datagrams() {
+    let mut cfg = config(MAC_A, IP_A);
+    cfg.mtu = Some(576);
+    let (mut a, _raw) = raw_peer(cfg);
+    assert_eq!(a.max_payload(), 548);
+    let h = a.bind(0).unwrap();
+    let peer = SocketAddrV4::new(IP_B, 5000);
+    assert_eq!(
+        a.send_to(h, peer, &[0; 549], ms(0)),
+        Err(SendError::TooLarge)
+    );
+    a.send_to(h, peer, &[0; 548], ms(0)).unwrap();
+    // Larger than the device's: the device's stands.
+    let mut cfg = config(MAC_A, IP_A);
+    cfg.mtu = Some(9000);
+    assert_eq!(raw_peer(cfg).0.max_payload(), 1472);
+}
+
 /// Valid frames of each kind the stack handles, to mutate.
 fn seeds() -> Vec<Vec<u8>> {
     vec![

@@ -93,10 +93,11 @@ fn stack_on_a(lab: &Lab) -> (Steering, UdpStack<Xsk>) {
     steering
         .insert_socket(0, xsk.as_fd())
         .expect("XSKMAP insert");
-    (
-        steering,
-        UdpStack::new(xsk, UdpConfig::new(mac, STACK_ADDR, 24)),
-    )
+    let mut cfg = UdpConfig::new(mac, STACK_ADDR, 24);
+    cfg.mtu = Some(1500); // the veth's; the UMEM frames hold more
+    let st = UdpStack::new(xsk, cfg);
+    assert_eq!(st.max_payload(), 1472);
+    (steering, st)
 }
 
 /// The kernel client's side: 10,000 datagrams of mixed sizes, at most

@@ -70,6 +70,11 @@ pub struct UdpConfig {
     /// Prefix length of the on-link subnet: peers in it are resolved with
     /// ARP directly, others through `gateway`.
     pub prefix_len: u8,
+    /// The link's MTU, where it is lower than what the device can carry
+    /// (an AF_XDP device reports what its UMEM frames hold, not the
+    /// interface's MTU): datagrams are limited to it less 28 bytes. `None`:
+    /// the device's.
+    pub mtu: Option<usize>,
     /// The router for peers off the subnet; `None`: they are unreachable
     /// ([`SendError::NoRoute`]).
     pub gateway: Option<Ipv4Addr>,
@@ -109,6 +114,7 @@ impl UdpConfig {
             mac,
             ip,
             prefix_len,
+            mtu: None,
             gateway: None,
             max_sockets: 64,
             rx_queue: 256,
@@ -352,7 +358,8 @@ impl<D: Device> UdpStack<D> {
     /// (made at `bind`) here.
     pub fn new(device: D, cfg: UdpConfig) -> UdpStack<D> {
         let caps = device.caps();
-        let max_payload = caps.mtu.saturating_sub(HEADERS).min(65535 - HEADERS);
+        let mtu = cfg.mtu.map_or(caps.mtu, |m| m.min(caps.mtu));
+        let max_payload = mtu.saturating_sub(HEADERS).min(65535 - HEADERS);
         let inner = Inner {
             max_payload,
             arp: arp::Cache::new(cfg.arp),
@@ -389,7 +396,8 @@ impl<D: Device> UdpStack<D> {
         &self.inner.cfg
     }
 
-    /// The longest payload a datagram may carry: the device's MTU less 28.
+    /// The longest payload a datagram may carry: the MTU (the device's, or
+    /// [`UdpConfig::mtu`] if lower) less 28.
     pub fn max_payload(&self) -> usize {
         self.inner.max_payload
     }
