@@ -393,3 +393,48 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     assert_eq!(a.ack, 1006);
     assert_eq!(a.options.timestamps.map(|t| t.tsecr), Some(102));
 }
+
+#[test]
+fn syn_cookie_ack_is_checked() {
+    let mut raw = Raw::build(TcpConfig::default(), |c| c.syn_backlog = 0);
+    let l = listener(&mut raw.iface, A_IP, 80, 8);
+    let mut syn = seg(40000, 80, SYN, 1000, 0);
+    syn.options = TcpOptions {
+        mss: Some(1380),
+        window_scale: Some(9),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    raw.send(syn);
+    let synack = one(raw.poll_at(ms(0)));
+    assert_eq!((synack.flags, synack.ack), (SYN | ACK, 1001));
+    assert_eq!(synack.options.window_scale, Some(1));
+    assert!(synack.options.sack_permitted);
+    assert_eq!(raw.iface.sockets_in_use(), 1, "nothing kept for a cookie");
+    // A forged ACK (wrong cookie): a reset, as for any ACK to a listener.
+    raw.send(seg(40000, 80, ACK, 1001, synack.seq.wrapping_add(2)));
+    let r = one(raw.poll_at(ms(1)));
+    assert_eq!((r.flags, r.seq), (RST, synack.seq.wrapping_add(2)));
+    // The right one, with data: the connection exists, established.
+    let mut ack = seg(40000, 80, ACK, 1001, synack.seq.wrapping_add(1));
+    ack.payload = b"hi";
+    raw.send(ack);
+    let a = one(raw.poll_at(ms(2)));
+    assert_eq!((a.flags, a.ack), (ACK, 1003));
+    let (s, _) = raw.iface.accept(l).unwrap();
+    let t = raw.iface.tcb(s).unwrap();
+    // MSS 1380 rounds down to 1360 in the cookie; scale 9 and SACK kept.
+    assert_eq!(t.mss(), 1360);
+    assert_eq!(t.negotiated(), (false, true, Some((1, 9))));
+    let mut buf = [0u8; 4];
+    assert_eq!(raw.iface.recv(s, &mut buf), Ok(2));
+    let st = raw.iface.tcp_stats();
+    assert_eq!(
+        (
+            st.syn_cookies_sent,
+            st.syn_cookies_accepted,
+            st.syn_cookies_failed
+        ),
+        (1, 1, 1)
+    );
+}

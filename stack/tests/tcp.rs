@@ -467,3 +467,43 @@ fn a_full_transmit_ring_delays_but_loses_nothing() {
     assert!(got_b == ab && got_a == ba);
     assert_eq!(net.a.tcp_stats().retransmits, 0);
 }
+
+#[test]
+fn syn_cookies_take_over_when_the_syn_queue_is_full() {
+    let mut net = Net::build(TcpConfig::default(), Default::default(), 1, |c| {
+        c.syn_backlog = 2;
+    });
+    let l = listener(&mut net.b, B_IP, 80, 16);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let c = net.a.socket().unwrap();
+            net.a.connect(c, sa(B_IP, 80)).unwrap();
+            c
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    assert!(net.run_until(Duration::from_secs(1), |n| {
+        while let Ok((s, _)) = n.b.accept(l) {
+            accepted.push(s);
+        }
+        accepted.len() == 8
+    }));
+    let st = *net.b.tcp_stats();
+    assert_eq!((st.syn_cookies_sent, st.syn_cookies_accepted), (6, 6));
+    assert_eq!(net.a.tcp_stats().retransmits, 0);
+    // A cookie connection kept the options: timestamps (from the ACK),
+    // window scaling and SACK (from the cookie), MSS 1460 less timestamps.
+    // The last client's SYN found the queue full.
+    let c = clients[7];
+    let mine = net.a.local_addr(c).unwrap();
+    let s = *accepted
+        .iter()
+        .find(|s| net.b.peer_addr(**s) == Ok(mine))
+        .unwrap();
+    let t = net.b.tcb(s).unwrap();
+    assert_eq!(t.negotiated(), (true, true, Some((1, 1))));
+    assert_eq!(t.mss(), 1448);
+    let ab = pattern(100_000, 11);
+    let (got_b, got_a) = exchange(&mut net, c, s, &ab, b"thanks", Duration::from_secs(5));
+    assert!(got_b == ab && got_a == b"thanks");
+}

@@ -28,7 +28,10 @@ use crate::error::Error;
 use crate::flow::{EphemeralPorts, FlowHasher, FlowKey, FlowTable, ListenKey, ListenTable};
 use crate::frame::{parse_frame, Frame, Network, Transport};
 use crate::phy::Device;
-use crate::tcp::{Endpoints, IsnGenerator, Reaction, SeqNumber, State, Tcb, TcpConfig, TcpStats};
+use crate::tcp::{
+    CookieOptions, Endpoints, IsnGenerator, Reaction, SeqNumber, State, SynCookies, Tcb, TcpConfig,
+    TcpStats,
+};
 use crate::time::Instant;
 use crate::wire::{
     Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, TcpFlags,
@@ -63,6 +66,11 @@ pub struct InterfaceConfig {
     pub flow_secret: [u64; 4],
     /// Secret of the ISN function (RFC 6528).
     pub isn_secret: [u64; 4],
+    /// Answer SYNs with cookies when a SYN queue is full (RFC 4987 §3.6).
+    pub syn_cookies: bool,
+    /// Secret of the SYN cookies. [`InterfaceConfig::new`] derives it from
+    /// the ISN secret; set it to a secret of its own to keep them apart.
+    pub cookie_secret: [u64; 4],
 }
 
 impl InterfaceConfig {
@@ -85,6 +93,8 @@ impl InterfaceConfig {
             tcp: TcpConfig::default(),
             flow_secret,
             isn_secret,
+            syn_cookies: true,
+            cookie_secret: isn_secret.map(|w| w.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15),
         }
     }
 }
@@ -100,13 +110,35 @@ pub enum Shutdown {
     Both,
 }
 
-/// A reset for a segment that has no connection (RFC 9293 §3.10.7.1).
+/// A segment sent on behalf of no connection: a reset (RFC 9293
+/// §3.10.7.1) or a SYN cookie's SYN-ACK.
 #[derive(Debug, Clone, Copy)]
-struct PendingReset {
+struct PendingSegment {
     local: SocketAddrV4,
     remote: SocketAddrV4,
-    seq: u32,
-    ack: Option<u32>,
+    seg: TcpRepr<'static>,
+}
+
+impl PendingSegment {
+    /// `<SEQ=seq><CTL=RST>`, or `<SEQ=seq><ACK=ack><CTL=RST,ACK>`.
+    fn reset(local: SocketAddrV4, remote: SocketAddrV4, seq: u32, ack: Option<u32>) -> Self {
+        let seg = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            flags: if ack.is_some() {
+                TcpFlags::RST | TcpFlags::ACK
+            } else {
+                TcpFlags::RST
+            },
+            seq_number: seq,
+            ack_number: ack.unwrap_or(0),
+            window_len: 0,
+            urgent_at: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        PendingSegment { local, remote, seg }
+    }
 }
 
 /// Everything but the device, so that a frame the device lends can be
@@ -127,7 +159,11 @@ struct Inner {
     unhandled: u64,
     /// Resets that could not be queued.
     resets_dropped: u64,
-    resets: VecDeque<PendingReset>,
+    resets: VecDeque<PendingSegment>,
+    cookies: SynCookies,
+    /// When a SYN cookie was last sent: ACKs are checked as cookies only
+    /// for two cookie lifetimes after.
+    last_cookie: Option<Instant>,
     /// Sockets with something new: to dispatch and to check for events.
     touched: Vec<u32>,
     events: VecDeque<SocketHandle>,
@@ -169,6 +205,8 @@ impl<D: Device> Interface<D> {
             unhandled: 0,
             resets_dropped: 0,
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            cookies: SynCookies::new(cfg.cookie_secret),
+            last_cookie: None,
             touched: Vec::with_capacity(n),
             events: VecDeque::with_capacity(n),
             unfinished: None,
@@ -689,12 +727,9 @@ impl Inner {
                     self.touch(p);
                 }
             }
-            Reaction::Reset(seq) => self.queue_reset(PendingReset {
-                local,
-                remote,
-                seq: seq.0,
-                ack: None,
-            }),
+            Reaction::Reset(seq) => {
+                self.queue_reset(PendingSegment::reset(local, remote, seq.0, None))
+            }
             Reaction::AcceptQueueFull | Reaction::None => {}
         }
     }
@@ -722,6 +757,9 @@ impl Inner {
         // segment should be formed for any arriving ACK-bearing segment:
         // <SEQ=SEG.ACK><CTL=RST>".
         if f.contains(TcpFlags::ACK) {
+            if !f.contains(TcpFlags::SYN) && self.cookie_ack(l, local, remote, key, seg) {
+                return;
+            }
             self.reset_for(local, remote, seg);
             return;
         }
@@ -734,8 +772,10 @@ impl Inner {
             return;
         };
         if listener.syn_queue >= syn_limit {
-            // SYN cookies are a later slice: the SYN is dropped and counted.
             self.stats.syn_queue_overflows += 1;
+            if self.cfg.syn_cookies {
+                self.send_cookie(local, remote, key, seg);
+            }
             return;
         }
         let mut ep = self.endpoints(local, remote, key);
@@ -762,6 +802,87 @@ impl Inner {
             listener.syn_queue += 1;
         }
         self.touch(h);
+    }
+
+    /// RFC 4987 §3.6: the SYN queue is full; answer with a SYN-ACK whose
+    /// ISN is a cookie, and keep nothing.
+    fn send_cookie(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        key: &FlowKey,
+        syn: &TcpRepr<'_>,
+    ) {
+        let o = &syn.options;
+        let opts = CookieOptions {
+            mss: o.mss.unwrap_or(536),
+            window_scale: o.window_scale,
+            sack_permitted: o.sack_permitted,
+        };
+        let mut ep = self.endpoints(local, remote, key);
+        ep.iss = self
+            .cookies
+            .encode(key, SeqNumber(syn.seq_number), self.now, opts);
+        let seg = Tcb::cookie_syn_ack(&self.cfg.tcp, ep, syn, self.now);
+        self.last_cookie = Some(self.now);
+        self.stats.syn_cookies_sent += 1;
+        self.queue_reset(PendingSegment { local, remote, seg });
+    }
+
+    /// An ACK to a listener with no connection: if SYN cookies were sent
+    /// lately and this one checks out, the connection it stands for is
+    /// made, established, and queued for accept. Returns whether the ACK
+    /// was taken (made a connection, or dropped for a full accept queue).
+    fn cookie_ack(
+        &mut self,
+        l: SocketHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        key: &FlowKey,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let recent = self
+            .last_cookie
+            .is_some_and(|t| self.now.saturating_since(t) <= core::time::Duration::from_secs(128));
+        if !recent {
+            return false;
+        }
+        let irs = SeqNumber(seg.seq_number.wrapping_sub(1));
+        let iss = SeqNumber(seg.ack_number.wrapping_sub(1));
+        let Some(opts) = self.cookies.decode(key, irs, iss, self.now) else {
+            self.stats.syn_cookies_failed += 1;
+            return false;
+        };
+        let room = matches!(self.socket(l).map(|s| &s.kind), Ok(Kind::Listener(x)) if x.has_room());
+        if !room {
+            self.stats.accept_queue_overflows += 1;
+            return true;
+        }
+        let mut ep = self.endpoints(local, remote, key);
+        ep.iss = iss;
+        let mut tcb = Tcb::from_cookie(&self.cfg.tcp, ep, irs, opts, seg);
+        // The ACK may carry data (and a FIN): the connection takes it.
+        tcb.process(self.now, seg, true, &mut self.stats);
+        let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
+        child.parent = Some(l);
+        child.in_flows = true;
+        let Ok(h) = self.alloc(child) else {
+            return true;
+        };
+        if self.flows.insert(*key, h).is_err() {
+            if let Some(s) = self.socket_mut(h) {
+                s.parent = None;
+            }
+            self.release(h);
+            return true;
+        }
+        self.stats.syn_cookies_accepted += 1;
+        if let Some(Kind::Listener(listener)) = self.socket_mut(l).map(|s| &mut s.kind) {
+            listener.accept_queue.push_back(h);
+        }
+        self.touch(h);
+        self.touch(l);
+        true
     }
 
     fn has_listener(&self, key: &FlowKey) -> bool {
@@ -798,25 +919,15 @@ impl Inner {
             return;
         }
         let reset = if seg.flags.contains(TcpFlags::ACK) {
-            PendingReset {
-                local,
-                remote,
-                seq: seg.ack_number,
-                ack: None,
-            }
+            PendingSegment::reset(local, remote, seg.ack_number, None)
         } else {
             let end = SeqNumber(seg.seq_number) + seg.segment_len();
-            PendingReset {
-                local,
-                remote,
-                seq: 0,
-                ack: Some(end.0),
-            }
+            PendingSegment::reset(local, remote, 0, Some(end.0))
         };
         self.queue_reset(reset);
     }
 
-    fn queue_reset(&mut self, r: PendingReset) {
+    fn queue_reset(&mut self, r: PendingSegment) {
         if self.resets.len() >= MAX_PENDING_RESETS {
             self.resets_dropped += 1;
         } else {
@@ -859,31 +970,18 @@ impl Inner {
             neighbour: self.cfg.neighbour,
         };
         while let Some(r) = self.resets.front().copied() {
-            let seg = TcpRepr {
-                src_port: r.local.port(),
-                dst_port: r.remote.port(),
-                flags: if r.ack.is_some() {
-                    TcpFlags::RST | TcpFlags::ACK
-                } else {
-                    TcpFlags::RST
-                },
-                seq_number: r.seq,
-                ack_number: r.ack.unwrap_or(0),
-                window_len: 0,
-                urgent_at: 0,
-                options: TcpOptions::default(),
-                payload: &[],
-            };
             if !link.send(
                 device,
                 &mut self.ip_ident,
                 *r.local.ip(),
                 *r.remote.ip(),
-                &seg,
+                &r.seg,
             ) {
                 return;
             }
-            self.stats.resets_sent += 1;
+            if r.seg.flags.contains(TcpFlags::RST) {
+                self.stats.resets_sent += 1;
+            }
             self.resets.pop_front();
         }
         let now = self.now;

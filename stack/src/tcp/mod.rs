@@ -10,6 +10,7 @@
 //! demultiplexing live in [`crate::iface`].
 
 mod congestion;
+mod cookie;
 mod isn;
 mod rtt;
 mod seq;
@@ -17,6 +18,7 @@ mod state;
 mod tcb;
 
 pub use congestion::NewReno;
+pub use cookie::{CookieOptions, SynCookies, MSS_TABLE};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
 pub use seq::SeqNumber;

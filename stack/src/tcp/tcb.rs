@@ -3,7 +3,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use super::{NewReno, RttEstimator, SeqNumber, State, TcpConfig};
+use super::{CookieOptions, NewReno, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::Instant;
@@ -45,8 +45,15 @@ pub struct TcpStats {
     /// Final ACKs of a handshake dropped because the listener's accept
     /// queue was full (Linux `ListenOverflows`).
     pub accept_queue_overflows: u64,
-    /// SYNs dropped because the listener's SYN queue was full.
+    /// SYNs that found the listener's SYN queue full (answered with a
+    /// cookie when cookies are on, else dropped).
     pub syn_queue_overflows: u64,
+    /// SYN-ACKs sent with a SYN cookie.
+    pub syn_cookies_sent: u64,
+    /// Connections made from a valid cookie ACK.
+    pub syn_cookies_accepted: u64,
+    /// ACKs to a listener that were not valid cookies (answered with RST).
+    pub syn_cookies_failed: u64,
     /// Resets sent.
     pub resets_sent: u64,
     /// Segments dropped by PAWS: a timestamp older than TS.Recent
@@ -270,6 +277,73 @@ impl Tcb {
         t.snd_wnd = u32::from(syn.window_len);
         t.snd_wl1 = seq;
         t.snd_wl2 = t.iss;
+        t
+    }
+
+    /// The SYN-ACK of a SYN cookie (RFC 4987 §3.6), made without a
+    /// connection: `ep.iss` is the cookie; options as
+    /// [`accept_syn`](Self::accept_syn) would negotiate them.
+    pub fn cookie_syn_ack(
+        cfg: &TcpConfig,
+        ep: Endpoints,
+        syn: &TcpRepr<'_>,
+        now: Instant,
+    ) -> TcpRepr<'static> {
+        let o = &syn.options;
+        let mut options = TcpOptions {
+            mss: Some(ep.local_mss),
+            sack_permitted: cfg.sack_permitted && o.sack_permitted,
+            ..TcpOptions::default()
+        };
+        if cfg.window_scaling && o.window_scale.is_some() {
+            options.window_scale = Some(window_shift(cfg.rx_buffer));
+        }
+        if let (true, Some(ts)) = (cfg.timestamps, o.timestamps) {
+            options.timestamps = Some(Timestamps {
+                tsval: (now.millis() as u32).wrapping_add(ep.ts_offset),
+                tsecr: ts.tsval,
+            });
+        }
+        TcpRepr {
+            src_port: ep.local.port(),
+            dst_port: ep.remote.port(),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            seq_number: ep.iss.0,
+            ack_number: syn.seq_number.wrapping_add(1),
+            window_len: cfg.rx_buffer.min(usize::from(u16::MAX)) as u16,
+            urgent_at: 0,
+            options,
+            payload: &[],
+        }
+    }
+
+    /// The connection a valid cookie ACK stands for, in ESTABLISHED (RFC
+    /// 4987 §3.6): `ep.iss` and `irs` are the ISNs the ACK implies, `opts`
+    /// what the cookie carried; timestamps are on if the ACK has them.
+    pub fn from_cookie(
+        cfg: &TcpConfig,
+        ep: Endpoints,
+        irs: SeqNumber,
+        opts: CookieOptions,
+        ack: &TcpRepr<'_>,
+    ) -> Tcb {
+        let mut t = Tcb::new(cfg, ep, State::Established, true);
+        t.irs = irs;
+        t.rcv_nxt = irs + 1u32;
+        t.negotiate(&TcpOptions {
+            mss: Some(opts.mss),
+            window_scale: opts.window_scale,
+            sack_permitted: opts.sack_permitted,
+            timestamps: ack.options.timestamps,
+            ..TcpOptions::default()
+        });
+        let una = ep.iss + 1u32;
+        t.snd_una = una;
+        t.snd_nxt = una;
+        t.snd_max = una;
+        t.snd_wnd = u32::from(ack.window_len) << t.snd_wscale;
+        t.snd_wl1 = SeqNumber(ack.seq_number);
+        t.snd_wl2 = SeqNumber(ack.ack_number);
         t
     }
 

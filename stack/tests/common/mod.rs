@@ -52,20 +52,26 @@ impl Net {
     }
 
     pub fn with_faults(tcp: TcpConfig, faults: Faults, seed: u64) -> Net {
-        Net::build(tcp, faults, seed, 1024)
+        Net::build(tcp, faults, seed, |_| {})
     }
 
     /// Room for `sockets` sockets on each side.
     pub fn with_sockets(tcp: TcpConfig, sockets: usize) -> Net {
-        Net::build(tcp, Faults::default(), 1, sockets)
+        Net::build(tcp, Faults::default(), 1, |c| c.max_sockets = sockets)
     }
 
-    fn build(tcp: TcpConfig, faults: Faults, seed: u64, sockets: usize) -> Net {
+    /// Both interfaces' configuration adjusted by `adjust`.
+    pub fn build(
+        tcp: TcpConfig,
+        faults: Faults,
+        seed: u64,
+        adjust: impl Fn(&mut InterfaceConfig),
+    ) -> Net {
         let (da, db) = Loopback::pair(MTU, 1024);
         let mut ca = config(A_MAC, A_IP, B_MAC, tcp);
         let mut cb = config(B_MAC, B_IP, A_MAC, tcp);
-        ca.max_sockets = sockets;
-        cb.max_sockets = sockets;
+        adjust(&mut ca);
+        adjust(&mut cb);
         let a = Interface::new(FaultInjector::new(da, faults, seed), ca);
         let b = Interface::new(FaultInjector::new(db, faults, seed ^ 0x5555), cb);
         Net {
@@ -157,9 +163,16 @@ pub struct Raw {
 
 impl Raw {
     pub fn new(tcp: TcpConfig) -> Raw {
+        Raw::build(tcp, |_| {})
+    }
+
+    /// A's configuration adjusted by `adjust`.
+    pub fn build(tcp: TcpConfig, adjust: impl Fn(&mut InterfaceConfig)) -> Raw {
         let (da, db) = Loopback::pair(MTU, 1024);
+        let mut c = config(A_MAC, A_IP, B_MAC, tcp);
+        adjust(&mut c);
         Raw {
-            iface: Interface::new(da, config(A_MAC, A_IP, B_MAC, tcp)),
+            iface: Interface::new(da, c),
             peer: db,
             now: Instant::ZERO,
         }
