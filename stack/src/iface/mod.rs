@@ -783,25 +783,31 @@ impl Inner {
             ep.iss = iss;
         }
         let tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
-        let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
-        child.parent = Some(l);
-        child.in_flows = true;
-        let Ok(h) = self.alloc(child) else {
-            self.stats.syn_queue_overflows += 1;
-            return;
-        };
-        if self.flows.insert(*key, h).is_err() {
-            if let Some(s) = self.socket_mut(h) {
-                s.parent = None;
-            }
-            self.release(h);
+        if self.adopt(l, key, tcb).is_none() {
             self.stats.syn_queue_overflows += 1;
             return;
         }
         if let Some(Kind::Listener(listener)) = self.socket_mut(l).map(|s| &mut s.kind) {
             listener.syn_queue += 1;
         }
+    }
+
+    /// A new connection of listener `l` on `key`: a slot and a flow entry,
+    /// or nothing if either is full.
+    fn adopt(&mut self, l: SocketHandle, key: &FlowKey, tcb: Tcb) -> Option<SocketHandle> {
+        let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
+        child.parent = Some(l);
+        child.in_flows = true;
+        let h = self.alloc(child).ok()?;
+        if self.flows.insert(*key, h).is_err() {
+            if let Some(s) = self.socket_mut(h) {
+                s.parent = None;
+            }
+            self.release(h);
+            return None;
+        }
         self.touch(h);
+        Some(h)
     }
 
     /// RFC 4987 §3.6: the SYN queue is full; answer with a SYN-ACK whose
@@ -863,24 +869,13 @@ impl Inner {
         let mut tcb = Tcb::from_cookie(&self.cfg.tcp, ep, irs, opts, seg);
         // The ACK may carry data (and a FIN): the connection takes it.
         tcb.process(self.now, seg, true, &mut self.stats);
-        let mut child = Socket::new(Kind::Tcb(Box::new(tcb)), false);
-        child.parent = Some(l);
-        child.in_flows = true;
-        let Ok(h) = self.alloc(child) else {
+        let Some(h) = self.adopt(l, key, tcb) else {
             return true;
         };
-        if self.flows.insert(*key, h).is_err() {
-            if let Some(s) = self.socket_mut(h) {
-                s.parent = None;
-            }
-            self.release(h);
-            return true;
-        }
         self.stats.syn_cookies_accepted += 1;
         if let Some(Kind::Listener(listener)) = self.socket_mut(l).map(|s| &mut s.kind) {
             listener.accept_queue.push_back(h);
         }
-        self.touch(h);
         self.touch(l);
         true
     }
