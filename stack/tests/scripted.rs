@@ -389,7 +389,8 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     new.options = ts(102);
     new.payload = b"fresh";
     raw.send(new);
-    let a = one(raw.poll_at(ms(3)));
+    assert!(raw.poll_at(ms(3)).is_empty(), "a delayed ACK");
+    let a = one(raw.poll_at(ms(43)));
     assert_eq!(a.ack, 1006);
     assert_eq!(a.options.timestamps.map(|t| t.tsecr), Some(102));
 }
@@ -419,7 +420,9 @@ fn syn_cookie_ack_is_checked() {
     let mut ack = seg(40000, 80, ACK, 1001, synack.seq.wrapping_add(1));
     ack.payload = b"hi";
     raw.send(ack);
-    let a = one(raw.poll_at(ms(2)));
+    // In-order data: its ACK is delayed (40 ms).
+    assert!(raw.poll_at(ms(2)).is_empty());
+    let a = one(raw.poll_at(ms(42)));
     assert_eq!((a.flags, a.ack), (ACK, 1003));
     let (s, _) = raw.iface.accept(l).unwrap();
     let t = raw.iface.tcb(s).unwrap();
@@ -437,4 +440,43 @@ fn syn_cookie_ack_is_checked() {
         ),
         (1, 1, 1)
     );
+}
+
+#[test]
+fn delayed_ack_waits_40_ms_or_two_segments_or_a_reply() {
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    let data = pattern(4000, 4);
+    // One small segment: the ACK waits 40 ms.
+    let mut d = seg(40000, 80, ACK, 1001, una);
+    d.payload = &data[..100];
+    raw.send(d);
+    assert!(raw.poll_at(ms(10)).is_empty());
+    assert!(raw.poll_at(ms(49)).is_empty());
+    let a = one(raw.poll_at(ms(50)));
+    assert_eq!(a.ack, 1101);
+    // Two full-sized segments: acknowledged at once (RFC 5681 §4.2).
+    for (i, chunk) in data[100..100 + 2 * 1460].chunks(1460).enumerate() {
+        let mut d = seg(40000, 80, ACK, 1101 + 1460 * i as u32, una);
+        d.payload = chunk;
+        raw.send(d);
+    }
+    let a = one(raw.poll_at(ms(60)));
+    assert_eq!(a.ack, 1101 + 2920);
+    // A request answered within the delay: the ACK rides on the reply.
+    let mut d = seg(40000, 80, ACK, 4021, una);
+    d.payload = b"ping";
+    raw.send(d);
+    assert!(raw.poll_at(ms(70)).is_empty());
+    let mut buf = [0u8; 4096];
+    assert_eq!(raw.iface.recv(s, &mut buf), Ok(3024));
+    raw.iface.send(s, b"pong").unwrap();
+    let r = one(raw.poll_at(ms(71)));
+    assert_eq!(
+        (r.flags, r.ack, &r.payload[..]),
+        (ACK | TcpFlags::PSH, 4025, &b"pong"[..])
+    );
+    // Nothing more is owed at 40 ms.
+    assert!(raw.poll_at(ms(120)).is_empty());
 }

@@ -60,6 +60,10 @@ pub struct TcpConfig {
     pub fin_wait2_timeout: Duration,
     /// Challenge ACKs per connection per second, at most (RFC 5961 §7).
     pub challenge_ack_limit: u32,
+    /// Delay an ACK of in-order data by at most this, for data to ride on
+    /// (RFC 1122 §4.2.3.2, RFC 5681 §4.2; every second full-sized segment
+    /// is acknowledged at once); `None` acknowledges every batch at once.
+    pub delayed_ack: Option<Duration>,
 }
 
 impl Default for TcpConfig {
@@ -78,6 +82,7 @@ impl Default for TcpConfig {
             time_wait: Duration::from_secs(60),
             fin_wait2_timeout: Duration::from_secs(60),
             challenge_ack_limit: 10,
+            delayed_ack: Some(Duration::from_millis(40)),
         }
     }
 }

@@ -165,6 +165,11 @@ pub struct Tcb {
 
     ack_pending: bool,
     acks_owed: u8,
+    /// A delayed ACK is owed by then.
+    delack_deadline: Option<Instant>,
+    delayed_ack: Option<Duration>,
+    /// RCV.NXT when an ACK last went out.
+    last_ack_sent: SeqNumber,
     /// Challenge ACKs sent in the second that began at `challenge_window`.
     challenges: u32,
     challenge_window: Instant,
@@ -245,6 +250,9 @@ impl Tcb {
             orphan: false,
             ack_pending: false,
             acks_owed: 0,
+            delack_deadline: None,
+            delayed_ack: cfg.delayed_ack,
+            last_ack_sent: SeqNumber(0),
             challenges: 0,
             challenge_window: Instant::ZERO,
             challenge_ack_limit: cfg.challenge_ack_limit,
@@ -488,10 +496,14 @@ impl Tcb {
 
     /// The earliest time [`on_timer`](Self::on_timer) has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.rto_deadline, self.linger_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.rto_deadline,
+            self.linger_deadline,
+            self.delack_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- readiness ----
@@ -660,6 +672,7 @@ impl Tcb {
         self.linger_deadline = None;
         self.ack_pending = false;
         self.acks_owed = 0;
+        self.delack_deadline = None;
         self.retransmit_front = false;
     }
 
@@ -840,7 +853,7 @@ impl Tcb {
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
         ) {
-            self.receive_data(seq, seg, stats)
+            self.receive_data(now, seq, seg, stats)
         } else {
             false
         };
@@ -1066,12 +1079,24 @@ impl Tcb {
     /// §3.10.7.4 seventh: place the text in the receive ring, in order or
     /// ahead of a hole. Returns whether all of the text fitted (so that a
     /// FIN after it may count).
-    fn receive_data(&mut self, seq: SeqNumber, seg: &TcpRepr<'_>, stats: &mut TcpStats) -> bool {
+    fn receive_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        seg: &TcpRepr<'_>,
+        stats: &mut TcpStats,
+    ) -> bool {
         let payload = seg.payload;
         if payload.is_empty() {
             return true;
         }
-        self.ack_pending = true;
+        // In-order data that fills no hole may wait for a delayed ACK;
+        // everything else is acknowledged at once (RFC 5681 §4.2).
+        let filling = !self.assembler.is_empty();
+        let mut delay = seq == self.rcv_nxt && !filling;
+        if !delay {
+            self.ack_pending = true;
+        }
         // Trim what was already received (§3.10.7.4: "segments with higher
         // beginning sequence numbers may be held for later processing").
         let ahead = seq - self.rcv_nxt;
@@ -1089,6 +1114,11 @@ impl Tcb {
             return true;
         }
         let written = self.rx.write_at(offset, data);
+        if written < data.len() {
+            // Beyond the window: say so now.
+            delay = false;
+            self.ack_pending = true;
+        }
         if written == 0 {
             return data.is_empty();
         }
@@ -1110,7 +1140,25 @@ impl Tcb {
             self.rx.commit(more);
             self.rcv_nxt += more;
         }
+        if delay {
+            self.delay_ack(now);
+        }
         written == data.len()
+    }
+
+    /// RFC 5681 §4.2 / RFC 1122 §4.2.3.2: an ACK may wait (at most the
+    /// configured delay, 40 ms by default, below the 500 ms the RFCs allow)
+    /// for data to ride on, but "an ACK SHOULD be generated for at least
+    /// every second full-sized segment".
+    fn delay_ack(&mut self, now: Instant) {
+        match self.delayed_ack {
+            Some(d) if (self.rcv_nxt.since(self.last_ack_sent) as usize) < 2 * self.mss => {
+                if self.delack_deadline.is_none() {
+                    self.delack_deadline = Some(now + d);
+                }
+            }
+            _ => self.ack_pending = true,
+        }
     }
 
     /// A remembered FIN whose turn has come: §3.10.7.4 eighth.
@@ -1143,6 +1191,11 @@ impl Tcb {
 
     /// Run the timers that are due at `now`.
     pub fn on_timer(&mut self, now: Instant, stats: &mut TcpStats) {
+        if self.delack_deadline.is_some_and(|t| t <= now) {
+            // The delayed ACK is due.
+            self.delack_deadline = None;
+            self.ack_pending = true;
+        }
         if self.linger_deadline.is_some_and(|t| t <= now) {
             // "TIME-WAIT TIMEOUT: If the time-wait timeout expires on a
             // connection, delete the TCB, enter the CLOSED state"; an
@@ -1294,6 +1347,8 @@ impl Tcb {
 
     fn acked_now(&mut self) {
         self.ack_pending = false;
+        self.delack_deadline = None;
+        self.last_ack_sent = self.rcv_nxt;
         self.acks_owed = self.acks_owed.saturating_sub(1);
         self.rcv_adv = self.rcv_nxt + self.advertised_window_bytes();
     }
