@@ -480,3 +480,27 @@ fn delayed_ack_waits_40_ms_or_two_segments_or_a_reply() {
     // Nothing more is owed at 40 ms.
     assert!(raw.poll_at(ms(120)).is_empty());
 }
+
+#[test]
+fn nagle_holds_small_segments_only_when_on() {
+    for nagle in [false, true] {
+        let mut raw = Raw::new(TcpConfig {
+            nagle,
+            ..TcpConfig::default()
+        });
+        let (s, iss) = passive_open(&mut raw);
+        let una = iss.wrapping_add(1);
+        raw.iface.send(s, b"one").unwrap();
+        assert_eq!(one(raw.poll_at(ms(2))).payload, b"one");
+        raw.iface.send(s, b"two").unwrap();
+        let out = raw.poll_at(ms(3));
+        if nagle {
+            // "one" is not acknowledged yet: "two" waits for the ACK.
+            assert!(out.is_empty());
+            raw.send(seg(40000, 80, ACK, 1001, una.wrapping_add(3)));
+            assert_eq!(one(raw.poll_at(ms(4))).payload, b"two");
+        } else {
+            assert_eq!(one(out).payload, b"two");
+        }
+    }
+}

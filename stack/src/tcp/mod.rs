@@ -64,6 +64,10 @@ pub struct TcpConfig {
     /// (RFC 1122 §4.2.3.2, RFC 5681 §4.2; every second full-sized segment
     /// is acknowledged at once); `None` acknowledges every batch at once.
     pub delayed_ack: Option<Duration>,
+    /// Nagle's algorithm (RFC 9293 §3.7.4): hold a small segment while
+    /// data is unacknowledged. Off by default (`TCP_NODELAY`), as a
+    /// benchmark wants.
+    pub nagle: bool,
 }
 
 impl Default for TcpConfig {
@@ -83,6 +87,7 @@ impl Default for TcpConfig {
             fin_wait2_timeout: Duration::from_secs(60),
             challenge_ack_limit: 10,
             delayed_ack: Some(Duration::from_millis(40)),
+            nagle: false,
         }
     }
 }

@@ -168,6 +168,7 @@ pub struct Tcb {
     /// A delayed ACK is owed by then.
     delack_deadline: Option<Instant>,
     delayed_ack: Option<Duration>,
+    nagle: bool,
     /// RCV.NXT when an ACK last went out.
     last_ack_sent: SeqNumber,
     /// Challenge ACKs sent in the second that began at `challenge_window`.
@@ -252,6 +253,7 @@ impl Tcb {
             acks_owed: 0,
             delack_deadline: None,
             delayed_ack: cfg.delayed_ack,
+            nagle: cfg.nagle,
             last_ack_sent: SeqNumber(0),
             challenges: 0,
             challenge_window: Instant::ZERO,
@@ -1475,6 +1477,17 @@ impl Tcb {
             };
             // A FIN with no room left waits (it takes sequence space).
             if data.is_empty() && room == 0 && self.snd_wnd > 0 {
+                break;
+            }
+            // RFC 9293 §3.7.4 (Nagle), when on: "If there is unacknowledged
+            // data, then the sending TCP buffers all user data ... until
+            // the TCP can send a full-sized segment."
+            if self.nagle
+                && data.len() < self.mss
+                && !fin
+                && self.snd_una != self.snd_max
+                && !self.probe_zero_window
+            {
                 break;
             }
             let seq = self.snd_nxt;
