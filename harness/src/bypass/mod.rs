@@ -52,6 +52,25 @@ impl AttachInfo {
     }
 }
 
+/// Empty polls in a row after which a shard sleeps in poll() on its socket
+/// until frames come: a loop that spins on an empty ring burns a core for
+/// nothing, one that sleeps at once pays a wake-up per batch.
+pub const IDLE_ROUNDS: u32 = 8;
+
+/// The interface's MTU, read with `ip` in its namespace.
+pub fn iface_mtu(netns: Option<&str>, iface: &str) -> Result<usize> {
+    let mut args = vec![];
+    if let Some(ns) = netns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-j", "link", "show", "dev", iface]);
+    let v: serde_json::Value = serde_json::from_str(&crate::lab::sh("ip", &args)?)?;
+    v[0]["mtu"]
+        .as_u64()
+        .map(|m| m as usize)
+        .ok_or_else(|| anyhow!("`ip link show dev {iface}` gave no MTU"))
+}
+
 /// Parses `--xdp-mode`.
 pub fn xdp_mode(s: &str) -> Result<xdp::XdpMode> {
     match s {

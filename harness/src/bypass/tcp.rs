@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 
-use super::{iface_mac, stack_now, AttachInfo, BypassConfig, ShardInfo, ShardThread};
+use super::{iface_mac, stack_now, AttachInfo, BypassConfig, ShardInfo, ShardThread, IDLE_ROUNDS};
 use crate::error::usage;
 use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::metrics::{Recorder, Window, WindowCpu};
@@ -222,7 +222,7 @@ impl TcpShard {
                 idle_rounds = 0;
             } else {
                 idle_rounds += 1;
-                if idle_rounds > 64 {
+                if idle_rounds > IDLE_ROUNDS {
                     // idle: sleep in poll() on the socket until frames come
                     // or the stack's next timer is due (bounded)
                     let wait_ms = self

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 use super::{
-    attach, iface_mac, stack_now, xsk_and_xdp_counters, AttachInfo, BypassConfig, ShardInfo,
-    ShardThread,
+    attach, iface_mac, iface_mtu, stack_now, xsk_and_xdp_counters, AttachInfo, BypassConfig,
+    ShardInfo, ShardThread, IDLE_ROUNDS,
 };
 use crate::error::usage;
 use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
@@ -37,13 +37,14 @@ pub struct BypassServerConfig {
 impl BypassUdpServer {
     pub fn start(cfg: BypassServerConfig) -> Result<BypassUdpServer> {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
+        let mtu = iface_mtu(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let open_cfg = cfg.bypass.clone();
         let inner = ShardThread::spawn(
             "byp-udp-srv",
             cfg.cpu,
             cfg.bypass.netns.clone(),
             Arc::new(AtomicBool::new(false)),
-            move || Shard::open(&open_cfg, mac),
+            move || Shard::open(&open_cfg, mac, mtu),
             move |mut shard: Shard, stop: &AtomicBool| shard.serve(&cfg, stop),
         )?;
         Ok(BypassUdpServer {
@@ -75,7 +76,7 @@ impl ShardInfo for Shard {
 }
 
 impl Shard {
-    fn open(cfg: &BypassConfig, mac: [u8; 6]) -> Result<Shard> {
+    fn open(cfg: &BypassConfig, mac: [u8; 6], mtu: usize) -> Result<Shard> {
         let (steering, xsk) = attach(cfg)?;
         let zero_copy = xsk.zero_copy();
         let checksums = if cfg.trust_checksums {
@@ -88,6 +89,8 @@ impl Shard {
         ucfg.checksums = checksums;
         // a flood's burst must not overflow the socket before the loop reads it
         ucfg.rx_queue = 4096;
+        // the socket's frames hold more than the link carries
+        ucfg.mtu = Some(mtu);
         let stack = stack::udp::UdpStack::new(xsk, ucfg);
         Ok(Shard {
             steering,
@@ -160,7 +163,7 @@ impl Shard {
                 idle_rounds = 0;
             } else {
                 idle_rounds += 1;
-                if idle_rounds > 64 {
+                if idle_rounds > IDLE_ROUNDS {
                     // nothing for a while: sleep until the socket has frames
                     // (bounded, so `stop` is seen)
                     let _ = self.stack.device_mut().poll(5);
@@ -225,13 +228,14 @@ impl BypassUdpClient {
             )));
         }
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
+        let mtu = iface_mtu(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let open_cfg = cfg.bypass.clone();
         let inner = ShardThread::spawn(
             "byp-udp-cli",
             cfg.cpu,
             cfg.bypass.netns.clone(),
             stop,
-            move || Shard::open(&open_cfg, mac),
+            move || Shard::open(&open_cfg, mac, mtu),
             move |mut shard: Shard, stop: &AtomicBool| shard.generate(&cfg, stop),
         )?;
         Ok(BypassUdpClient { inner })
