@@ -46,4 +46,4 @@ pub mod wire;
 
 pub use drop::{Counters, DropReason};
 pub use error::Error;
-pub use iface::{Event, Interface, InterfaceConfig, Readiness, Shutdown, SocketHandle};
+pub use iface::{Event, Interface, InterfaceConfig, Readiness, RssConfig, Shutdown, SocketHandle};

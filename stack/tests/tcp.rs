@@ -29,6 +29,17 @@ fn connected(net: &mut Net) -> (SocketHandle, SocketHandle, SocketHandle) {
     (c, l, s)
 }
 
+/// `n` connects from A to B:80, started at once.
+fn connect_many(net: &mut Net, n: usize) -> Vec<SocketHandle> {
+    (0..n)
+        .map(|_| {
+            let c = net.a.socket().unwrap();
+            net.a.connect(c, sa(B_IP, 80)).unwrap();
+            c
+        })
+        .collect()
+}
+
 /// Move `ab` from x on A to y on B and `ba` back, reading as it comes;
 /// returns what each side read.
 fn exchange(
@@ -297,13 +308,7 @@ fn bind_conflicts_are_eaddrinuse() {
 fn backlog_full_drops_the_final_ack_then_recovers() {
     let mut net = Net::new(TcpConfig::default());
     let l = listener(&mut net.b, B_IP, 80, 1);
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let c = net.a.socket().unwrap();
-            net.a.connect(c, sa(B_IP, 80)).unwrap();
-            c
-        })
-        .collect();
+    let clients = connect_many(&mut net, 3);
     // Every client completes its side of the handshake; only one fits in
     // the accept queue.
     net.run_for(Duration::from_millis(50));
@@ -474,13 +479,7 @@ fn syn_cookies_take_over_when_the_syn_queue_is_full() {
         c.syn_backlog = 2;
     });
     let l = listener(&mut net.b, B_IP, 80, 16);
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let c = net.a.socket().unwrap();
-            net.a.connect(c, sa(B_IP, 80)).unwrap();
-            c
-        })
-        .collect();
+    let clients = connect_many(&mut net, 8);
     let mut accepted = Vec::new();
     assert!(net.run_until(Duration::from_secs(1), |n| {
         while let Ok((s, _)) = n.b.accept(l) {
@@ -506,4 +505,38 @@ fn syn_cookies_take_over_when_the_syn_queue_is_full() {
     let ab = pattern(100_000, 11);
     let (got_b, got_a) = exchange(&mut net, c, s, &ab, b"thanks", Duration::from_secs(5));
     assert!(got_b == ab && got_a == b"thanks");
+}
+
+#[test]
+fn connect_picks_ports_whose_replies_come_back_to_its_queue() {
+    use stack::flow::Toeplitz;
+    use stack::RssConfig;
+    let rss = RssConfig {
+        toeplitz: Toeplitz::new(Toeplitz::MICROSOFT_KEY),
+        indirection: (0..128).map(|i| i % 4).collect(),
+        queue: 3,
+    };
+    let keep = rss.clone();
+    let mut net = Net::build(TcpConfig::default(), Default::default(), 1, move |c| {
+        c.rss = Some(rss.clone());
+    });
+    let l = listener(&mut net.b, B_IP, 80, 64);
+    let clients = connect_many(&mut net, 40);
+    let mut accepted = 0;
+    assert!(net.run_until(Duration::from_secs(1), |n| {
+        while n.b.accept(l).is_ok() {
+            accepted += 1;
+        }
+        accepted == 40
+    }));
+    for c in clients {
+        let port = net.a.local_addr(c).unwrap().port();
+        // The reply, B -> A, as the NIC hashes it.
+        let h = keep.toeplitz.hash_tuple(
+            core::net::IpAddr::V4(B_IP),
+            core::net::IpAddr::V4(A_IP),
+            Some((80, port)),
+        );
+        assert_eq!(keep.indirection[h as usize % 128], 3, "port {port}");
+    }
 }

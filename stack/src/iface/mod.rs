@@ -25,7 +25,9 @@ use std::collections::VecDeque;
 use socket::{Kind, Listener, Slot, Socket};
 
 use crate::error::Error;
-use crate::flow::{EphemeralPorts, FlowHasher, FlowKey, FlowTable, ListenKey, ListenTable};
+use crate::flow::{
+    EphemeralPorts, FlowHasher, FlowKey, FlowTable, ListenKey, ListenTable, RssQueue, Toeplitz,
+};
 use crate::frame::{parse_frame, Frame, Network, Transport};
 use crate::phy::Device;
 use crate::tcp::{
@@ -68,6 +70,10 @@ pub struct InterfaceConfig {
     pub isn_secret: [u64; 4],
     /// Answer SYNs with cookies when a SYN queue is full (RFC 4987 §3.6).
     pub syn_cookies: bool,
+    /// The NIC's receive-side scaling, when this interface serves one of
+    /// several queues: `connect` then picks ephemeral ports whose replies
+    /// the NIC steers to this queue.
+    pub rss: Option<RssConfig>,
     /// Secret of the SYN cookies. [`InterfaceConfig::new`] derives it from
     /// the ISN secret; set it to a secret of its own to keep them apart.
     pub cookie_secret: [u64; 4],
@@ -94,9 +100,23 @@ impl InterfaceConfig {
             flow_secret,
             isn_secret,
             syn_cookies: true,
+            rss: None,
             cookie_secret: isn_secret.map(|w| w.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15),
         }
     }
+}
+
+/// How the NIC spreads received flows over its queues, and which queue is
+/// this interface's.
+#[derive(Debug, Clone)]
+pub struct RssConfig {
+    /// The NIC's Toeplitz key (`ethtool -x`).
+    pub toeplitz: Toeplitz,
+    /// The NIC's indirection table (`ethtool -x`): entry `hash % len` is
+    /// the queue.
+    pub indirection: Vec<u16>,
+    /// This interface's queue.
+    pub queue: u16,
 }
 
 /// `shutdown(2)`'s `how`.
@@ -400,8 +420,14 @@ impl<D: Device> Interface<D> {
                     flows,
                     slots,
                     ephemeral,
+                    cfg,
                     ..
                 } = inner;
+                let rss = cfg.rss.as_ref().map(|r| RssQueue {
+                    toeplitz: &r.toeplitz,
+                    indirection: &r.indirection,
+                    queue: r.queue,
+                });
                 // A tuple is free if no connection has it, or if its
                 // connection is a TIME-WAIT that may be reused.
                 let in_use = |k: &FlowKey| {
@@ -418,7 +444,7 @@ impl<D: Device> Interface<D> {
                         IpAddr::V4(*remote.ip()),
                         remote.port(),
                         in_use,
-                        None,
+                        rss.as_ref(),
                     )
                     .ok_or(Error::AddrNotAvailable)?
             }
