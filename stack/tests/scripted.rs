@@ -504,3 +504,39 @@ fn nagle_holds_small_segments_only_when_on() {
         }
     }
 }
+
+#[test]
+fn sack_blocks_describe_what_is_held_beyond_the_holes() {
+    let mut raw = Raw::new(TcpConfig::default());
+    listener(&mut raw.iface, A_IP, 80, 8);
+    let mut syn = seg(40000, 80, SYN, 1000, 0);
+    syn.options.sack_permitted = true;
+    raw.send(syn);
+    let synack = one(raw.poll_at(ms(0)));
+    assert!(synack.options.sack_permitted);
+    let una = synack.seq.wrapping_add(1);
+    raw.send(seg(40000, 80, ACK, 1001, una));
+    raw.poll_at(ms(1));
+    let data = pattern(100, 5);
+    // Bytes 1011..1021, then 1041..1051: two blocks, the latest first.
+    for (at, ms_at) in [(10u32, 2u64), (40, 3)] {
+        let mut d = seg(40000, 80, ACK, 1001 + at, una);
+        d.payload = &data[..10];
+        raw.send(d);
+        let a = one(raw.poll_at(ms(ms_at)));
+        assert_eq!(a.ack, 1001);
+        if at == 40 {
+            assert_eq!(
+                a.options.sack_blocks.as_slice(),
+                &[(1041, 1051), (1011, 1021)]
+            );
+        }
+    }
+    // The first hole fills: the ACK moves to 1021, one block is left.
+    let mut d = seg(40000, 80, ACK, 1001, una);
+    d.payload = &data[..10];
+    raw.send(d);
+    let a = one(raw.poll_at(ms(4)));
+    assert_eq!(a.ack, 1021);
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(1041, 1051)]);
+}

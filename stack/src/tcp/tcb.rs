@@ -7,6 +7,7 @@ use super::{CookieOptions, NewReno, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::Instant;
+use crate::wire::tcp::SackBlocks;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
 /// RFC 9293 §3.7.1: "the default MSS ... for IPv4 is 536 bytes", when the
@@ -138,6 +139,9 @@ pub struct Tcb {
     assembler: Assembler,
     /// The sequence number of a FIN that arrived ahead of missing data.
     rx_fin: Option<SeqNumber>,
+    /// Where the latest out-of-order segment began: its block goes first
+    /// in SACK options (RFC 2018 §4).
+    last_out_of_order: SeqNumber,
     /// The peer's FIN arrived in order: reads end after the buffer.
     rx_eof: bool,
     /// Our user shut the read side.
@@ -235,6 +239,7 @@ impl Tcb {
             rx: RingBuffer::new(cfg.rx_buffer),
             assembler: Assembler::default(),
             rx_fin: None,
+            last_out_of_order: SeqNumber(0),
             rx_eof: false,
             rd_shut: false,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
@@ -1135,6 +1140,7 @@ impl Tcb {
                 return false;
             }
             stats.out_of_order += 1;
+            self.last_out_of_order = self.rcv_nxt + offset;
             self.acks_owed = (self.acks_owed + 1).min(MAX_ACKS_OWED);
         }
         let more = self.assembler.take_front() as usize;
@@ -1295,6 +1301,9 @@ impl Tcb {
         } else {
             (self.advertised_window_bytes() >> self.rcv_wscale) as u16
         };
+        if !syn && self.sack_permitted {
+            options.sack_blocks = self.sack_blocks();
+        }
         if self.ts_enabled {
             // RFC 7323 §3.2: TSecr echoes TS.Recent when ACK is set; 0 on
             // the initial SYN.
@@ -1324,6 +1333,28 @@ impl Tcb {
             options,
             payload,
         }
+    }
+
+    /// RFC 2018 §4: the data held beyond a hole, as SACK blocks, "the
+    /// first SACK block ... MUST specify the contiguous block of data
+    /// containing the segment which triggered this ACK" (here: the latest
+    /// out-of-order segment), then the others, lowest first. The option
+    /// carries 3 of them beside timestamps, 4 without.
+    fn sack_blocks(&self) -> SackBlocks {
+        let mut blocks = SackBlocks::default();
+        let ranges = self.assembler.ranges();
+        let to_seq = |(s, e): (u32, u32)| ((self.rcv_nxt + s).0, (self.rcv_nxt + e).0);
+        let latest = self.last_out_of_order.since(self.rcv_nxt);
+        let first = ranges.iter().position(|r| r.0 <= latest && latest < r.1);
+        if let Some(i) = first {
+            blocks.push(to_seq(ranges[i]));
+        }
+        for (i, r) in ranges.iter().enumerate() {
+            if Some(i) != first && !blocks.push(to_seq(*r)) {
+                break;
+            }
+        }
+        blocks
     }
 
     /// Bookkeeping after a segment occupying `seq..seq+len` went out.
