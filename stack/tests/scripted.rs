@@ -540,3 +540,58 @@ fn sack_blocks_describe_what_is_held_beyond_the_holes() {
     assert_eq!(a.ack, 1021);
     assert_eq!(a.options.sack_blocks.as_slice(), &[(1041, 1051)]);
 }
+
+#[test]
+fn arp_requests_for_our_address_are_answered() {
+    use stack::frame::parse_frame;
+    use stack::phy::Device;
+    use stack::wire::{ArpOperation, ArpRepr, Checksums, EtherType, EthernetRepr};
+    let mut raw = Raw::new(TcpConfig::default());
+    for target in [A_IP, B_IP] {
+        let req = stack::frame::Frame {
+            ethernet: EthernetRepr {
+                src_addr: B_MAC,
+                dst_addr: stack::wire::EthernetAddress::BROADCAST,
+                vlan: None,
+                ethertype: EtherType::ARP,
+            },
+            network: stack::frame::Network::Arp(ArpRepr {
+                operation: ArpOperation::Request,
+                source_hardware_addr: B_MAC,
+                source_protocol_addr: B_IP,
+                target_hardware_addr: stack::wire::EthernetAddress([0; 6]),
+                target_protocol_addr: target,
+            }),
+        };
+        raw.peer.transmit(|b| {
+            req.emit(b);
+            req.buffer_len()
+        });
+        raw.peer.flush();
+    }
+    raw.iface.poll(ms(0));
+    let mut replies = Vec::new();
+    raw.peer.receive(8, |f| {
+        if let Ok(stack::frame::Frame {
+            network: stack::frame::Network::Arp(a),
+            ..
+        }) = parse_frame(f, Checksums::Verify)
+        {
+            replies.push(a);
+        }
+    });
+    // Only the request for A's own address is answered.
+    assert_eq!(replies.len(), 1);
+    let reply = replies[0];
+    assert_eq!(reply.operation, ArpOperation::Reply);
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (A_MAC, A_IP)
+    );
+    assert_eq!(
+        (reply.target_hardware_addr, reply.target_protocol_addr),
+        (B_MAC, B_IP)
+    );
+    assert_eq!(raw.iface.arp_replies_sent(), 1);
+    assert_eq!(raw.iface.unhandled_frames(), 1);
+}

@@ -36,8 +36,8 @@ use crate::tcp::{
 };
 use crate::time::Instant;
 use crate::wire::{
-    Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, TcpFlags,
-    TcpOptions, TcpRepr,
+    ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
+    Ipv4Repr, TcpFlags, TcpOptions, TcpRepr,
 };
 use crate::Counters;
 
@@ -180,6 +180,10 @@ struct Inner {
     /// Resets that could not be queued.
     resets_dropped: u64,
     resets: VecDeque<PendingSegment>,
+    /// ARP replies owed.
+    arp_replies: VecDeque<ArpRepr>,
+    /// ARP replies sent.
+    arp_replies_sent: u64,
     cookies: SynCookies,
     /// When a SYN cookie was last sent: ACKs are checked as cookies only
     /// for two cookie lifetimes after.
@@ -225,6 +229,8 @@ impl<D: Device> Interface<D> {
             unhandled: 0,
             resets_dropped: 0,
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            arp_replies: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            arp_replies_sent: 0,
             cookies: SynCookies::new(cfg.cookie_secret),
             last_cookie: None,
             touched: Vec::with_capacity(n),
@@ -259,8 +265,13 @@ impl<D: Device> Interface<D> {
         &self.inner.stats
     }
 
-    /// Frames received that nothing here serves yet (ARP, UDP, ICMP, IPv6,
-    /// another destination address).
+    /// ARP replies sent (to requests for this interface's address).
+    pub fn arp_replies_sent(&self) -> u64 {
+        self.inner.arp_replies_sent
+    }
+
+    /// Frames received that nothing here serves yet (ARP other than
+    /// requests for our address, UDP, ICMP, IPv6, another destination).
     pub fn unhandled_frames(&self) -> u64 {
         self.inner.unhandled
     }
@@ -298,7 +309,10 @@ impl<D: Device> Interface<D> {
     /// When [`poll`](Self::poll) next has work without new frames: now if
     /// something is owed, else the earliest timer.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.inner.touched.is_empty() || !self.inner.resets.is_empty() {
+        if !self.inner.touched.is_empty()
+            || !self.inner.resets.is_empty()
+            || !self.inner.arp_replies.is_empty()
+        {
             return Some(self.inner.now);
         }
         self.inner.next_timer
@@ -685,6 +699,23 @@ impl Inner {
             Network::Ipv4(ip, Transport::Tcp(seg)) if ip.dst_addr == self.cfg.addr => {
                 self.tcp_input(ip.src_addr, ip.dst_addr, &seg);
             }
+            // RFC 826: answer who-has for our address, so that a peer can
+            // reach this interface without a static neighbour entry. (The
+            // interface itself still sends to its configured neighbour.)
+            Network::Arp(arp)
+                if arp.operation == ArpOperation::Request
+                    && arp.target_protocol_addr == self.cfg.addr =>
+            {
+                if self.arp_replies.len() < MAX_PENDING_RESETS {
+                    self.arp_replies.push_back(ArpRepr {
+                        operation: ArpOperation::Reply,
+                        source_hardware_addr: self.cfg.mac,
+                        source_protocol_addr: self.cfg.addr,
+                        target_hardware_addr: arp.source_hardware_addr,
+                        target_protocol_addr: arp.source_protocol_addr,
+                    });
+                }
+            }
             _ => self.unhandled += 1,
         }
     }
@@ -990,6 +1021,13 @@ impl Inner {
             mac: self.cfg.mac,
             neighbour: self.cfg.neighbour,
         };
+        while let Some(reply) = self.arp_replies.front().copied() {
+            if !link.send_arp(device, &reply) {
+                return;
+            }
+            self.arp_replies_sent += 1;
+            self.arp_replies.pop_front();
+        }
         while let Some(r) = self.resets.front().copied() {
             if !link.send(
                 device,
@@ -1127,6 +1165,18 @@ impl Inner {
     }
 }
 
+/// Emit a whole frame into a device buffer; `false` when the device is full.
+fn transmit_frame<D: Device>(device: &mut D, frame: &Frame<'_>) -> bool {
+    let len = frame.buffer_len();
+    device.transmit(|buf| {
+        if buf.len() < len {
+            return 0;
+        }
+        frame.emit(buf);
+        len
+    })
+}
+
 /// The link-layer part of sending: static addresses.
 #[derive(Debug, Clone, Copy)]
 struct Link {
@@ -1135,6 +1185,20 @@ struct Link {
 }
 
 impl Link {
+    /// Transmit an ARP packet to its target; `false` when the device is full.
+    fn send_arp<D: Device>(&self, device: &mut D, arp: &ArpRepr) -> bool {
+        let frame = Frame {
+            ethernet: EthernetRepr {
+                src_addr: self.mac,
+                dst_addr: arp.target_hardware_addr,
+                vlan: None,
+                ethertype: EtherType::ARP,
+            },
+            network: Network::Arp(*arp),
+        };
+        transmit_frame(device, &frame)
+    }
+
     /// Frame and transmit one segment; `false` when the device is full.
     fn send<D: Device>(
         &self,
@@ -1166,13 +1230,6 @@ impl Link {
                 Transport::Tcp(*seg),
             ),
         };
-        let len = frame.buffer_len();
-        device.transmit(|buf| {
-            if buf.len() < len {
-                return 0;
-            }
-            frame.emit(buf);
-            len
-        })
+        transmit_frame(device, &frame)
     }
 }
