@@ -180,6 +180,21 @@ fn syn_retries_back_off_then_etimedout() {
     assert_eq!(raw.iface.error(c), Ok(Some(Error::TimedOut)));
 }
 
+/// A connects to B:80; B's SYN-ACK (ISS 5000, MSS 1000, SACK-permitted if
+/// asked) arrives at `at`. Returns A's handle, its SYN, and what A sent
+/// then.
+fn active_open(raw: &mut Raw, at: Instant, sack: bool) -> (SocketHandle, Seg, Vec<Seg>) {
+    let c = raw.iface.socket().unwrap();
+    raw.iface.connect(c, sa(B_IP, 80)).unwrap();
+    let syn = one(raw.poll_at(ms(0)));
+    let mut synack = seg(80, syn.src_port, SYN | ACK, 5000, syn.seq.wrapping_add(1));
+    synack.options.mss = Some(1000);
+    synack.options.sack_permitted = sack;
+    raw.send(synack);
+    let out = raw.poll_at(at);
+    (c, syn, out)
+}
+
 #[test]
 fn data_rto_follows_the_measured_rtt_and_backs_off() {
     let tcp = TcpConfig {
@@ -188,16 +203,10 @@ fn data_rto_follows_the_measured_rtt_and_backs_off() {
         ..TcpConfig::default()
     };
     let mut raw = Raw::new(tcp);
-    let c = raw.iface.socket().unwrap();
-    raw.iface.connect(c, sa(B_IP, 80)).unwrap();
-    let syn = one(raw.poll_at(ms(0)));
-    let port = syn.src_port;
     // The SYN-ACK comes 100 ms later: SRTT 100 ms, RTTVAR 50 ms, so
     // RTO = 100 + 4 * 50 = 300 ms (RFC 6298 §2.2).
-    let mut synack = seg(80, port, SYN | ACK, 5000, syn.seq.wrapping_add(1));
-    synack.options.mss = Some(1000);
-    raw.send(synack);
-    let ack = one(raw.poll_at(ms(100)));
+    let (c, syn, ack) = active_open(&mut raw, ms(100), false);
+    let ack = one(ack);
     assert_eq!((ack.flags, ack.ack), (ACK, 5001));
     assert_eq!(raw.iface.tcb(c).unwrap().rto(), Duration::from_millis(300));
     // MSS 1000 from the peer: 2500 bytes go as 1000 + 1000 + 500.
@@ -594,4 +603,41 @@ fn arp_requests_for_our_address_are_answered() {
     );
     assert_eq!(raw.iface.arp_replies_sent(), 1);
     assert_eq!(raw.iface.unhandled_frames(), 1);
+}
+
+#[test]
+fn sack_blocks_steer_retransmission_to_the_holes() {
+    let tcp = TcpConfig {
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let (c, syn, _) = active_open(&mut raw, ms(1), true);
+    let port = syn.src_port;
+    let una = syn.seq.wrapping_add(1);
+    raw.iface.send(c, &pattern(6000, 3)).unwrap();
+    assert_eq!(raw.poll_at(ms(1)).len(), 6);
+    // B got segments 2, 4, 5, 6 (of 1..6): holes at 0 and 2000.
+    let dup = |blocks: &[(u32, u32)]| {
+        let mut a = seg(80, port, ACK, 5001, una);
+        let abs: Vec<_> = blocks
+            .iter()
+            .map(|(l, r)| (una.wrapping_add(*l), una.wrapping_add(*r)))
+            .collect();
+        a.options.sack_blocks = stack::wire::tcp::SackBlocks::new(&abs);
+        a
+    };
+    raw.send(dup(&[(1000, 2000)]));
+    raw.send(dup(&[(3000, 4000), (1000, 2000)]));
+    raw.send(dup(&[(3000, 5000), (1000, 2000)]));
+    // The third duplicate ACK: fast retransmit of the first hole.
+    let out = raw.poll_at(ms(2));
+    let firsts: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+    assert_eq!(firsts, vec![0]);
+    // One more duplicate ACK: the next hole the blocks reveal, not 1000.
+    raw.send(dup(&[(3000, 6000), (1000, 2000)]));
+    let out = raw.poll_at(ms(3));
+    let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+    assert_eq!(seqs, vec![2000]);
+    assert_eq!(raw.iface.tcp_stats().fast_retransmits, 1);
 }

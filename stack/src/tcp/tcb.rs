@@ -18,6 +18,8 @@ const MAX_WINDOW_SHIFT: u8 = 14;
 /// Bytes of the timestamps option in every segment once negotiated
 /// (RFC 7323 §3.2: 10, padded to 12 with two NOPs).
 const TS_OPTION_LEN: usize = 12;
+/// Hole retransmissions owed at once, at most.
+const MAX_REXMIT_BUDGET: u8 = 4;
 /// RFC 5681 §3.2: fast retransmit on the third duplicate ACK.
 const DUPACK_THRESHOLD: u32 = 3;
 /// Duplicate ACKs sent at once for out-of-order data, at most (RFC 5681
@@ -158,7 +160,14 @@ pub struct Tcb {
     cc: NewReno,
     /// RFC 6582 `recover`: in fast recovery until this is acknowledged.
     recover: Option<SeqNumber>,
-    retransmit_front: bool,
+    /// Retransmissions of holes this recovery may still send (one per
+    /// ACK that arrives during fast recovery).
+    rexmit_budget: u8,
+    /// Everything before this was retransmitted in this recovery.
+    rexmit_next: SeqNumber,
+    /// What the peer's SACK blocks say it holds, as ranges from SND.UNA
+    /// (RFC 2018; a fixed array, at most 8 ranges kept).
+    sacked: Assembler,
     probe_zero_window: bool,
     /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
     linger_deadline: Option<Instant>,
@@ -249,7 +258,9 @@ impl Tcb {
             dupacks: 0,
             cc: NewReno::new(u32::from(DEFAULT_MSS)),
             recover: None,
-            retransmit_front: false,
+            rexmit_budget: 0,
+            rexmit_next: ep.iss,
+            sacked: Assembler::default(),
             probe_zero_window: false,
             linger_deadline: None,
             time_wait_since: Instant::ZERO,
@@ -680,7 +691,7 @@ impl Tcb {
         self.ack_pending = false;
         self.acks_owed = 0;
         self.delack_deadline = None;
-        self.retransmit_front = false;
+        self.rexmit_budget = 0;
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
@@ -978,6 +989,9 @@ impl Tcb {
     /// SND.UNA moves to `ack` (SND.UNA < ack =< SND.MAX): free what it
     /// covers, take an RTT sample, restart or stop the timer.
     fn acknowledge_to(&mut self, now: Instant, ack: SeqNumber) {
+        if ack.gt(self.snd_una) {
+            self.sacked.advance(ack.since(self.snd_una));
+        }
         if ack.gt(self.tx_base) {
             let covered = ack.since(self.tx_base) as usize;
             let n = covered.min(self.tx.len());
@@ -1037,8 +1051,9 @@ impl Tcb {
                 }
                 Some(_) if self.cc.in_fast_recovery() => {
                     // RFC 6582 §3.2 step 5, partial acknowledgment:
-                    // "retransmit the first unacknowledged segment".
-                    self.retransmit_front = true;
+                    // "retransmit the first unacknowledged segment" (the
+                    // next hole, with SACK).
+                    self.rexmit_budget = (self.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
                     self.cc.on_partial_ack(acked, mss);
                 }
                 // Outside fast recovery (after a timeout, too: go-back-N
@@ -1060,9 +1075,27 @@ impl Tcb {
                 let flight = self.snd_max.since(self.snd_una);
                 self.cc.on_fast_retransmit(flight, mss);
                 self.recover = Some(self.snd_max);
-                self.retransmit_front = true;
+                self.rexmit_next = self.snd_una;
+                self.rexmit_budget = 1;
             } else if self.dupacks > DUPACK_THRESHOLD {
                 self.cc.on_dupack(mss);
+                // With SACK, a duplicate ACK in recovery may repair the
+                // next hole the blocks reveal (RFC 6675 §5, much
+                // simplified: no pipe estimate, one hole per ACK).
+                if self.cc.in_fast_recovery() && !seg.options.sack_blocks.is_empty() {
+                    self.rexmit_budget = (self.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
+                }
+            }
+        }
+        // RFC 2018: remember what the peer holds beyond SND.UNA.
+        if self.sack_permitted {
+            for &(l, r) in seg.options.sack_blocks.as_slice() {
+                let (l, r) = (SeqNumber(l), SeqNumber(r));
+                if l.ge(self.snd_una) && l.lt(r) && r.le(self.snd_max) {
+                    let _ = self
+                        .sacked
+                        .add(l.since(self.snd_una), r.since(self.snd_una));
+                }
             }
         }
         // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
@@ -1470,21 +1503,30 @@ impl Tcb {
         stats: &mut TcpStats,
         emit: &mut F,
     ) -> bool {
-        if self.retransmit_front {
-            // Fast retransmit / partial ACK: the first unacknowledged
-            // segment, whatever the window (it was in it when first sent).
-            let max = (self.snd_max.since(self.snd_una) as usize).min(self.mss);
-            if let Some((data, fin)) = self.text_at(self.snd_una, max) {
-                let seg = self.text_segment(now, self.snd_una, data, fin);
+        while self.rexmit_budget > 0 {
+            // Fast retransmit, partial ACKs, SACK: the next hole, whatever
+            // the window (it was in it when first sent).
+            let Some((seq, hole)) = self.next_hole() else {
+                self.rexmit_budget = 0;
+                break;
+            };
+            if let Some((data, fin)) = self.text_at(seq, hole.min(self.mss)) {
+                let seg = self.text_segment(now, seq, data, fin);
                 if !emit(&seg) {
                     return false;
                 }
                 let len = data.len() + usize::from(fin);
-                self.on_sent(now, self.snd_una, len, stats);
+                self.on_sent(now, seq, len, stats);
+                self.rexmit_next = seq + len.max(1);
+            } else {
+                self.rexmit_next = seq + hole.max(1);
             }
-            self.retransmit_front = false;
+            self.rexmit_budget -= 1;
         }
         loop {
+            // What the peer holds (SACKed) is not sent again after a
+            // timeout.
+            self.snd_nxt = self.skip_sacked(self.snd_nxt);
             // RFC 5681 §3.1: send no more than min(cwnd, rwnd) past SND.UNA;
             // RFC 3042 (limited transmit): one more segment for each of the
             // first two duplicate ACKs.
@@ -1543,6 +1585,33 @@ impl Tcb {
             self.rto_deadline = Some(now + self.rtt.rto());
         }
         true
+    }
+
+    /// The first hole at or after `rexmit_next`: bytes not acknowledged
+    /// nor SACKed, below data the peer SACKed (so presumed lost); without
+    /// SACK information, the first unacknowledged segment only (NewReno).
+    fn next_hole(&self) -> Option<(SeqNumber, usize)> {
+        let outstanding = self.snd_max.since(self.snd_una);
+        let mut at = self.rexmit_next.max(self.snd_una).since(self.snd_una);
+        for &(start, end) in self.sacked.ranges() {
+            if at < start {
+                return Some((self.snd_una + at, (start - at) as usize));
+            }
+            at = at.max(end);
+        }
+        (at == 0 && outstanding > 0).then_some((self.snd_una, outstanding as usize))
+    }
+
+    /// `seq`, or the end of the SACKed range it falls in.
+    fn skip_sacked(&self, seq: SeqNumber) -> SeqNumber {
+        if seq.lt(self.snd_una) {
+            return seq;
+        }
+        let at = seq.since(self.snd_una);
+        match self.sacked.ranges().iter().find(|r| r.0 <= at && at < r.1) {
+            Some(&(_, end)) => self.snd_una + end,
+            None => seq,
+        }
     }
 
     fn text_segment<'a>(
