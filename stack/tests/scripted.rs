@@ -641,3 +641,26 @@ fn sack_blocks_steer_retransmission_to_the_holes() {
     assert_eq!(seqs, vec![2000]);
     assert_eq!(raw.iface.tcp_stats().fast_retransmits, 1);
 }
+
+#[test]
+fn an_orphan_in_fin_wait_2_times_out() {
+    let tcp = TcpConfig {
+        fin_wait2_timeout: Duration::from_secs(5),
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    raw.iface.close(s).unwrap();
+    let fin = one(raw.poll_at(ms(10)));
+    assert_eq!(fin.flags, FIN | ACK);
+    // B acknowledges the FIN and never sends its own.
+    raw.send(seg(40000, 80, ACK, 1001, una.wrapping_add(1)));
+    assert!(raw.poll_at(ms(20)).is_empty());
+    assert_eq!(raw.iface.count_in_state(State::FinWait2), 1);
+    assert!(raw.poll_at(ms(5019)).is_empty());
+    assert_eq!(raw.iface.count_in_state(State::FinWait2), 1);
+    raw.poll_at(ms(5020));
+    assert_eq!(raw.iface.count_in_state(State::FinWait2), 0);
+    assert_eq!(raw.iface.sockets_in_use(), 1, "only the listener");
+}
