@@ -240,18 +240,26 @@ fn data_rto_follows_the_measured_rtt_and_backs_off() {
     assert_eq!(raw.iface.error(c), Ok(Some(Error::TimedOut)));
 }
 
-#[test]
-fn time_wait_acks_a_retransmitted_fin_and_restarts() {
-    let tcp = TcpConfig {
-        time_wait: Duration::from_secs(10),
-        ..TcpConfig::default()
-    };
+/// A connection accepted from B (see `passive_open`), then closed by A at
+/// 10 ms: A's FIN, <SEQ=SND.UNA><ACK=1001>, is checked. Returns the rig and
+/// SND.UNA before the FIN.
+fn opened_then_closed(tcp: TcpConfig) -> (Raw, u32) {
     let mut raw = Raw::new(tcp);
     let (s, iss) = passive_open(&mut raw);
     let una = iss.wrapping_add(1);
     raw.iface.close(s).unwrap();
     let fin = one(raw.poll_at(ms(10)));
     assert_eq!((fin.flags, fin.seq, fin.ack), (FIN | ACK, una, 1001));
+    (raw, una)
+}
+
+#[test]
+fn time_wait_acks_a_retransmitted_fin_and_restarts() {
+    let tcp = TcpConfig {
+        time_wait: Duration::from_secs(10),
+        ..TcpConfig::default()
+    };
+    let (mut raw, una) = opened_then_closed(tcp);
     // B acknowledges A's FIN and sends its own: TIME-WAIT.
     raw.send(seg(40000, 80, FIN | ACK, 1001, una.wrapping_add(1)));
     let ack = one(raw.poll_at(ms(20)));
@@ -342,12 +350,7 @@ fn challenge_acks_are_rate_limited_per_connection() {
 
 #[test]
 fn a_newer_syn_ends_time_wait_and_an_old_one_does_not() {
-    let mut raw = Raw::new(TcpConfig::default());
-    let (s, iss) = passive_open(&mut raw);
-    let una = iss.wrapping_add(1);
-    raw.iface.close(s).unwrap();
-    let fin = one(raw.poll_at(ms(10)));
-    assert_eq!(fin.flags, FIN | ACK);
+    let (mut raw, una) = opened_then_closed(TcpConfig::default());
     raw.send(seg(40000, 80, FIN | ACK, 1001, una.wrapping_add(1)));
     raw.poll_at(ms(20));
     assert_eq!(raw.iface.count_in_state(State::TimeWait), 1);
@@ -648,12 +651,7 @@ fn an_orphan_in_fin_wait_2_times_out() {
         fin_wait2_timeout: Duration::from_secs(5),
         ..TcpConfig::default()
     };
-    let mut raw = Raw::new(tcp);
-    let (s, iss) = passive_open(&mut raw);
-    let una = iss.wrapping_add(1);
-    raw.iface.close(s).unwrap();
-    let fin = one(raw.poll_at(ms(10)));
-    assert_eq!(fin.flags, FIN | ACK);
+    let (mut raw, una) = opened_then_closed(tcp);
     // B acknowledges the FIN and never sends its own.
     raw.send(seg(40000, 80, ACK, 1001, una.wrapping_add(1)));
     assert!(raw.poll_at(ms(20)).is_empty());
