@@ -17,7 +17,7 @@ mod seq;
 mod state;
 mod tcb;
 
-pub use congestion::NewReno;
+pub use congestion::{Algorithm, Congestion};
 pub use cookie::{CookieOptions, SynCookies, MSS_TABLE};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
@@ -64,6 +64,8 @@ pub struct TcpConfig {
     /// (RFC 1122 §4.2.3.2, RFC 5681 §4.2; every second full-sized segment
     /// is acknowledged at once); `None` acknowledges every batch at once.
     pub delayed_ack: Option<Duration>,
+    /// Congestion control: NewReno (the default) or CUBIC.
+    pub congestion: Algorithm,
     /// Nagle's algorithm (RFC 9293 §3.7.4): hold a small segment while
     /// data is unacknowledged. Off by default (`TCP_NODELAY`), as a
     /// benchmark wants.
@@ -88,6 +90,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 10,
             delayed_ack: Some(Duration::from_millis(40)),
             nagle: false,
+            congestion: Algorithm::NewReno,
         }
     }
 }

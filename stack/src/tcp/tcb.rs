@@ -3,7 +3,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use super::{CookieOptions, NewReno, RttEstimator, SeqNumber, State, TcpConfig};
+use super::{Congestion, CookieOptions, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::Instant;
@@ -156,8 +156,8 @@ pub struct Tcb {
     rtt_probe: Option<(SeqNumber, Instant)>,
     retries: u32,
     dupacks: u32,
-    /// NewReno's congestion window (RFC 5681).
-    cc: NewReno,
+    /// The congestion window (RFC 5681, RFC 9438).
+    cc: Congestion,
     /// RFC 6582 `recover`: in fast recovery until this is acknowledged.
     recover: Option<SeqNumber>,
     /// Retransmissions of holes this recovery may still send (one per
@@ -256,7 +256,7 @@ impl Tcb {
             rtt_probe: None,
             retries: 0,
             dupacks: 0,
-            cc: NewReno::new(u32::from(DEFAULT_MSS)),
+            cc: Congestion::new(cfg.congestion, u32::from(DEFAULT_MSS)),
             recover: None,
             rexmit_budget: 0,
             rexmit_next: ep.iss,
@@ -393,7 +393,7 @@ impl Tcb {
         let peer = o.mss.unwrap_or(DEFAULT_MSS).min(self.local_mss).max(64);
         let options = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         self.mss = usize::from(peer) - options;
-        self.cc = NewReno::new(self.mss as u32);
+        self.cc = Congestion::new(self.cc.algorithm(), self.mss as u32);
     }
 
     // ---- accessors ----
@@ -434,8 +434,13 @@ impl Tcb {
     }
 
     /// The congestion controller.
-    pub fn congestion(&self) -> &NewReno {
+    pub fn congestion(&self) -> &Congestion {
         &self.cc
+    }
+
+    /// The smoothed RTT, or the RTO before any measurement.
+    fn srtt(&self) -> Duration {
+        self.rtt.srtt().unwrap_or_else(|| self.rtt.rto())
     }
 
     /// The RTT estimator.
@@ -1046,7 +1051,7 @@ impl Tcb {
                     if self.cc.in_fast_recovery() {
                         self.cc.on_full_ack();
                     } else {
-                        self.cc.on_ack(acked, mss);
+                        self.cc.on_ack(acked, mss, now, self.srtt());
                     }
                 }
                 Some(_) if self.cc.in_fast_recovery() => {
@@ -1058,7 +1063,7 @@ impl Tcb {
                 }
                 // Outside fast recovery (after a timeout, too: go-back-N
                 // resends in order, the window opens again).
-                _ => self.cc.on_ack(acked, mss),
+                _ => self.cc.on_ack(acked, mss, now, self.srtt()),
             }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
