@@ -12,13 +12,17 @@
 //! Middleware and test devices live here too:
 //! - [`Loopback`]: two in-memory devices joined back to back;
 //! - [`FaultInjector`]: a wrapper that loses, duplicates, reorders and
-//!   corrupts received frames, driven by a seeded [`Rng`], deterministic.
+//!   corrupts received frames, driven by a seeded [`Rng`], deterministic;
+//! - [`PcapWriter`]: a wrapper that records the frames both ways in pcap
+//!   format into a sink the caller supplies.
 
 mod fault;
 mod loopback;
+mod pcap;
 
 pub use fault::{FaultInjector, FaultStats, Faults, Rng};
 pub use loopback::Loopback;
+pub use pcap::{PcapMode, PcapSink, PcapWriter, PCAP_MAGIC};
 
 /// What a device can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
