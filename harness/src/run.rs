@@ -161,14 +161,12 @@ impl RunOptions {
 /// figure has its kernel figure from the same run beside it). "bypass": the
 /// server side on the bypass path, the client on the kernel's;
 /// "bypass-client": the client side on the bypass path, the server on the
-/// kernel's (UDP so far).
+/// kernel's.
 pub fn paths_for(choice: PathChoice, w: Workload) -> &'static [&'static str] {
     match (choice, w.is_udp()) {
         (PathChoice::Kernel, _) => &["kernel"],
-        (PathChoice::Bypass, false) => &["bypass"],
-        (PathChoice::Bypass, true) => &["bypass", "bypass-client"],
-        (PathChoice::Both, false) => &["kernel", "bypass"],
-        (PathChoice::Both, true) => &["kernel", "bypass", "bypass-client"],
+        (PathChoice::Bypass, _) => &["bypass", "bypass-client"],
+        (PathChoice::Both, _) => &["kernel", "bypass", "bypass-client"],
     }
 }
 
@@ -425,6 +423,11 @@ fn run_one(
     let clients = if path == "bypass-client" {
         let c = crate::bypass::Client::start(
             crate::bypass::ClientSpec {
+                peer: target
+                    .server_ns
+                    .clone()
+                    .zip(Some(target.server_iface.clone())),
+                proto: opts.proto,
                 bypass: crate::bypass::BypassConfig {
                     netns: target.client_ns.clone(),
                     iface: target.client_iface.clone(),
@@ -531,13 +534,14 @@ fn run_one(
         run.counters.insert(format!("client.kernel.{k}"), v);
     }
     if w == Workload::Stream {
-        // the sender's count: the same on both paths (the bypass server's
-        // segments never reach its namespace's kernel counters)
-        let segs = run
-            .counters
-            .get("client.kernel.Tcp.OutSegs")
-            .copied()
-            .unwrap_or(0);
+        // the kernel side's count: the sender's when the client is the
+        // kernel's (the bypass server's segments never reach its
+        // namespace's counters), else the receiver's
+        let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
+        let segs = match get("client.kernel.Tcp.OutSegs") {
+            0 => get("server.kernel.Tcp.InSegs"),
+            n => n,
+        };
         run.counters.insert("segments".into(), segs);
         let retrans = run
             .counters
@@ -794,7 +798,7 @@ fn compose(
     // a busy-polling generator (the bypass client) keeps its CPU busy by
     // construction: only falling short of its rate says it was saturated
     let busy_polls = path == "bypass-client";
-    if (client_busy_pct >= 95.0 && !busy_polls) || short_of_rate {
+    if (client_busy_pct >= 95.0 && !busy_polls) || short_of_rate || c.counters.ports_exhausted > 0 {
         flag(Flag::GeneratorSaturated);
     }
     if full.len() >= 3 && steadiness.cv > 0.25 {

@@ -263,6 +263,40 @@ impl<R> Drop for ShardThread<R> {
     }
 }
 
+/// The stack's TCP has no ARP yet: gives the kernel peer (its namespace and
+/// interface) a permanent neighbour entry for the stack's address, and
+/// returns the peer's MAC, where the stack sends every frame. The entry goes
+/// away with the lab's namespaces.
+pub fn static_neighbour(stack: &BypassConfig, peer: Option<&(String, String)>) -> Result<[u8; 6]> {
+    let (ns, iface) = peer.ok_or_else(|| {
+        usage("the bypass path's TCP needs the lab (its peer's MAC and a neighbour entry)")
+    })?;
+    let peer_mac = iface_mac(Some(ns), iface)?;
+    let own_mac = iface_mac(stack.netns.as_deref(), &stack.iface)?;
+    let lladdr = own_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    crate::lab::sh(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "neigh",
+            "replace",
+            &stack.addr.to_string(),
+            "lladdr",
+            &lladdr,
+            "dev",
+            iface,
+            "nud",
+            "permanent",
+        ],
+    )?;
+    Ok(peer_mac)
+}
+
 /// What a bypass server of a run needs.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
@@ -299,33 +333,7 @@ impl Server {
                 },
             )?));
         }
-        let (ns, iface) = spec.peer.clone().ok_or_else(|| {
-            usage("the bypass path's TCP needs the lab (its peer's MAC and a neighbour entry)")
-        })?;
-        let peer_mac = iface_mac(Some(&ns), &iface)?;
-        // the kernel peer reaches the stack's address without ARP
-        let own_mac = iface_mac(spec.bypass.netns.as_deref(), &spec.bypass.iface)?;
-        let lladdr = own_mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        crate::lab::sh(
-            "ip",
-            &[
-                "-n",
-                &ns,
-                "neigh",
-                "replace",
-                &spec.bypass.addr.to_string(),
-                "lladdr",
-                &lladdr,
-                "dev",
-                &iface,
-                "nud",
-                "permanent",
-            ],
-        )?;
+        let peer_mac = static_neighbour(&spec.bypass, spec.peer.as_ref())?;
         Ok(Server::Tcp(tcp::BypassTcpServer::start(
             tcp::BypassTcpServerConfig {
                 bypass: spec.bypass,
@@ -358,6 +366,9 @@ impl Server {
 #[derive(Clone, Debug)]
 pub struct ClientSpec {
     pub bypass: BypassConfig,
+    /// The kernel server's namespace and interface (TCP: static neighbours).
+    pub peer: Option<(String, String)>,
+    pub proto: crate::workload::Proto,
     pub workload: crate::workload::Workload,
     pub sizes: crate::workload::Sizes,
     pub server: std::net::SocketAddrV4,
@@ -368,5 +379,35 @@ pub struct ClientSpec {
     pub udp_timeout: std::time::Duration,
 }
 
-/// A bypass load generator (the client side under test): UDP so far.
-pub type Client = udp::BypassUdpClient;
+/// A bypass load generator (the client side under test).
+pub enum Client {
+    Udp(udp::BypassUdpClient),
+    Tcp(tcp::BypassTcpClient),
+}
+
+impl Client {
+    pub fn start(spec: ClientSpec, stop: Arc<AtomicBool>) -> Result<Client> {
+        if spec.workload.is_udp() {
+            Ok(Client::Udp(udp::BypassUdpClient::start(spec, stop)?))
+        } else {
+            let peer_mac = static_neighbour(&spec.bypass, spec.peer.as_ref())?;
+            Ok(Client::Tcp(tcp::BypassTcpClient::start(
+                spec, peer_mac, stop,
+            )?))
+        }
+    }
+
+    pub fn attach(&self) -> &AttachInfo {
+        match self {
+            Client::Udp(c) => c.attach(),
+            Client::Tcp(c) => &c.attach,
+        }
+    }
+
+    pub fn join(self) -> Result<crate::kernel::client::ClientReport> {
+        match self {
+            Client::Udp(c) => c.join(),
+            Client::Tcp(c) => c.join(),
+        }
+    }
+}

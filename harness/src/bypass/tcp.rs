@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 
-use super::{iface_mac, stack_now, AttachInfo, BypassConfig, ShardInfo, ShardThread, IDLE_ROUNDS};
+use super::{
+    iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardInfo, ShardThread, IDLE_ROUNDS,
+};
 use crate::error::usage;
+use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::metrics::{Recorder, Window, WindowCpu};
-use crate::workload::{self, Proto, Sizes};
+use crate::workload::{self, Proto, Sizes, Workload};
 
 #[derive(Clone, Debug)]
 pub struct BypassTcpServerConfig {
@@ -407,5 +410,358 @@ impl TcpShard {
         if eof || (c.close_after && flushed) {
             self.finish(h);
         }
+    }
+}
+
+/// A bypass TCP load generator (the client side under test, against a
+/// kernel server): crr, rr or stream over the stack's TCP, closed loop, or
+/// open loop at a rate (rr, crr), on one thread.
+pub struct BypassTcpClient {
+    inner: ShardThread<ClientThreadResult>,
+    pub attach: AttachInfo,
+}
+
+impl BypassTcpClient {
+    pub fn start(
+        cfg: ClientSpec,
+        peer_mac: [u8; 6],
+        stop: Arc<AtomicBool>,
+    ) -> Result<BypassTcpClient> {
+        let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
+        let (flow_secret, isn_secret) = (secret()?, secret()?);
+        let open_cfg = cfg.clone();
+        let inner = ShardThread::spawn(
+            "byp-tcp-cli",
+            cfg.cpu,
+            cfg.bypass.netns.clone(),
+            stop,
+            move || {
+                let cfg = open_cfg;
+                let (steering, xsk) = super::attach(&cfg.bypass)?;
+                let mut icfg = InterfaceConfig::new(
+                    stack::wire::EthernetAddress(mac),
+                    cfg.bypass.addr,
+                    stack::wire::EthernetAddress(peer_mac),
+                    flow_secret,
+                    isn_secret,
+                );
+                // crr leaves a TIME-WAIT per connection on this side (the
+                // client closes first); the stack reuses them after 1 s
+                icfg.max_sockets = 32768;
+                if cfg.workload != Workload::Stream {
+                    icfg.tcp.rx_buffer = 16 * 1024;
+                    icfg.tcp.tx_buffer = 16 * 1024;
+                }
+                if cfg.bypass.trust_checksums {
+                    icfg.checksums = stack::wire::Checksums::Trust;
+                }
+                let zero_copy = xsk.zero_copy();
+                Ok(TcpGen {
+                    steering,
+                    iface: Interface::new(xsk, icfg),
+                    zero_copy,
+                })
+            },
+            move |mut g: TcpGen, stop: &AtomicBool| g.generate(&cfg, stop),
+        )?;
+        Ok(BypassTcpClient {
+            attach: inner.attach.clone(),
+            inner,
+        })
+    }
+
+    pub fn join(self) -> Result<ClientReport> {
+        let r = self.inner.join()?;
+        Ok(ClientReport {
+            counters: r.counters.clone(),
+            threads: vec![r],
+        })
+    }
+}
+
+struct TcpGen {
+    steering: xdp::Steering,
+    iface: Interface<xdp::Xsk>,
+    zero_copy: bool,
+}
+
+impl ShardInfo for TcpGen {
+    fn attach_info(&self) -> AttachInfo {
+        AttachInfo::of(&self.steering, self.zero_copy)
+    }
+}
+
+/// One connection slot of the generator.
+struct Slot {
+    h: Option<SocketHandle>,
+    connected: bool,
+    /// The operation in flight started (or was meant to start) here.
+    intended: Instant,
+    busy: bool,
+    wpos: usize,
+    got: usize,
+    inbuf: Vec<u8>,
+    next_at: Instant,
+    offset: u64,
+}
+
+impl TcpGen {
+    fn generate(&mut self, cfg: &ClientSpec, stop: &AtomicBool) -> Result<ClientThreadResult> {
+        let w = cfg.window;
+        let n = cfg.connections.max(1);
+        let mut counters = ClientCounters::default();
+        let mut recorder = Recorder::new(w);
+        let mut cpu = WindowCpu::default();
+        let request = match (cfg.workload, cfg.proto) {
+            (Workload::Rr, Proto::Http) => {
+                workload::http_request(&cfg.server.ip().to_string(), false)
+            }
+            (Workload::Crr, Proto::Http) => {
+                workload::http_request(&cfg.server.ip().to_string(), true)
+            }
+            _ => vec![b'q'; cfg.sizes.req],
+        };
+        let pattern = workload::pattern_buffer(cfg.sizes.req);
+        let mut buf = vec![0u8; 256 * 1024];
+        let interval = cfg
+            .rate
+            .filter(|r| *r > 0.0 && cfg.workload != Workload::Stream)
+            .map(|r| Duration::from_secs_f64(n as f64 / r));
+        let mut slots: Vec<Slot> = (0..n)
+            .map(|i| Slot {
+                h: None,
+                connected: false,
+                intended: w.start,
+                busy: false,
+                wpos: 0,
+                got: 0,
+                inbuf: Vec::new(),
+                next_at: w.start + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / n as u32),
+                offset: 0,
+            })
+            .collect();
+        let mut by_handle: HashMap<SocketHandle, usize> = HashMap::new();
+        while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        loop {
+            let t = Instant::now();
+            cpu.tick(&w, t);
+            if t >= w.t_end || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.iface.poll(stack_now(t));
+            // connections that failed or closed
+            while let Some(ev) = self.iface.next_event() {
+                let Some(&i) = by_handle.get(&ev.handle) else {
+                    continue;
+                };
+                if ev.readiness.contains(Readiness::ERROR) {
+                    counters.connect_errors += u64::from(!slots[i].connected);
+                    counters.io_errors += u64::from(slots[i].connected);
+                    recorder.error(Instant::now());
+                    self.drop_slot(&mut slots[i], &mut by_handle);
+                    continue;
+                }
+                if ev.readiness.contains(Readiness::CONNECTED) && !slots[i].connected {
+                    slots[i].connected = true;
+                    counters.connects += 1;
+                }
+            }
+            let now = Instant::now();
+            for (i, s) in slots.iter_mut().enumerate() {
+                // start what is due
+                let due = now >= s.next_at;
+                if s.h.is_none() && due {
+                    match self.open(cfg) {
+                        Ok(h) => {
+                            by_handle.insert(h, i);
+                            s.h = Some(h);
+                            s.connected = false;
+                            if cfg.workload == Workload::Crr {
+                                s.intended = if interval.is_some() { s.next_at } else { now };
+                                if let Some(iv) = interval {
+                                    s.next_at += iv;
+                                }
+                                s.busy = true;
+                                s.wpos = 0;
+                                s.got = 0;
+                                s.inbuf.clear();
+                            }
+                        }
+                        Err(stack::Error::AddrNotAvailable) => {
+                            // every port is held (TIME-WAIT): wait for one
+                            counters.ports_exhausted += 1;
+                            s.next_at = s.next_at.max(now + Duration::from_micros(200));
+                            continue;
+                        }
+                        Err(_) => {
+                            counters.connect_errors += 1;
+                            recorder.error(now);
+                            continue;
+                        }
+                    }
+                }
+                let Some(h) = s.h else { continue };
+                if !s.connected {
+                    continue;
+                }
+                if cfg.workload == Workload::Stream {
+                    // keep the send buffer full (bounded per round)
+                    for _ in 0..16 {
+                        let data = workload::pattern_at(&pattern, s.offset, cfg.sizes.req);
+                        match self.iface.send(h, data) {
+                            Ok(0) | Err(stack::Error::WouldBlock) => break,
+                            Ok(k) => {
+                                s.offset += k as u64;
+                                counters.bytes_out += k as u64;
+                                recorder.bytes(now, k as u64);
+                            }
+                            Err(_) => {
+                                counters.io_errors += 1;
+                                break;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if !s.busy && due && cfg.workload == Workload::Rr {
+                    s.intended = if interval.is_some() { s.next_at } else { now };
+                    if let Some(iv) = interval {
+                        s.next_at += iv;
+                    }
+                    s.busy = true;
+                    s.wpos = 0;
+                    s.got = 0;
+                    s.inbuf.clear();
+                }
+                if !s.busy {
+                    continue;
+                }
+                // the request
+                while s.wpos < request.len() {
+                    match self.iface.send(h, &request[s.wpos..]) {
+                        Ok(0) | Err(stack::Error::WouldBlock) => break,
+                        Ok(k) => {
+                            s.wpos += k;
+                            counters.bytes_out += k as u64;
+                            if s.wpos == request.len() {
+                                counters.sent += 1;
+                                if w.measuring(now) {
+                                    counters.sent_measured += 1;
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            counters.io_errors += 1;
+                            break;
+                        }
+                    }
+                }
+                // the answer
+                let mut done = false;
+                let mut failed = false;
+                loop {
+                    match self.iface.recv(h, &mut buf) {
+                        Ok(0) => {
+                            failed = true; // closed before the answer
+                            break;
+                        }
+                        Ok(k) => {
+                            counters.bytes_in += k as u64;
+                            match cfg.proto {
+                                Proto::Raw => {
+                                    s.got += k;
+                                    if s.got >= cfg.sizes.resp {
+                                        done = true;
+                                    }
+                                }
+                                Proto::Http => {
+                                    s.inbuf.extend_from_slice(&buf[..k]);
+                                    match workload::parse_http_response(&s.inbuf) {
+                                        Ok(Some((head, body))) => {
+                                            done = s.inbuf.len() >= head + body
+                                        }
+                                        Ok(None) => {}
+                                        Err(_) => {
+                                            counters.protocol_errors += 1;
+                                            failed = true;
+                                        }
+                                    }
+                                }
+                            }
+                            if done || failed {
+                                break;
+                            }
+                        }
+                        Err(stack::Error::WouldBlock) => break,
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                let t = Instant::now();
+                if failed {
+                    counters.io_errors += 1;
+                    recorder.error(t);
+                    if let Some(h) = s.h.take() {
+                        by_handle.remove(&h);
+                        let _ = self.iface.close(h);
+                    }
+                    s.busy = false;
+                    continue;
+                }
+                if done {
+                    if w.measuring(t) {
+                        recorder.op(
+                            t,
+                            Some(t.saturating_duration_since(s.intended)),
+                            (request.len() + cfg.sizes.resp) as u64,
+                        );
+                    }
+                    s.busy = false;
+                    if cfg.workload == Workload::Crr {
+                        if let Some(h) = s.h.take() {
+                            by_handle.remove(&h);
+                            let _ = self.iface.close(h);
+                        }
+                    }
+                }
+            }
+            self.iface.poll_egress(stack_now(Instant::now()));
+        }
+        cpu.finish();
+        for s in &mut slots {
+            if let Some(h) = s.h.take() {
+                let _ = self.iface.close(h);
+            }
+        }
+        // let the closes leave
+        self.iface.poll(stack_now(Instant::now()));
+        Ok(ClientThreadResult {
+            cpu_id: cfg.cpu,
+            counters,
+            recorder,
+            cpu: cpu.used,
+        })
+    }
+
+    fn open(&mut self, cfg: &ClientSpec) -> Result<SocketHandle, stack::Error> {
+        let h = self.iface.socket()?;
+        if let Err(e) = self.iface.connect(h, cfg.server) {
+            let _ = self.iface.close(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    fn drop_slot(&mut self, s: &mut Slot, by_handle: &mut HashMap<SocketHandle, usize>) {
+        if let Some(h) = s.h.take() {
+            by_handle.remove(&h);
+            let _ = self.iface.close(h);
+        }
+        s.busy = false;
+        s.connected = false;
     }
 }

@@ -60,6 +60,10 @@ pub struct ClientCounters {
     pub sent_measured: u64,
     /// udp-stream datagrams the socket refused (send buffer full).
     pub send_refused: u64,
+    /// Connects refused for want of a free local port (every ephemeral port
+    /// held by a connection or a TIME-WAIT): the generator's own limit.
+    #[serde(default)]
+    pub ports_exhausted: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
 }
@@ -75,6 +79,7 @@ impl ClientCounters {
         self.sent += o.sent;
         self.sent_measured += o.sent_measured;
         self.send_refused += o.send_refused;
+        self.ports_exhausted += o.ports_exhausted;
         self.bytes_out += o.bytes_out;
         self.bytes_in += o.bytes_in;
     }
