@@ -254,6 +254,28 @@ impl<R: Send + 'static> ShardThread<R> {
     }
 }
 
+impl ShardThread<crate::kernel::server::ServerThreadResult> {
+    /// Stops a server shard and reports like a kernel server does.
+    pub fn server_report(self) -> Result<crate::kernel::server::ServerReport> {
+        let r = self.finish()?;
+        Ok(crate::kernel::server::ServerReport {
+            counters: r.counters.clone(),
+            threads: vec![r],
+        })
+    }
+}
+
+impl ShardThread<crate::kernel::client::ClientThreadResult> {
+    /// Waits for a generator shard's end and reports like kernel clients do.
+    pub fn client_report(self) -> Result<crate::kernel::client::ClientReport> {
+        let r = self.join()?;
+        Ok(crate::kernel::client::ClientReport {
+            counters: r.counters.clone(),
+            threads: vec![r],
+        })
+    }
+}
+
 impl<R> Drop for ShardThread<R> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

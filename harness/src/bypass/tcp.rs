@@ -94,11 +94,7 @@ impl BypassTcpServer {
     }
 
     pub fn stop(self) -> Result<ServerReport> {
-        let r = self.inner.finish()?;
-        Ok(ServerReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+        self.inner.server_report()
     }
 }
 
@@ -471,11 +467,7 @@ impl BypassTcpClient {
     }
 
     pub fn join(self) -> Result<ClientReport> {
-        let r = self.inner.join()?;
-        Ok(ClientReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+        self.inner.client_report()
     }
 }
 

@@ -54,11 +54,7 @@ impl BypassUdpServer {
     }
 
     pub fn stop(self) -> Result<ServerReport> {
-        let r = self.inner.finish()?;
-        Ok(ServerReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+        self.inner.server_report()
     }
 }
 
@@ -246,11 +242,7 @@ impl BypassUdpClient {
     }
 
     pub fn join(self) -> Result<ClientReport> {
-        let r = self.inner.join()?;
-        Ok(ClientReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+        self.inner.client_report()
     }
 }
 
