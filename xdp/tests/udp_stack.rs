@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{in_ns, Lab, ADDR_B};
 use stack::udp::{SendError, UdpConfig, UdpStack};
 use stack::wire::EthernetAddress;
-use xdp::{Steer, SteerConfig, Steering, XdpMode, Xsk, XskConfig};
+use xdp::{Steering, Xsk};
 
 /// The stack's own address, beside the kernel's 198.18.0.1 on the same veth.
 const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
@@ -80,19 +79,7 @@ fn echo_server(mut st: UdpStack<Xsk>, stop: Arc<AtomicBool>) -> UdpStack<Xsk> {
 fn stack_on_a(lab: &Lab) -> (Steering, UdpStack<Xsk>) {
     common::tx_csum_off(lab);
     let mac = EthernetAddress(common::mac_of(&lab.a, &lab.veth_a));
-    let steer = SteerConfig {
-        addr: STACK_ADDR,
-        steer: Steer::OwnAddress,
-    };
-    let (steering, xsk) = in_ns(&lab.a, || {
-        let s =
-            Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &steer, false).expect("attach");
-        let x = Xsk::bind(lab.veth_a.as_str(), 0, &XskConfig::default()).expect("bind");
-        (s, x)
-    });
-    steering
-        .insert_socket(0, xsk.as_fd())
-        .expect("XSKMAP insert");
+    let (steering, xsk) = common::own_address_socket(lab, STACK_ADDR);
     let mut cfg = UdpConfig::new(mac, STACK_ADDR, 24);
     cfg.mtu = Some(1500); // the veth's; the UMEM frames hold more
     let st = UdpStack::new(xsk, cfg);

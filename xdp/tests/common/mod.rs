@@ -229,5 +229,27 @@ pub fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
     mac
 }
 
+/// The steering program attached natively to side a's veth in own-address
+/// mode for `addr`, and an XSK on queue 0 (auto bind: copy mode on veth) in
+/// its map.
+pub fn own_address_socket(lab: &Lab, addr: Ipv4Addr) -> (xdp::Steering, xdp::Xsk) {
+    use std::os::fd::AsFd;
+    use xdp::{Steer, SteerConfig, Steering, XdpMode, Xsk, XskConfig};
+    let steer = SteerConfig {
+        addr,
+        steer: Steer::OwnAddress,
+    };
+    let (steering, xsk) = in_ns(&lab.a, || {
+        let s =
+            Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &steer, false).expect("attach");
+        let x = Xsk::bind(lab.veth_a.as_str(), 0, &XskConfig::default()).expect("bind");
+        (s, x)
+    });
+    steering
+        .insert_socket(0, xsk.as_fd())
+        .expect("XSKMAP insert");
+    (steering, xsk)
+}
+
 /// Bound on every wait of the lab helpers.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
