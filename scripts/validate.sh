@@ -61,7 +61,7 @@ for wl in rr crr; do
     for i in $(seq "$pairs"); do
         ip netns exec "$cns" taskset -c 0 wrk -t1 -c$conns -d${secs}s "${hdr[@]}" "http://$srv:$port/" > "$out/wrk-$wl-$i.txt"
         w=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-$wl-$i.txt")
-        ip netns exec "$cns" "$B" run $wl --proto http --iface "$cif" --addr $cli --peer $srv --port $port \
+        ip netns exec "$cns" "$B" run $wl --path kernel --proto http --iface "$cif" --addr $cli --peer $srv --port $port \
             --connections $conns --client-cpus 0 --duration $secs --warmup 1 --json --out "$out/runs" \
             --name "$wl-$i" > "$out/bypass-$wl-$i.json" || true
         b=$(field "$out/bypass-$wl-$i.json" "d['runs'][0]['ops_per_s']")
@@ -75,7 +75,7 @@ sleep 1
 for i in $(seq "$pairs"); do
     ip netns exec "$cns" taskset -c 0 iperf3 -c $srv -p 5201 -t "$secs" -J > "$out/iperf3-$i.json"
     t=$(field "$out/iperf3-$i.json" "d['end']['sum_received']['bits_per_second']")
-    ip netns exec "$cns" "$B" run stream --iface "$cif" --addr $cli --peer $srv --port $port \
+    ip netns exec "$cns" "$B" run stream --path kernel --iface "$cif" --addr $cli --peer $srv --port $port \
         --client-cpus 0 --duration $secs --warmup 1 --json --out "$out/runs" --name "stream-$i" \
         > "$out/bypass-stream-$i.json" || true
     b=$(field "$out/bypass-stream-$i.json" "d['runs'][0]['bits_per_s']")

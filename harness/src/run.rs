@@ -174,7 +174,7 @@ pub fn paths_for(choice: PathChoice, w: Workload) -> &'static [&'static str] {
 /// the directory.
 pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, PathBuf)> {
     let started = chrono::Utc::now();
-    if opts.path != PathChoice::Kernel && opts.hardware.is_some() {
+    if opts.path == PathChoice::Bypass && opts.hardware.is_some() {
         return Err(usage(
             "the bypass path runs in the lab only for now (its server side on real hardware comes with `bypass serve --path bypass`): drop --iface, or use --path kernel",
         ));
@@ -237,7 +237,17 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     let total: usize = opts
         .workloads
         .iter()
-        .map(|w| paths_for(opts.path, *w).len())
+        .map(|w| {
+            paths_for(
+                if opts.hardware.is_some() {
+                    PathChoice::Kernel
+                } else {
+                    opts.path
+                },
+                *w,
+            )
+            .len()
+        })
         .sum();
     let per = opts.duration + opts.warmup;
     let bar = if opts.json {
@@ -254,8 +264,19 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     let mut interrupted = false;
     let dir = result::result_dir(&opts.out, &started, &opts.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // on hardware the bypass path is not there yet: `both` runs the kernel path
+    let choice = if opts.hardware.is_some() {
+        if opts.path == PathChoice::Both && !opts.json {
+            eprintln!(
+                "note: on real hardware the bypass path is not in yet; running the kernel path"
+            );
+        }
+        PathChoice::Kernel
+    } else {
+        opts.path
+    };
     for (k, w) in opts.workloads.iter().enumerate() {
-        let paths = paths_for(opts.path, *w);
+        let paths = paths_for(choice, *w);
         for path in paths {
             if interrupt.load(Ordering::Relaxed) {
                 interrupted = true;

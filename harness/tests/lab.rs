@@ -868,6 +868,53 @@ fn lab_up_status_serve_and_down() {
         let o = curl(&["-H", "Connection: close"]).unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), "200 100");
     }
+    // hardware mode from inside the client namespace, against this server:
+    // the default `--path both` runs the kernel path there
+    let cif = info["client"]["iface"].as_str().unwrap().to_string();
+    let out = env.out_dir();
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &cns,
+            bin(),
+            "run",
+            "rr",
+            "--proto",
+            "http",
+            "--iface",
+            &cif,
+            "--addr",
+            "198.18.0.2",
+            "--peer",
+            "198.18.0.1",
+            "--port",
+            "7300",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json(&o);
+    assert_eq!(doc["env"]["mode"], "hardware");
+    let r = &doc["runs"][0];
+    assert_eq!(r["path"], "kernel");
+    assert!(r["ops"].as_u64().unwrap() > 0);
+    assert!(
+        r["cpu"]["server_us_per_op"].is_null(),
+        "a remote server's CPU is not measured"
+    );
     // a second server on the same port is refused with a clear message
     let o = env.run(&["serve", "--lab", "--port", "7300", "--duration", "1"]);
     assert_eq!(
