@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::{in_ns, Lab, ADDR_B};
 use sha2::{Digest, Sha256};
+use stack::phy::{Device, DeviceCaps, FaultInjector, FaultStats, Faults, Rng};
 use stack::tcp::State;
 use stack::wire::EthernetAddress;
 use stack::{Interface, InterfaceConfig, Shutdown, SocketHandle};
@@ -47,6 +48,20 @@ const BULK: usize = 100_000_000;
 /// `sch_netem`); chosen so that even a few MB/s (2% loss, 2 ms RTT) keeps
 /// a test well under a minute.
 const NETEM_BULK: usize = 20_000_000;
+/// Bytes each way with faults injected in the stack's device: 10 MB (about
+/// 5-7 s per test in a dev build). 100 MB stalls (see
+/// `stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device`).
+const FAULTY_BULK: usize = 10_000_000;
+/// What the stack's device loses and reorders, each direction: netem's
+/// loss 2% and, for its "reorder 25%", a quarter of the frames swapped with
+/// the next (no delay).
+const FAULTS: Faults = Faults {
+    loss: 0.02,
+    duplicate: 0.0,
+    reorder: 0.25,
+    corrupt: 0.0,
+};
+
 /// Bound on each test's exchanges.
 const LIMIT: Duration = Duration::from_secs(120);
 /// Sequential connections in the leak test.
@@ -94,14 +109,25 @@ struct Ends {
 
 /// The lab, the program on side a in own-address mode for STACK_ADDR, an
 /// XSK on queue 0, and a TCP interface on it whose neighbour is side b.
-struct Bed {
-    iface: Interface<Xsk>,
+struct Bed<D: Wait = Xsk> {
+    iface: Interface<D>,
     steering: Steering,
     lab: Lab,
     origin: Instant,
+    /// The connection whose control block a failed wait shows.
+    watch: Option<SocketHandle>,
 }
 
 fn bed(test: &str, tweak: impl FnOnce(&mut InterfaceConfig)) -> Option<Bed> {
+    bed_with(test, tweak, |x| x)
+}
+
+/// [`bed`] with the stack's device made by `wrap` from the socket.
+fn bed_with<D: Wait>(
+    test: &str,
+    tweak: impl FnOnce(&mut InterfaceConfig),
+    wrap: impl FnOnce(Xsk) -> D,
+) -> Option<Bed<D>> {
     let lab = Lab::new(test)?;
     common::tx_csum_off(&lab);
     let mac = common::mac_of(&lab.a, &lab.veth_a);
@@ -138,18 +164,43 @@ fn bed(test: &str, tweak: impl FnOnce(&mut InterfaceConfig)) -> Option<Bed> {
     cfg.tcp.tx_buffer = 1 << 20;
     tweak(&mut cfg);
     Some(Bed {
-        iface: Interface::new(xsk, cfg),
+        iface: Interface::new(wrap(xsk), cfg),
         steering,
         lab,
         origin: Instant::now(),
+        watch: None,
     })
 }
 
-impl Bed {
-    /// One round of the stack's loop: receive, run timers, send, then give
-    /// the application `f` its turn and send what it wrote. Sleeps in the
-    /// socket's `poll(2)` (at most 1 ms, less when a timer is due sooner)
-    /// after a run of idle rounds.
+/// The stack's device: an XSK, perhaps wrapped; the loop sleeps on it
+/// when idle.
+trait Wait: Device {
+    fn xsk(&self) -> &Xsk;
+
+    fn xsk_mut(&mut self) -> &mut Xsk;
+
+    /// Waits at most `ms` for a frame (the socket's `poll(2)`).
+    fn wait(&mut self, ms: i32) {
+        self.xsk_mut().poll(ms).expect("poll(2) on the XSK");
+    }
+
+    /// What faults were injected, for the test's report.
+    fn faults(&self) -> String {
+        String::new()
+    }
+}
+
+impl Wait for Xsk {
+    fn xsk(&self) -> &Xsk {
+        self
+    }
+
+    fn xsk_mut(&mut self) -> &mut Xsk {
+        self
+    }
+}
+
+impl<D: Wait> Bed<D> {
     /// Runs the stack's loop until the application `app` says it is done
     /// (bounded by `limit`). Each round: receive, run timers, send; then
     /// `app` takes its turn (it returns whether anything moved and whether
@@ -160,7 +211,7 @@ impl Bed {
         &mut self,
         limit: Duration,
         what: &str,
-        mut app: impl FnMut(&mut Interface<Xsk>) -> (bool, bool),
+        mut app: impl FnMut(&mut Interface<D>) -> (bool, bool),
     ) {
         let start = Instant::now();
         let mut idle = 0u32;
@@ -174,9 +225,11 @@ impl Bed {
             }
             assert!(
                 start.elapsed() < limit,
-                "{what}: not done within {limit:?}; tcp stats {:?}; xsk {:?}; steering {:?}",
+                "{what}: not done within {limit:?}; tcp stats {:?}{}; connection {:?}; xsk {:?}; steering {:?}",
                 self.iface.tcp_stats(),
-                self.iface.device().statistics(),
+                self.iface.device().faults(),
+                self.watch.map(|h| self.iface.tcb(h)),
+                self.iface.device().xsk().statistics(),
                 self.steering.counters()
             );
             if got || moved {
@@ -191,10 +244,7 @@ impl Bed {
                         .map(|at| at.saturating_since(t).as_millis() as i32)
                         .unwrap_or(1)
                         .clamp(0, 1);
-                    self.iface
-                        .device_mut()
-                        .poll(ms)
-                        .expect("poll(2) on the XSK");
+                    self.iface.device_mut().wait(ms);
                     idle = 0;
                 }
             }
@@ -230,6 +280,102 @@ impl Bed {
             }
         }
         true
+    }
+}
+
+/// The socket with faults in both directions, where netem cannot be had:
+/// what it receives goes through the stack's own [`FaultInjector`]; what
+/// the stack transmits is lost or held back behind the next frame here,
+/// with the same probabilities. A frame still held at the end of a poll
+/// leaves at its flush.
+struct Faulty {
+    rx: FaultInjector<Xsk>,
+    rng: Rng,
+    held: Option<Vec<u8>>,
+    tx: FaultStats,
+}
+
+impl Faulty {
+    fn new(xsk: Xsk) -> Faulty {
+        Faulty {
+            rx: FaultInjector::new(xsk, FAULTS, 0x0072_7866_6175_6c74),
+            rng: Rng::new(0x0074_7866_6175_6c74),
+            held: None,
+            tx: FaultStats::default(),
+        }
+    }
+
+    /// Sends the held frame, if any and if there is room.
+    fn release(&mut self) {
+        if let Some(h) = self.held.take() {
+            let sent = self.rx.inner_mut().transmit(|buf| {
+                buf[..h.len()].copy_from_slice(&h);
+                h.len()
+            });
+            if !sent {
+                self.held = Some(h);
+            }
+        }
+    }
+}
+
+impl Device for Faulty {
+    fn caps(&self) -> DeviceCaps {
+        self.rx.caps()
+    }
+
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, f: F) -> usize {
+        self.rx.receive(budget, f)
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        let Faulty { rx, rng, held, tx } = self;
+        let mut went = false;
+        let ok = rx.inner_mut().transmit(|buf| {
+            let n = f(buf);
+            if n == 0 {
+                return 0;
+            }
+            tx.frames += 1;
+            if rng.chance(FAULTS.loss) {
+                tx.lost += 1;
+                return 0;
+            }
+            if held.is_none() && rng.chance(FAULTS.reorder) {
+                tx.reordered += 1;
+                *held = Some(buf[..n].to_vec());
+                return 0;
+            }
+            went = true;
+            n
+        });
+        if went {
+            self.release();
+        }
+        ok
+    }
+
+    fn flush(&mut self) {
+        self.release();
+        self.rx.flush();
+    }
+}
+
+impl Wait for Faulty {
+    fn xsk(&self) -> &Xsk {
+        self.rx.inner()
+    }
+
+    fn xsk_mut(&mut self) -> &mut Xsk {
+        self.rx.inner_mut()
+    }
+
+    fn faults(&self) -> String {
+        format!(
+            "; faults received {:?}, transmitted {:?}",
+            self.rx.stats(),
+            self.tx
+        )
     }
 }
 
@@ -271,7 +417,7 @@ impl StackBulk {
     }
 
     /// Reads and writes what the socket takes now; whether anything moved.
-    fn step(&mut self, iface: &mut Interface<Xsk>) -> bool {
+    fn step<D: Device>(&mut self, iface: &mut Interface<D>) -> bool {
         let mut moved = false;
         while !self.eof {
             match iface.recv(self.h, &mut self.buf) {
@@ -402,14 +548,38 @@ fn check(stack_end: &Ends, kernel_end: &Ends, total: usize, took: Duration) {
     );
 }
 
+/// The path between the stack and the kernel in a bulk test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// The veth pair as it is.
+    Clean,
+    /// netem on both veth ends.
+    Netem,
+    /// Faults injected in the stack's device, both directions.
+    Faulty,
+}
+
 /// Kernel client (side b) -> the stack's server on STACK_ADDR:PORT.
-fn kernel_client_to_stack_server(test: &str, netem: bool, total: usize) {
-    let Some(mut bed) = bed(test, |_| {}) else {
-        return;
-    };
-    if netem && !bed.netem(test) {
-        return;
+fn kernel_client_to_stack_server(test: &str, link: Link, total: usize) {
+    match link {
+        Link::Faulty => {
+            if let Some(bed) = bed_with(test, |_| {}, Faulty::new) {
+                kernel_client_to_stack_server_on(bed, total);
+            }
+        }
+        _ => {
+            let Some(bed) = bed(test, |_| {}) else {
+                return;
+            };
+            if link == Link::Netem && !bed.netem(test) {
+                return;
+            }
+            kernel_client_to_stack_server_on(bed, total);
+        }
     }
+}
+
+fn kernel_client_to_stack_server_on<D: Wait>(mut bed: Bed<D>, total: usize) {
     let l = bed.iface.socket().expect("socket");
     bed.iface
         .bind(l, SocketAddrV4::new(STACK_ADDR, PORT))
@@ -440,13 +610,26 @@ fn kernel_client_to_stack_server(test: &str, netem: bool, total: usize) {
 }
 
 /// The stack's client -> a kernel server on side b (198.18.0.2:PORT).
-fn stack_client_to_kernel_server(test: &str, netem: bool, total: usize) {
-    let Some(mut bed) = bed(test, |_| {}) else {
-        return;
-    };
-    if netem && !bed.netem(test) {
-        return;
+fn stack_client_to_kernel_server(test: &str, link: Link, total: usize) {
+    match link {
+        Link::Faulty => {
+            if let Some(bed) = bed_with(test, |_| {}, Faulty::new) {
+                stack_client_to_kernel_server_on(bed, total);
+            }
+        }
+        _ => {
+            let Some(bed) = bed(test, |_| {}) else {
+                return;
+            };
+            if link == Link::Netem && !bed.netem(test) {
+                return;
+            }
+            stack_client_to_kernel_server_on(bed, total);
+        }
     }
+}
+
+fn stack_client_to_kernel_server_on<D: Wait>(mut bed: Bed<D>, total: usize) {
     let listener = in_ns(&bed.lab.b, || TcpListener::bind((ADDR_B, PORT))).expect("kernel bind");
     let started = Instant::now();
     let kernel = thread::spawn(move || {
@@ -458,6 +641,7 @@ fn stack_client_to_kernel_server(test: &str, netem: bool, total: usize) {
         .connect(c, SocketAddrV4::new(ADDR_B, PORT))
         .expect("connect");
     let mut conn = StackBulk::new(c, STACK_SEED, total);
+    bed.watch = Some(c);
     bed.drive(LIMIT, "stack client", |iface| {
         if matches!(iface.state(c), Ok(State::SynSent)) {
             return (false, false);
@@ -469,14 +653,23 @@ fn stack_client_to_kernel_server(test: &str, netem: bool, total: usize) {
 
 /// Closes the stack's end of a finished exchange, keeps the stack running
 /// until the kernel's end has seen the end of stream, and compares.
-fn finish_bulk(mut bed: Bed, conn: StackBulk, kernel: thread::JoinHandle<Ends>, started: Instant) {
+fn finish_bulk<D: Wait>(
+    mut bed: Bed<D>,
+    conn: StackBulk,
+    kernel: thread::JoinHandle<Ends>,
+    started: Instant,
+) {
     bed.iface.close(conn.h).expect("close");
     bed.drive(LIMIT, "the kernel's end", |_| (false, kernel.is_finished()));
     let took = started.elapsed();
     let kernel_end = kernel.join().expect("the kernel's end");
     let total = conn.total;
     check(&conn.ends(), &kernel_end, total, took);
-    eprintln!("stack tcp stats: {:?}", bed.iface.tcp_stats());
+    eprintln!(
+        "stack tcp stats: {:?}{}",
+        bed.iface.tcp_stats(),
+        bed.iface.device().faults()
+    );
     let dropped = bed.iface.counters().dropped();
     assert_eq!(dropped, 0, "{:?}", bed.iface.counters());
 }
@@ -502,19 +695,27 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> TcpStream {
 
 #[test]
 fn kernel_client_to_stack_server_bulk_both_ways() {
-    kernel_client_to_stack_server("kernel_client_to_stack_server_bulk_both_ways", false, BULK);
+    kernel_client_to_stack_server(
+        "kernel_client_to_stack_server_bulk_both_ways",
+        Link::Clean,
+        BULK,
+    );
 }
 
 #[test]
 fn stack_client_to_kernel_server_bulk_both_ways() {
-    stack_client_to_kernel_server("stack_client_to_kernel_server_bulk_both_ways", false, BULK);
+    stack_client_to_kernel_server(
+        "stack_client_to_kernel_server_bulk_both_ways",
+        Link::Clean,
+        BULK,
+    );
 }
 
 #[test]
 fn kernel_client_to_stack_server_bulk_with_netem() {
     kernel_client_to_stack_server(
         "kernel_client_to_stack_server_bulk_with_netem",
-        true,
+        Link::Netem,
         NETEM_BULK,
     );
 }
@@ -523,8 +724,45 @@ fn kernel_client_to_stack_server_bulk_with_netem() {
 fn stack_client_to_kernel_server_bulk_with_netem() {
     stack_client_to_kernel_server(
         "stack_client_to_kernel_server_bulk_with_netem",
-        true,
+        Link::Netem,
         NETEM_BULK,
+    );
+}
+
+#[test]
+fn kernel_client_to_stack_server_bulk_with_faults_in_the_stack_device() {
+    kernel_client_to_stack_server(
+        "kernel_client_to_stack_server_bulk_with_faults_in_the_stack_device",
+        Link::Faulty,
+        FAULTY_BULK,
+    );
+}
+
+#[test]
+fn stack_client_to_kernel_server_bulk_with_faults_in_the_stack_device() {
+    stack_client_to_kernel_server(
+        "stack_client_to_kernel_server_bulk_with_faults_in_the_stack_device",
+        Link::Faulty,
+        FAULTY_BULK,
+    );
+}
+
+/// 100 MB each way under the faults: stalls. Seen at 40 MB (dev build):
+/// after about 22 MB from the kernel and 0.4 MB from the stack, neither
+/// side's data gets through any more. The stack's receive assembler holds
+/// its 8 ranges (the kernel's later segments beyond them are dropped,
+/// `out_of_order_dropped` in the thousands), its own send is in RTO
+/// backoff (6 expiries, cwnd one segment, 30 kB outstanding), and the
+/// kernel (BBR, 337 segments unacknowledged, 266 marked lost) has received
+/// no data from the stack for 14 s and backs off to a 5 s RTO; neither
+/// counts PAWS drops. Not diagnosed further yet.
+#[test]
+#[ignore = "stalls: both directions stop under 2% loss and 25% reordering after tens of MB (see the comment)"]
+fn stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device() {
+    stack_client_to_kernel_server(
+        "stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device",
+        Link::Faulty,
+        100_000_000,
     );
 }
 
