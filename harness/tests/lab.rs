@@ -575,6 +575,51 @@ fn udp_workloads_over_the_bypass_path_on_either_side() {
 }
 
 #[test]
+fn the_bypass_path_binds_a_socket_to_every_queue() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let o = env.run(&[
+        "run",
+        "udp-rr",
+        "rr",
+        "--queues",
+        "2",
+        "--connections",
+        "8",
+        "--path",
+        "bypass",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json(&o);
+    for r in doc["runs"].as_array().unwrap() {
+        check_run(r);
+        if r["path"] == "bypass" {
+            let c = &r["counters"];
+            assert_eq!(c["server.xsk.queues"].as_u64(), Some(2), "{c}");
+            // every frame for the stack found a socket on its queue
+            assert_eq!(c["server.xdp.no_socket"].as_u64(), Some(0), "{c}");
+        }
+    }
+    assert_lab_gone(&doc);
+}
+
+#[test]
 fn serve_bypass_answers_ping_and_udp_and_leaves_kernel_tcp_alone() {
     if !root() {
         return;

@@ -109,7 +109,7 @@ pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
 /// Attaches the steering program (own-address mode) to the interface and
 /// binds an AF_XDP socket to its queue 0. Call it on a thread inside the
 /// interface's namespace.
-pub fn attach(cfg: &BypassConfig) -> Result<(xdp::Steering, xdp::Xsk)> {
+pub fn attach(cfg: &BypassConfig) -> Result<(xdp::Steering, queues::Queues)> {
     let steering = xdp::Steering::attach(
         cfg.iface.as_str(),
         cfg.xdp_mode,
@@ -123,40 +123,69 @@ pub fn attach(cfg: &BypassConfig) -> Result<(xdp::Steering, xdp::Xsk)> {
         xdp::Error::Busy { .. } => usage(format!("{e}")),
         other => anyhow!(other),
     })?;
-    // the kernel releases a closed socket's queue a little later (deferred
-    // work): a run right after another may find the queue still taken
+    let n = rx_queues(cfg.netns.as_deref(), &cfg.iface)?;
+    let mut socks = Vec::with_capacity(n as usize);
+    for q in 0..n {
+        let xsk = bind_queue(cfg, q)?;
+        steering.insert_socket(q, std::os::fd::AsFd::as_fd(&xsk))?;
+        socks.push(xsk);
+    }
+    Ok((steering, queues::Queues::new(socks)?))
+}
+
+/// Binds an AF_XDP socket to one queue. The kernel releases a closed
+/// socket's queue a little later (deferred work): a run right after another
+/// may find it still taken, so a busy queue is retried for a while.
+fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
     let deadline = Instant::now() + std::time::Duration::from_secs(3);
-    let xsk = loop {
-        match xdp::Xsk::bind(cfg.iface.as_str(), 0, &xdp::XskConfig::default()) {
-            Ok(x) => break x,
+    loop {
+        match xdp::Xsk::bind(cfg.iface.as_str(), q, &xdp::XskConfig::default()) {
+            Ok(x) => return Ok(x),
             Err(xdp::Error::Syscall { ref source, .. })
                 if Instant::now() < deadline && source.raw_os_error() == Some(nix::libc::EBUSY) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => {
-                return Err(anyhow!(e))
-                    .with_context(|| format!("binding an AF_XDP socket to {} queue 0", cfg.iface))
+                return Err(anyhow!(e)).with_context(|| {
+                    format!("binding an AF_XDP socket to {} queue {q}", cfg.iface)
+                })
             }
         }
-    };
-    steering.insert_socket(0, std::os::fd::AsFd::as_fd(&xsk))?;
-    Ok((steering, xsk))
+    }
 }
 
-/// The socket's and the program's counters, for a run's `counters`.
+/// The interface's receive queues (at most the program's map size).
+fn rx_queues(netns: Option<&str>, iface: &str) -> Result<u32> {
+    let n = match netns {
+        Some(ns) => crate::lab::link_queues(ns, iface)?.0,
+        None => {
+            let out = crate::lab::sh("ip", &["-d", "-j", "link", "show", "dev", iface])?;
+            let v: serde_json::Value = serde_json::from_str(&out)?;
+            v[0]["num_rx_queues"].as_u64().unwrap_or(1)
+        }
+    };
+    Ok((n as u32).clamp(1, xdp::MAX_QUEUES))
+}
+
+/// The sockets' and the program's counters, for a run's `counters`.
 pub fn xsk_and_xdp_counters(
-    xsk: &xdp::Xsk,
+    queues: &queues::Queues,
     steering: &xdp::Steering,
     extra: &mut BTreeMap<String, u64>,
 ) {
-    if let Ok(s) = xsk.statistics() {
-        extra.insert("xsk.rx_dropped".into(), s.rx_dropped);
-        extra.insert("xsk.rx_ring_full".into(), s.rx_ring_full);
-        extra.insert("xsk.fill_ring_empty".into(), s.fill_ring_empty);
-        extra.insert("xsk.rx_invalid_descs".into(), s.rx_invalid_descs);
-        extra.insert("xsk.tx_invalid_descs".into(), s.tx_invalid_descs);
-        extra.insert("xsk.tx_ring_empty".into(), s.tx_ring_empty);
+    extra.insert("xsk.queues".into(), queues.sockets().len() as u64);
+    for s in queues.sockets().iter().filter_map(|x| x.statistics().ok()) {
+        for (k, v) in [
+            ("xsk.rx_dropped", s.rx_dropped),
+            ("xsk.rx_ring_full", s.rx_ring_full),
+            ("xsk.fill_ring_empty", s.fill_ring_empty),
+            ("xsk.rx_invalid_descs", s.rx_invalid_descs),
+            ("xsk.tx_invalid_descs", s.tx_invalid_descs),
+            ("xsk.tx_ring_empty", s.tx_ring_empty),
+        ] {
+            *extra.entry(k.into()).or_insert(0) += v;
+        }
     }
     if let Ok(c) = steering.counters() {
         extra.insert("xdp.steered".into(), c.steered);
@@ -173,6 +202,7 @@ pub fn stack_now(t: Instant) -> stack::time::Instant {
     stack::time::Instant::from_micros(t.saturating_duration_since(base).as_micros() as u64)
 }
 
+pub mod queues;
 pub mod tcp;
 pub mod udp;
 

@@ -119,7 +119,7 @@ struct Conn {
 struct TcpShard {
     addr: Ipv4Addr,
     steering: xdp::Steering,
-    iface: Interface<xdp::Xsk>,
+    iface: Interface<super::queues::Queues>,
     zero_copy: bool,
     rr: Option<SocketHandle>,
     sink: Option<SocketHandle>,
@@ -146,7 +146,7 @@ impl ShardInfo for TcpShard {
 impl TcpShard {
     fn new(
         steering: xdp::Steering,
-        iface: Interface<xdp::Xsk>,
+        iface: Interface<super::queues::Queues>,
         cfg: &BypassTcpServerConfig,
     ) -> TcpShard {
         let zero_copy = iface.device().zero_copy();
@@ -473,7 +473,7 @@ impl BypassTcpClient {
 
 struct TcpGen {
     steering: xdp::Steering,
-    iface: Interface<xdp::Xsk>,
+    iface: Interface<super::queues::Queues>,
     zero_copy: bool,
 }
 

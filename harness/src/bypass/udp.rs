@@ -61,7 +61,7 @@ impl BypassUdpServer {
 /// One shard: the program, the socket and the stack, on one thread.
 struct Shard {
     steering: xdp::Steering,
-    stack: stack::udp::UdpStack<xdp::Xsk>,
+    stack: stack::udp::UdpStack<super::queues::Queues>,
     zero_copy: bool,
 }
 
