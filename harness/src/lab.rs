@@ -145,7 +145,14 @@ impl Lab {
             ))
             .into());
         }
-        let id = unique_id();
+        // a lab of `lab up` outlives its maker: its id ends in `u`, which
+        // keeps it out of the leftovers that `lab down` reaps by dead owner
+        // (whichever state directory recorded it)
+        let id = if persistent {
+            format!("{}u", unique_id())
+        } else {
+            unique_id()
+        };
         let (sns, cns, sif, cif) = names(&id);
         let mut lab = Lab {
             info: LabInfo {
@@ -498,6 +505,11 @@ mod tests {
         assert!(s.starts_with("byp-") && c.starts_with("byp-"));
         assert_eq!(parse_ns_name(&s).unwrap().0, id);
         assert!(parse_ns_name("byp-zz-srv").is_none());
+        // labs of `lab up` are never taken for leftovers of a dead process
+        let up = format!("{id}u");
+        let (s2, _, si2, _) = names(&up);
+        assert!(si2.len() <= 15);
+        assert!(parse_ns_name(&s2).is_none());
         assert!(parse_ns_name("other-12-srv").is_none());
     }
 
