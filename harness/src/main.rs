@@ -4,6 +4,7 @@
 //! Exit status: 0 done and valid; 1 the run failed or its result is not
 //! trustworthy (its flags say why); 2 usage or environment error.
 
+mod app;
 mod bypass;
 mod error;
 mod kernel;

@@ -19,6 +19,7 @@ use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 use super::{
     iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardInfo, ShardThread, IDLE_ROUNDS,
 };
+use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
 use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
@@ -98,24 +99,6 @@ impl BypassTcpServer {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Rr,
-    Http,
-    Sink,
-}
-
-struct Conn {
-    kind: Kind,
-    partial: usize,
-    owed: usize,
-    inbuf: Vec<u8>,
-    out: Vec<u8>,
-    out_pos: usize,
-    close_after: bool,
-    offset: u64,
-}
-
 struct TcpShard {
     addr: Ipv4Addr,
     steering: xdp::Steering,
@@ -123,18 +106,13 @@ struct TcpShard {
     zero_copy: bool,
     rr: Option<SocketHandle>,
     sink: Option<SocketHandle>,
-    conns: HashMap<SocketHandle, Conn>,
-    proto: Proto,
-    sizes: Sizes,
-    window: Window,
+    conns: HashMap<SocketHandle, AppConn>,
+    app: ServerApp,
     cpu_id: Option<usize>,
     counters: ServerCounters,
     recorder: Recorder,
     buf: Vec<u8>,
-    zeros: Vec<u8>,
-    pattern: Vec<u8>,
-    http_keep: Vec<u8>,
-    http_close: Vec<u8>,
+    window: Window,
 }
 
 impl ShardInfo for TcpShard {
@@ -158,17 +136,12 @@ impl TcpShard {
             rr: None,
             sink: None,
             conns: HashMap::new(),
-            proto: cfg.proto,
-            sizes: cfg.sizes,
-            window: cfg.window,
+            app: ServerApp::new(cfg.proto, cfg.sizes, cfg.window, 256 * 1024),
             cpu_id: cfg.cpu,
             counters: ServerCounters::default(),
             recorder: Recorder::new(cfg.window),
             buf: vec![0; 256 * 1024],
-            zeros: vec![0; 64 * 1024],
-            pattern: workload::pattern_buffer(256 * 1024),
-            http_keep: workload::http_response(cfg.sizes.resp, false),
-            http_close: workload::http_response(cfg.sizes.resp, true),
+            window: cfg.window,
         }
     }
 
@@ -273,24 +246,8 @@ impl TcpShard {
             let sink = Some(h) == self.sink;
             while let Ok((c, _peer)) = self.iface.accept(h) {
                 self.counters.accepted += 1;
-                let kind = match (sink, self.proto) {
-                    (true, _) => Kind::Sink,
-                    (false, Proto::Raw) => Kind::Rr,
-                    (false, Proto::Http) => Kind::Http,
-                };
-                self.conns.insert(
-                    c,
-                    Conn {
-                        kind,
-                        partial: 0,
-                        owed: 0,
-                        inbuf: Vec::new(),
-                        out: Vec::new(),
-                        out_pos: 0,
-                        close_after: false,
-                        offset: 0,
-                    },
-                );
+                let kind = self.app.kind(sink);
+                self.conns.insert(c, AppConn::new(kind));
                 // data may have come with the handshake
                 self.serve_conn(c);
             }
@@ -326,39 +283,10 @@ impl TcpShard {
                     break;
                 }
                 Ok(n) => {
-                    self.counters.bytes_in += n as u64;
-                    let now = Instant::now();
-                    match c.kind {
-                        Kind::Rr => {
-                            c.partial += n;
-                            let whole = c.partial / self.sizes.req;
-                            c.partial %= self.sizes.req;
-                            c.owed += whole * self.sizes.resp;
-                            self.counters.requests += whole as u64;
-                        }
-                        Kind::Http => {
-                            c.inbuf.extend_from_slice(&self.buf[..n]);
-                            let (reqs, bad) = crate::kernel::server::http_consume_parts(
-                                &mut c.inbuf,
-                                &mut c.out,
-                                &mut c.close_after,
-                                &self.http_keep,
-                                &self.http_close,
-                            );
-                            self.counters.requests += reqs;
-                            self.counters.bad_requests += bad;
-                        }
-                        Kind::Sink => {
-                            let data = &self.buf[..n];
-                            self.counters.stream_verify_errors +=
-                                workload::verify_stream(&self.pattern, c.offset, data);
-                            c.offset += n as u64;
-                            if self.window.measuring(now) {
-                                self.recorder.bytes(now, n as u64);
-                            }
-                        }
-                    }
-                    if c.close_after {
+                    let (app, counters, recorder) =
+                        (&self.app, &mut self.counters, &mut self.recorder);
+                    c.input(app, &self.buf[..n], Instant::now(), counters, recorder);
+                    if c.close_after() {
                         break;
                     }
                 }
@@ -372,30 +300,13 @@ impl TcpShard {
         }
         // write what is owed, as far as the send buffer takes it
         let mut flushed = true;
-        loop {
-            let r = if c.out_pos < c.out.len() {
-                self.iface.send(h, &c.out[c.out_pos..])
-            } else if c.owed > 0 {
-                self.iface
-                    .send(h, &self.zeros[..c.owed.min(self.zeros.len())])
-            } else {
-                c.out.clear();
-                c.out_pos = 0;
-                break;
-            };
-            match r {
+        while let Some(data) = c.pending(&self.app) {
+            match self.iface.send(h, data) {
                 Ok(0) | Err(stack::Error::WouldBlock) => {
                     flushed = false;
                     break;
                 }
-                Ok(n) => {
-                    self.counters.bytes_out += n as u64;
-                    if c.out_pos < c.out.len() {
-                        c.out_pos += n;
-                    } else {
-                        c.owed -= n;
-                    }
-                }
+                Ok(n) => c.wrote(n, &mut self.counters),
                 Err(_) => {
                     self.counters.io_errors += 1;
                     self.finish(h);
@@ -403,7 +314,7 @@ impl TcpShard {
                 }
             }
         }
-        if eof || (c.close_after && flushed) {
+        if eof || (c.close_after() && flushed) {
             self.finish(h);
         }
     }

@@ -25,6 +25,7 @@ use nix::sys::socket::{
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
 use crate::metrics::{Recorder, ThreadTimes, Window, WindowCpu};
 use crate::workload::{self, Proto, Sizes, UDP_HEADER};
@@ -268,27 +269,9 @@ const BATCH: usize = 32;
 /// Read buffer of a thread (stream reads use all of it).
 const READ_BUF: usize = 256 * 1024;
 
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Kind {
-    Rr,
-    Http,
-    Sink,
-}
-
 struct Conn {
     s: TcpStream,
-    kind: Kind,
-    /// Raw rr: bytes of the request being received.
-    partial: usize,
-    /// Raw rr: response bytes still to write.
-    owed: usize,
-    /// HTTP: unparsed input, and output not yet written.
-    inbuf: Vec<u8>,
-    out: Vec<u8>,
-    out_pos: usize,
-    close_after: bool,
-    /// Sink: stream offset of the next byte.
-    offset: u64,
+    app: AppConn,
     want_write: bool,
 }
 
@@ -300,17 +283,12 @@ struct ServerThread {
     echo: Option<UdpSocket>,
     usink: Option<UdpSocket>,
     conns: slab::Slab<Conn>,
-    proto: Proto,
-    sizes: Sizes,
+    app: ServerApp,
     window: Window,
     counters: ServerCounters,
     recorder: Recorder,
     cpu: WindowCpu,
     buf: Vec<u8>,
-    zeros: Vec<u8>,
-    pattern: Vec<u8>,
-    http_keep: Vec<u8>,
-    http_close: Vec<u8>,
     udp_bufs: Vec<Vec<u8>>,
     udp_out: Vec<Vec<u8>>,
 }
@@ -355,17 +333,12 @@ impl ServerThread {
             echo,
             usink,
             conns: slab::Slab::with_capacity(1024),
-            proto: cfg.proto,
-            sizes: cfg.sizes,
+            app: ServerApp::new(cfg.proto, cfg.sizes, cfg.window, READ_BUF),
             window: cfg.window,
             counters: ServerCounters::default(),
             recorder: Recorder::new(cfg.window),
             cpu: WindowCpu::default(),
             buf: vec![0; READ_BUF],
-            zeros: vec![0; 64 * 1024],
-            pattern: workload::pattern_buffer(READ_BUF),
-            http_keep: workload::http_response(cfg.sizes.resp, false),
-            http_close: workload::http_response(cfg.sizes.resp, true),
             udp_bufs: (0..BATCH).map(|_| vec![0; 65536]).collect(),
             udp_out: (0..BATCH).map(|_| vec![0; udp_resp]).collect(),
         })
@@ -415,11 +388,7 @@ impl ServerThread {
             match l.accept() {
                 Ok((mut s, _)) => {
                     let _ = s.set_nodelay(true);
-                    let kind = match (sink, self.proto) {
-                        (true, _) => Kind::Sink,
-                        (false, Proto::Raw) => Kind::Rr,
-                        (false, Proto::Http) => Kind::Http,
-                    };
+                    let kind = self.app.kind(sink);
                     let entry = self.conns.vacant_entry();
                     let token = Token(entry.key() + FIRST_CONN);
                     if self
@@ -433,14 +402,7 @@ impl ServerThread {
                     }
                     entry.insert(Conn {
                         s,
-                        kind,
-                        partial: 0,
-                        owed: 0,
-                        inbuf: Vec::new(),
-                        out: Vec::new(),
-                        out_pos: 0,
-                        close_after: false,
-                        offset: 0,
+                        app: AppConn::new(kind),
                         want_write: false,
                     });
                     self.counters.accepted += 1;
@@ -480,33 +442,11 @@ impl ServerThread {
                     break;
                 }
                 Ok(n) => {
-                    self.counters.bytes_in += n as u64;
-                    let now = Instant::now();
-                    match c.kind {
-                        Kind::Rr => {
-                            c.partial += n;
-                            let whole = c.partial / self.sizes.req;
-                            c.partial %= self.sizes.req;
-                            c.owed += whole * self.sizes.resp;
-                            self.counters.requests += whole as u64;
-                        }
-                        Kind::Http => {
-                            c.inbuf.extend_from_slice(&self.buf[..n]);
-                            let (reqs, bad) = http_consume(c, &self.http_keep, &self.http_close);
-                            self.counters.requests += reqs;
-                            self.counters.bad_requests += bad;
-                        }
-                        Kind::Sink => {
-                            let data = &self.buf[..n];
-                            let bad = workload::verify_stream(&self.pattern, c.offset, data);
-                            self.counters.stream_verify_errors += bad;
-                            c.offset += n as u64;
-                            if self.window.measuring(now) {
-                                self.recorder.bytes(now, n as u64);
-                            }
-                        }
-                    }
-                    if c.close_after {
+                    let (app, counters, recorder) =
+                        (&self.app, &mut self.counters, &mut self.recorder);
+                    c.app
+                        .input(app, &self.buf[..n], Instant::now(), counters, recorder);
+                    if c.app.close_after() {
                         break;
                     }
                 }
@@ -520,14 +460,14 @@ impl ServerThread {
             }
         }
         // write what is owed
-        let flushed = match flush(c, &self.zeros, &mut self.counters) {
+        let flushed = match flush(c, &self.app, &mut self.counters) {
             Ok(f) => f,
             Err(_) => {
                 self.counters.io_errors += 1;
                 return false;
             }
         };
-        if eof || (c.close_after && flushed) {
+        if eof || (c.app.close_after() && flushed) {
             return false;
         }
         let want_write = !flushed;
@@ -635,78 +575,15 @@ impl ServerThread {
     }
 }
 
-/// Parses the complete HTTP requests in `c.inbuf` and queues their responses.
-/// Returns (requests answered, bad requests).
-fn http_consume(c: &mut Conn, keep: &[u8], close: &[u8]) -> (u64, u64) {
-    http_consume_parts(&mut c.inbuf, &mut c.out, &mut c.close_after, keep, close)
-}
-
-/// The HTTP server logic, shared by both paths: answers every complete
-/// request in `inbuf` into `out`; after a `Connection: close` request (or a
-/// bad one) sets `close_after` and stops.
-pub fn http_consume_parts(
-    inbuf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    close_after: &mut bool,
-    keep: &[u8],
-    close: &[u8],
-) -> (u64, u64) {
-    let mut pos = 0;
-    let mut reqs = 0;
-    let mut bad = 0;
-    while !*close_after {
-        match workload::parse_http_request(&inbuf[pos..]) {
-            Ok(Some(head)) => {
-                if inbuf.len() - pos < head.len + head.body {
-                    break; // body still arriving
-                }
-                pos += head.len + head.body;
-                reqs += 1;
-                if head.close {
-                    out.extend_from_slice(close);
-                    *close_after = true;
-                } else {
-                    out.extend_from_slice(keep);
-                }
-            }
-            Ok(None) => break,
-            Err(_) => {
-                bad += 1;
-                out.extend_from_slice(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                *close_after = true;
-            }
-        }
-    }
-    inbuf.drain(..pos);
-    (reqs, bad)
-}
-
 /// Writes pending output. Ok(true): nothing left to write.
-fn flush(c: &mut Conn, zeros: &[u8], counters: &mut ServerCounters) -> io::Result<bool> {
+fn flush(c: &mut Conn, app: &ServerApp, counters: &mut ServerCounters) -> io::Result<bool> {
     loop {
-        let r = if c.out_pos < c.out.len() {
-            c.s.write(&c.out[c.out_pos..])
-        } else if c.owed > 0 {
-            c.s.write(&zeros[..c.owed.min(zeros.len())])
-        } else {
-            if !c.out.is_empty() {
-                c.out.clear();
-                c.out_pos = 0;
-            }
+        let Some(data) = c.app.pending(app) else {
             return Ok(true);
         };
-        match r {
+        match c.s.write(data) {
             Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0")),
-            Ok(n) => {
-                counters.bytes_out += n as u64;
-                if c.out_pos < c.out.len() {
-                    c.out_pos += n;
-                } else {
-                    c.owed -= n;
-                }
-            }
+            Ok(n) => c.app.wrote(n, counters),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
