@@ -8,12 +8,16 @@ use crate::xsk::{Xsk, XDP_PACKET_HEADROOM};
 const L2_MAX: usize = 18;
 
 impl Device for Xsk {
-    /// In copy mode the kernel writes a received frame after
-    /// `XDP_PACKET_HEADROOM` bytes of its UMEM frame: what is left, less the
-    /// Ethernet header, is the largest IP packet that fits.
+    /// The interface's MTU, or less when a UMEM frame holds less: in copy
+    /// mode the kernel writes a received frame after `XDP_PACKET_HEADROOM`
+    /// bytes of its UMEM frame, and what is left, less the Ethernet header,
+    /// is the largest IP packet that fits. (A frame over the interface's
+    /// MTU is dropped by the driver without a trace, so the stack must
+    /// never build one.)
     fn caps(&self) -> DeviceCaps {
+        let room = self.frame_size() as usize - XDP_PACKET_HEADROOM - L2_MAX;
         DeviceCaps {
-            mtu: self.frame_size() as usize - XDP_PACKET_HEADROOM - L2_MAX,
+            mtu: room.min(self.if_mtu() as usize),
         }
     }
 

@@ -48,6 +48,37 @@ pub(crate) fn if_indextoname(index: u32) -> io::Result<String> {
     Ok(name.to_string_lossy().into_owned())
 }
 
+/// The interface's MTU (`SIOCGIFMTU`) in the calling thread's network
+/// namespace.
+pub(crate) fn if_mtu(name: &str) -> io::Result<u32> {
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IF_NAMESIZE {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: a plain syscall; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
+    for (d, &b) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name (the array
+    // was zeroed and the name is shorter than it); the kernel writes the
+    // MTU into its union.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 /// The XDP programs attached to an interface, by attach mode (0: none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Attached {

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::steering::Iface;
+use crate::sys;
 
 /// Bytes the kernel leaves before a received frame's data in copy mode
 /// (`XDP_PACKET_HEADROOM` of the kernel's uapi).
@@ -341,6 +342,8 @@ pub struct Xsk {
     need_wakeup: bool,
     busy_poll: Option<BusyPoll>,
     zero_copy: bool,
+    /// The interface's MTU when the socket was bound.
+    if_mtu: u32,
     iface: String,
     queue: u32,
 }
@@ -445,6 +448,12 @@ impl Xsk {
             )));
         }
         let who = format!("{name} queue {queue}");
+        let if_mtu = sys::if_mtu(&name).map_err(|source| Error::Syscall {
+            iface: who.clone(),
+            call: "ioctl(SIOCGIFMTU)",
+            source,
+            hint: "the interface must exist in this network namespace",
+        })?;
         let fail = |call: &'static str, hint: &'static str| {
             let who = who.clone();
             move |source: io::Error| Error::Syscall {
@@ -607,6 +616,7 @@ impl Xsk {
             need_wakeup: config.need_wakeup,
             busy_poll: config.busy_poll,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
+            if_mtu,
             iface: name,
             queue,
         };
@@ -627,6 +637,11 @@ impl Xsk {
     /// Bytes per UMEM frame.
     pub fn frame_size(&self) -> u32 {
         self.frame_size
+    }
+
+    /// The interface's MTU, read when the socket was bound.
+    pub fn if_mtu(&self) -> u32 {
+        self.if_mtu
     }
 
     /// The interface and queue, for messages.

@@ -49,8 +49,7 @@ const BULK: usize = 100_000_000;
 /// a test well under a minute.
 const NETEM_BULK: usize = 20_000_000;
 /// Bytes each way with faults injected in the stack's device: 10 MB (about
-/// 5-7 s per test in a dev build). 100 MB stalls (see
-/// `stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device`).
+/// 2.5 s per test in a dev build; one test carries 100 MB).
 const FAULTY_BULK: usize = 10_000_000;
 /// What the stack's device loses and reorders, each direction: netem's
 /// loss 2% and, for its "reorder 25%", a quarter of the frames swapped with
@@ -748,20 +747,13 @@ fn stack_client_to_kernel_server_bulk_with_faults_in_the_stack_device() {
     );
 }
 
-/// 100 MB each way under the faults: stalls. Seen at 40 MB (dev build):
-/// after about 22 MB from the kernel and 0.4 MB from the stack, neither
-/// side's data gets through any more. The stack's receive assembler holds
-/// its 8 ranges (the kernel's later segments beyond them are dropped,
-/// `out_of_order_dropped` in the thousands), its own send is in RTO
-/// backoff (6 expiries, cwnd one segment, 30 kB outstanding), and the
-/// kernel (BBR, 337 segments unacknowledged, 266 marked lost) has received
-/// no data from the stack for 14 s and backs off to a 5 s RTO; the kernel
-/// counts no PAWS drop, the stack a handful. It stalls the same with faults
-/// on the receive side only (transmit faults off), and the socket then has
-/// all 2048 UMEM frames free (nothing waits in its tx ring): the stack
-/// itself stops sending. Not diagnosed further yet.
+/// 100 MB each way under the faults (about 15 s in a dev build). This once
+/// stalled after tens of MB: a full-sized segment that also carried SACK
+/// blocks was 1528 bytes of IP, the veth dropped it without a trace, and
+/// the same oversized retransmission went out after every timeout (the
+/// stack now sizes its payload to the options, as Linux's
+/// `tcp_current_mss`, and reads the interface's MTU).
 #[test]
-#[ignore = "stalls: both directions stop under 2% loss and 25% reordering after tens of MB (see the comment)"]
 fn stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device() {
     stack_client_to_kernel_server(
         "stack_client_to_kernel_server_100_mb_with_faults_in_the_stack_device",

@@ -141,18 +141,7 @@ fn zero_copy_on_veth_is_refused_with_a_reason() {
     };
     // The program must be attached natively for a zero-copy attempt to mean
     // anything; veth still has no zero-copy AF_XDP.
-    let _s = in_ns(&lab.a, || {
-        Steering::attach(
-            lab.veth_a.as_str(),
-            XdpMode::Native,
-            &SteerConfig {
-                addr: ADDR_A,
-                steer: Steer::OwnAddress,
-            },
-            false,
-        )
-    })
-    .unwrap();
+    let _s = attach_native(&lab);
     match in_ns(&lab.a, || Xsk::bind(lab.veth_a.as_str(), 0, &config)) {
         Ok(x) => assert!(
             x.zero_copy(),
@@ -166,6 +155,22 @@ fn zero_copy_on_veth_is_refused_with_a_reason() {
             );
         }
     }
+}
+
+/// The program attached natively on side a, for ADDR_A.
+fn attach_native(lab: &Lab) -> Steering {
+    in_ns(&lab.a, || {
+        Steering::attach(
+            lab.veth_a.as_str(),
+            XdpMode::Native,
+            &SteerConfig {
+                addr: ADDR_A,
+                steer: Steer::OwnAddress,
+            },
+            false,
+        )
+    })
+    .unwrap()
 }
 
 /// The lab with the program attached (native) and one socket on queue 0 in
@@ -347,4 +352,30 @@ fn one_socket_per_queue_receives_every_flow() {
     );
     let c = s.counters().unwrap();
     assert_eq!((c.steered, c.no_socket), (want as u64, 0), "{c:?}");
+}
+
+/// The socket's device reports the interface's MTU (a frame above it is
+/// dropped by the driver without a trace), not what a UMEM frame could hold.
+#[test]
+fn the_device_mtu_is_the_interface_mtu() {
+    let Some(lab) = Lab::new("the_device_mtu_is_the_interface_mtu") else {
+        return;
+    };
+    let _s = attach_native(&lab);
+    // 1400: below both veth's default and what a 2048-byte frame holds.
+    common::ip(&[
+        "-n",
+        &lab.a,
+        "link",
+        "set",
+        "dev",
+        &lab.veth_a,
+        "mtu",
+        "1400",
+    ])
+    .unwrap();
+    let config = XskConfig::default();
+    let x = in_ns(&lab.a, || Xsk::bind(lab.veth_a.as_str(), 0, &config)).unwrap();
+    assert_eq!(x.if_mtu(), 1400);
+    assert_eq!(x.caps().mtu, 1400, "frame size {}", x.frame_size());
 }

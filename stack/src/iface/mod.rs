@@ -1209,6 +1209,13 @@ impl Link {
         seg: &TcpRepr<'_>,
     ) -> bool {
         *ident = ident.wrapping_add(1);
+        // The TCB sizes its segments to the MSS it derived from this MTU.
+        debug_assert!(
+            crate::wire::ipv4::HEADER_LEN + seg.buffer_len() <= device.caps().mtu,
+            "a TCP segment of {} bytes over the MTU {}",
+            seg.buffer_len(),
+            device.caps().mtu
+        );
         let frame = Frame {
             ethernet: EthernetRepr {
                 src_addr: self.mac,

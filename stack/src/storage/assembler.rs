@@ -15,7 +15,7 @@ pub struct Assembler {
 
 impl Assembler {
     /// Ranges kept.
-    pub const MAX: usize = 8;
+    pub const MAX: usize = 32;
 
     /// Nothing out of order.
     pub fn is_empty(&self) -> bool {
@@ -90,6 +90,11 @@ impl Assembler {
         self.count = kept;
     }
 
+    /// Bytes held in all ranges.
+    pub fn bytes(&self) -> u32 {
+        self.ranges().iter().map(|r| r.1 - r.0).sum()
+    }
+
     /// Forget everything.
     pub fn clear(&mut self) {
         self.count = 0;
@@ -116,7 +121,8 @@ mod tests {
         for i in 0..Assembler::MAX as u32 {
             a.add(10 * i + 1, 10 * i + 2).unwrap();
         }
-        assert_eq!(a.add(200, 201), Err(TooManyHoles));
+        let beyond = 10 * Assembler::MAX as u32 + 100;
+        assert_eq!(a.add(beyond, beyond + 1), Err(TooManyHoles));
         a.add(2, 11).unwrap();
         assert_eq!(a.ranges().len(), Assembler::MAX - 1);
         a.advance(5);

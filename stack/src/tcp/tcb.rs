@@ -1039,6 +1039,21 @@ impl Tcb {
     ) {
         let wnd = u32::from(seg.window_len) << self.snd_wscale;
         let mss = self.mss as u32;
+        // RFC 2018: remember what the peer holds beyond SND.UNA (offsets
+        // from SND.UNA as it is before this ACK moves it).
+        let mut newly_sacked = false;
+        if self.sack_permitted && !seg.options.sack_blocks.is_empty() {
+            let before = self.sacked.bytes();
+            for &(l, r) in seg.options.sack_blocks.as_slice() {
+                let (l, r) = (SeqNumber(l), SeqNumber(r));
+                if l.ge(self.snd_una) && l.lt(r) && r.le(self.snd_max) {
+                    let _ = self
+                        .sacked
+                        .add(l.since(self.snd_una), r.since(self.snd_una));
+                }
+            }
+            newly_sacked = self.sacked.bytes() > before;
+        }
         if ack.gt(self.snd_una) {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
             let acked = ack.since(self.snd_una);
@@ -1066,12 +1081,17 @@ impl Tcb {
                 _ => self.cc.on_ack(acked, mss, now, self.srtt()),
             }
         } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
-            && wnd == self.snd_wnd
             && self.snd_max != self.snd_una
+            && (newly_sacked
+                || (seg.payload.is_empty()
+                    && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
+                    && wnd == self.snd_wnd))
         {
-            // RFC 5681 §2, "DUPLICATE ACKNOWLEDGMENT" (all five conditions).
+            // RFC 5681 §2, "DUPLICATE ACKNOWLEDGMENT" (all five
+            // conditions), or RFC 6675 §2's "DupAck": the ACK SACKs bytes
+            // not SACKed before, whatever else it carries. (Data moving
+            // both ways would otherwise never count a duplicate: every ACK
+            // rides on data, and each loss would cost a timeout.)
             self.dupacks += 1;
             if self.dupacks == DUPACK_THRESHOLD && self.recover.is_none() {
                 // RFC 5681 §3.2 step 2 (fast retransmit); RFC 6582 §3.2
@@ -1089,17 +1109,6 @@ impl Tcb {
                 // simplified: no pipe estimate, one hole per ACK).
                 if self.cc.in_fast_recovery() && !seg.options.sack_blocks.is_empty() {
                     self.rexmit_budget = (self.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
-                }
-            }
-        }
-        // RFC 2018: remember what the peer holds beyond SND.UNA.
-        if self.sack_permitted {
-            for &(l, r) in seg.options.sack_blocks.as_slice() {
-                let (l, r) = (SeqNumber(l), SeqNumber(r));
-                if l.ge(self.snd_una) && l.lt(r) && r.le(self.snd_max) {
-                    let _ = self
-                        .sacked
-                        .add(l.since(self.snd_una), r.since(self.snd_una));
                 }
             }
         }
@@ -1515,7 +1524,7 @@ impl Tcb {
                 self.rexmit_budget = 0;
                 break;
             };
-            if let Some((data, fin)) = self.text_at(seq, hole.min(self.mss)) {
+            if let Some((data, fin)) = self.text_at(seq, hole.min(self.payload_room())) {
                 let seg = self.text_segment(now, seq, data, fin);
                 if !emit(&seg) {
                     return false;
@@ -1550,7 +1559,8 @@ impl Tcb {
             if room == 0 && self.probe_zero_window {
                 room = 1;
             }
-            let Some((data, fin)) = self.text_at(self.snd_nxt, room.min(self.mss)) else {
+            let full = self.payload_room();
+            let Some((data, fin)) = self.text_at(self.snd_nxt, room.min(full)) else {
                 break;
             };
             // A FIN with no room left waits (it takes sequence space).
@@ -1561,7 +1571,7 @@ impl Tcb {
             // data, then the sending TCP buffers all user data ... until
             // the TCP can send a full-sized segment."
             if self.nagle
-                && data.len() < self.mss
+                && data.len() < full
                 && !fin
                 && self.snd_una != self.snd_max
                 && !self.probe_zero_window
@@ -1590,6 +1600,24 @@ impl Tcb {
             self.rto_deadline = Some(now + self.rtt.rto());
         }
         true
+    }
+
+    /// Payload bytes that fit in one segment now: the MSS less what the
+    /// SACK blocks add to the options (the MSS already leaves room for
+    /// timestamps). As Linux's `tcp_current_mss`: a full segment with
+    /// SACK blocks beside it would exceed the path's MTU, and a device
+    /// drops such a frame without a trace.
+    fn payload_room(&self) -> usize {
+        if !self.sack_permitted || self.assembler.is_empty() {
+            return self.mss;
+        }
+        let with = TcpOptions {
+            timestamps: self.ts_enabled.then_some(Timestamps { tsval: 0, tsecr: 0 }),
+            sack_blocks: self.sack_blocks(),
+            ..TcpOptions::default()
+        };
+        let without = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        self.mss.saturating_sub(with.buffer_len() - without).max(1)
     }
 
     /// The first hole at or after `rexmit_next`: bytes not acknowledged
