@@ -8,7 +8,7 @@ mod common;
 use core::time::Duration;
 
 use common::*;
-use stack::tcp::{State, TcpConfig};
+use stack::tcp::{Keepalive, State, TcpConfig};
 use stack::time::Instant;
 use stack::wire::{TcpFlags, TcpOptions, Timestamps};
 use stack::{Error, SocketHandle};
@@ -609,7 +609,7 @@ fn arp_requests_for_our_address_are_answered() {
 }
 
 #[test]
-fn sack_blocks_steer_retransmission_to_the_holes() {
+fn sack_recovery_follows_the_scoreboard_and_the_pipe() {
     let tcp = TcpConfig {
         timestamps: false,
         ..TcpConfig::default()
@@ -643,6 +643,34 @@ fn sack_blocks_steer_retransmission_to_the_holes() {
     let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
     assert_eq!(seqs, vec![2000]);
     assert_eq!(raw.iface.tcp_stats().fast_retransmits, 1);
+    // RFC 6675 §5 step 4.2: ssthresh = cwnd = FlightSize / 2, no
+    // inflation by the duplicates that followed.
+    let cc = raw.iface.tcb(c).unwrap().congestion();
+    assert_eq!((cc.window(), cc.ssthresh()), (3000, 3000));
+    // More data queued: the two retransmissions are the pipe (2000, the
+    // rest is SACKed), so one new segment fits (RFC 6675 NextSeg rule 2).
+    raw.iface.send(c, &pattern(5000, 4)).unwrap();
+    let out = raw.poll_at(ms(4));
+    let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+    assert_eq!(seqs, vec![6000]);
+    // A partial ACK (the retransmitted 0..1000 arrived): the pipe is the
+    // retransmitted 2000 and the new 6000, so one more new segment goes.
+    let mut partial = seg(80, port, ACK, 5001, una.wrapping_add(2000));
+    partial.options.sack_blocks =
+        stack::wire::tcp::SackBlocks::new(&[(una.wrapping_add(3000), una.wrapping_add(6000))]);
+    raw.send(partial);
+    let out = raw.poll_at(ms(5));
+    let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+    assert_eq!(seqs, vec![7000]);
+    // The full ACK of everything sent before recovery (6000) ends it:
+    // cwnd = ssthresh, and sending follows the window again.
+    raw.send(seg(80, port, ACK, 5001, una.wrapping_add(6000)));
+    let out = raw.poll_at(ms(6));
+    let cc = raw.iface.tcb(c).unwrap().congestion();
+    assert!(!cc.in_fast_recovery());
+    assert_eq!(cc.window(), 3000);
+    let seqs: Vec<_> = out.iter().map(|s| s.seq.wrapping_sub(una)).collect();
+    assert_eq!(seqs, vec![8000], "6000..8000 in flight, cwnd 3000");
 }
 
 #[test]
@@ -661,4 +689,91 @@ fn an_orphan_in_fin_wait_2_times_out() {
     raw.poll_at(ms(5020));
     assert_eq!(raw.iface.count_in_state(State::FinWait2), 0);
     assert_eq!(raw.iface.sockets_in_use(), 1, "only the listener");
+}
+
+/// Runs A's timers until it sends something: when, and what.
+fn next_sent(raw: &mut Raw) -> (Instant, Vec<Seg>) {
+    for _ in 0..100 {
+        let t = raw.iface.poll_at().expect("a timer runs");
+        let out = raw.poll_at(t);
+        if !out.is_empty() {
+            return (t, out);
+        }
+    }
+    panic!("A sent nothing in 100 timer runs");
+}
+
+#[test]
+fn keepalive_probes_an_idle_connection_and_gives_up_on_silence() {
+    let tcp = TcpConfig {
+        keepalive: Some(Keepalive {
+            idle: Duration::from_secs(10),
+            interval: Duration::from_secs(1),
+            probes: 3,
+        }),
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let (s, iss) = passive_open(&mut raw);
+    let una = iss.wrapping_add(1);
+    // Nothing for 10 s after the peer was last heard (the final ACK of the
+    // handshake, at 1 ms): then a probe, <SEQ=SND.UNA-1><ACK=RCV.NXT>, no
+    // data (RFC 1122 §4.2.3.6, as Linux).
+    let (t, out) = next_sent(&mut raw);
+    assert_eq!(t, ms(10_001));
+    let p = one(out);
+    assert_eq!((p.flags, p.seq, p.ack), (ACK, iss, 1001));
+    assert!(p.payload.is_empty());
+    // The peer answers (an ACK of what it has): idle counts from there.
+    raw.send(seg(40000, 80, ACK, 1001, una));
+    assert!(raw.poll_at(ms(10_500)).is_empty());
+    // Silence: probes at 20.5, 21.5 and 22.5 s; at 23.5 s the connection
+    // is reset and fails with ETIMEDOUT.
+    let mut probes = Vec::new();
+    loop {
+        let (t, out) = next_sent(&mut raw);
+        let out = one(out);
+        if raw.iface.state(s) == Ok(State::Closed) {
+            assert!(out.flags.contains(RST), "{out:?}");
+            assert_eq!(out.seq, una);
+            assert_eq!(t, ms(23_500));
+            break;
+        }
+        assert_eq!((out.flags, out.seq), (ACK, iss));
+        probes.push(t.millis());
+    }
+    assert_eq!(probes, vec![20_500, 21_500, 22_500]);
+    assert_eq!(raw.iface.error(s), Ok(Some(Error::TimedOut)));
+    let stats = raw.iface.tcp_stats();
+    assert_eq!((stats.keepalive_probes, stats.keepalive_timeouts), (4, 1));
+}
+
+#[test]
+fn keepalive_is_off_by_default_and_waits_while_data_is_in_flight() {
+    // Off: an idle connection has no timer at all.
+    let mut raw = Raw::new(TcpConfig::default());
+    let (s, _) = passive_open(&mut raw);
+    for _ in 0..10 {
+        let Some(t) = raw.iface.poll_at() else { break };
+        assert!(raw.poll_at(t).is_empty(), "at {t:?}");
+    }
+    assert_eq!(raw.iface.poll_at(), None);
+    // On for this socket only: data in flight holds the probes back (the
+    // retransmission timer watches the peer then).
+    let k = Keepalive {
+        idle: Duration::from_secs(1),
+        interval: Duration::from_secs(1),
+        probes: 1,
+    };
+    raw.iface.set_keepalive(s, Some(k)).unwrap();
+    raw.iface.send(s, b"hello").unwrap();
+    let out = raw.poll_at(ms(0));
+    assert_eq!(one(out).payload, b"hello");
+    for t in [1_000, 2_000, 3_000] {
+        for seg in raw.poll_at(ms(t)) {
+            assert_eq!(seg.payload, b"hello", "at {t} ms only retransmissions");
+        }
+    }
+    assert_eq!(raw.iface.tcp_stats().keepalive_probes, 0);
+    assert_eq!(raw.iface.state(s), Ok(State::Established));
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::{in_ns, Lab, ADDR_B};
 use sha2::{Digest, Sha256};
 use stack::phy::{Device, DeviceCaps, FaultInjector, FaultStats, Faults, Rng};
-use stack::tcp::State;
+use stack::tcp::{Keepalive, State};
 use stack::wire::EthernetAddress;
 use stack::{Interface, InterfaceConfig, Shutdown, SocketHandle};
 use xdp::{Steering, Xsk};
@@ -936,4 +936,74 @@ fn ss_tan(ns: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Keepalive against Linux: an idle connection's probes (SND.UNA - 1, no
+/// data) are answered by the kernel and the connection lives on; once the
+/// kernel's side of the link is down, the unanswered probes end it with a
+/// reset and ETIMEDOUT. Linux answers such an out-of-window segment at most
+/// once per `tcp_invalid_ratelimit` (500 ms), so the probe interval here is
+/// 600 ms: some probes go unanswered, never two in a row.
+#[test]
+fn keepalive_probes_are_answered_by_linux_and_a_dead_peer_times_out() {
+    let test = "keepalive_probes_are_answered_by_linux_and_a_dead_peer_times_out";
+    let Some(mut bed) = bed(test, |cfg| {
+        cfg.tcp.keepalive = Some(Keepalive {
+            idle: Duration::from_millis(300),
+            interval: Duration::from_millis(600),
+            probes: 2,
+        });
+    }) else {
+        return;
+    };
+    let listener = in_ns(&bed.lab.b, || TcpListener::bind((ADDR_B, PORT))).expect("kernel bind");
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let kernel = thread::spawn(move || {
+        let s = accept_within(&listener, Duration::from_secs(10));
+        // Hold the connection, silent, until the test is over.
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        drop(s);
+    });
+    let c = bed.iface.socket().expect("socket");
+    bed.iface
+        .connect(c, SocketAddrV4::new(ADDR_B, PORT))
+        .expect("connect");
+    bed.watch = Some(c);
+    bed.drive(Duration::from_secs(10), "connect", |iface| {
+        (false, matches!(iface.state(c), Ok(State::Established)))
+    });
+    // 2 s idle: probes go, the kernel answers, the connection stays.
+    let idle = Instant::now();
+    bed.drive(Duration::from_secs(10), "idle", |_| {
+        (false, idle.elapsed() >= Duration::from_secs(2))
+    });
+    let stats = *bed.iface.tcp_stats();
+    assert!(stats.keepalive_probes >= 3, "{stats:?}");
+    assert_eq!(stats.keepalive_timeouts, 0, "{stats:?}");
+    assert_eq!(bed.iface.state(c), Ok(State::Established));
+    // The kernel's end goes away (its interface down): two probes go
+    // unanswered, then the connection is reset and fails.
+    common::ip(&[
+        "-n",
+        &bed.lab.b,
+        "link",
+        "set",
+        "dev",
+        &bed.lab.veth_b,
+        "down",
+    ])
+    .unwrap();
+    let down = Instant::now();
+    bed.drive(Duration::from_secs(10), "keepalive timeout", |iface| {
+        (false, matches!(iface.state(c), Ok(State::Closed)))
+    });
+    let took = down.elapsed();
+    assert_eq!(bed.iface.error(c), Ok(Some(stack::Error::TimedOut)));
+    let stats = *bed.iface.tcp_stats();
+    assert_eq!(stats.keepalive_timeouts, 1, "{stats:?}");
+    // At most idle + 2 intervals (and scheduling slack).
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    bed.iface.close(c).expect("close");
+    done_tx.send(()).unwrap();
+    kernel.join().expect("the kernel's end");
 }

@@ -502,6 +502,20 @@ impl<D: Device> Interface<D> {
         Ok(n)
     }
 
+    /// `SO_KEEPALIVE` on a connection: probe it when idle, per
+    /// `keepalive`, or not at all with `None` (the default comes from
+    /// [`TcpConfig::keepalive`](crate::tcp::TcpConfig::keepalive)).
+    pub fn set_keepalive(
+        &mut self,
+        h: SocketHandle,
+        keepalive: Option<crate::tcp::Keepalive>,
+    ) -> Result<(), Error> {
+        let now = self.inner.now;
+        self.inner.tcb_mut(h)?.set_keepalive(now, keepalive);
+        self.inner.touch(h);
+        Ok(())
+    }
+
     /// `shutdown`.
     pub fn shutdown(&mut self, h: SocketHandle, how: Shutdown) -> Result<(), Error> {
         let tcb = self.inner.tcb_mut(h)?;

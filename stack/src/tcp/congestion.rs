@@ -175,6 +175,15 @@ impl Congestion {
         self.fast_recovery = true;
     }
 
+    /// Loss recovery with SACK begins: RFC 6675 §5 step 4.2, "ssthresh =
+    /// cwnd = (FlightSize / 2)" (per the algorithm's own reduction; no
+    /// window inflation: the pipe estimate counts what left the network).
+    pub fn on_sack_recovery(&mut self, flight: u32, mss: u32) {
+        self.halve(flight, mss);
+        self.cwnd = self.ssthresh;
+        self.fast_recovery = true;
+    }
+
     /// A further duplicate ACK in fast recovery: RFC 5681 §3.2 step 4,
     /// "increment cwnd by SMSS".
     pub fn on_dupack(&mut self, mss: u32) {

@@ -70,6 +70,34 @@ pub struct TcpConfig {
     /// data is unacknowledged. Off by default (`TCP_NODELAY`), as a
     /// benchmark wants.
     pub nagle: bool,
+    /// Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): off by default, as
+    /// the RFCs require; [`Keepalive::LINUX`] gives Linux's values.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// When to probe an idle connection, and when to give up on it
+/// (`SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Nothing heard from the peer for this long, and nothing in flight:
+    /// the first probe goes (RFC 1122: "MUST default to no less than two
+    /// hours").
+    pub idle: Duration,
+    /// Between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is reset and fails with
+    /// ETIMEDOUT.
+    pub probes: u32,
+}
+
+impl Keepalive {
+    /// Linux's defaults: `tcp_keepalive_time` 7200 s, `tcp_keepalive_intvl`
+    /// 75 s, `tcp_keepalive_probes` 9.
+    pub const LINUX: Keepalive = Keepalive {
+        idle: Duration::from_secs(7200),
+        interval: Duration::from_secs(75),
+        probes: 9,
+    };
 }
 
 impl Default for TcpConfig {
@@ -91,6 +119,7 @@ impl Default for TcpConfig {
             delayed_ack: Some(Duration::from_millis(40)),
             nagle: false,
             congestion: Algorithm::NewReno,
+            keepalive: None,
         }
     }
 }

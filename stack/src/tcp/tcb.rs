@@ -3,7 +3,7 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use super::{Congestion, CookieOptions, RttEstimator, SeqNumber, State, TcpConfig};
+use super::{Congestion, CookieOptions, Keepalive, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::Instant;
@@ -66,6 +66,11 @@ pub struct TcpStats {
     pub window_probes: u64,
     /// Connections that gave up retransmitting (ETIMEDOUT).
     pub timeouts: u64,
+    /// Keepalive probes sent.
+    pub keepalive_probes: u64,
+    /// Connections reset because keepalive probes went unanswered
+    /// (ETIMEDOUT).
+    pub keepalive_timeouts: u64,
 }
 
 /// What the interface must do after a segment was processed.
@@ -163,10 +168,14 @@ pub struct Tcb {
     /// Retransmissions of holes this recovery may still send (one per
     /// ACK that arrives during fast recovery).
     rexmit_budget: u8,
-    /// Everything before this was retransmitted in this recovery.
+    /// Everything before this was retransmitted in this recovery (RFC
+    /// 6675's HighRxt, plus one).
     rexmit_next: SeqNumber,
+    /// RFC 6675 §4 rule 4: the rescue retransmission of this recovery was
+    /// sent.
+    rescued: bool,
     /// What the peer's SACK blocks say it holds, as ranges from SND.UNA
-    /// (RFC 2018; a fixed array, at most 8 ranges kept).
+    /// (RFC 2018; a fixed array, at most 32 ranges kept).
     sacked: Assembler,
     probe_zero_window: bool,
     /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
@@ -194,6 +203,12 @@ pub struct Tcb {
     max_retries: u32,
     time_wait: Duration,
     fin_wait2_timeout: Duration,
+    keepalive: Option<Keepalive>,
+    /// When the next keepalive probe is due (or the connection given up).
+    keepalive_deadline: Option<Instant>,
+    /// Probes sent since the peer was last heard from.
+    keepalive_sent: u32,
+    keepalive_pending: bool,
 }
 
 /// Where a connection starts: its addresses, ISN and clocks.
@@ -260,6 +275,7 @@ impl Tcb {
             recover: None,
             rexmit_budget: 0,
             rexmit_next: ep.iss,
+            rescued: false,
             sacked: Assembler::default(),
             probe_zero_window: false,
             linger_deadline: None,
@@ -280,6 +296,10 @@ impl Tcb {
             max_retries: cfg.retries,
             time_wait: cfg.time_wait,
             fin_wait2_timeout: cfg.fin_wait2_timeout,
+            keepalive: cfg.keepalive,
+            keepalive_deadline: None,
+            keepalive_sent: 0,
+            keepalive_pending: false,
         }
     }
 
@@ -517,12 +537,34 @@ impl Tcb {
         !self.rst_pending
     }
 
+    /// `SO_KEEPALIVE` (with its three settings), or off with `None`. The
+    /// idle time counts from `now`.
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<Keepalive>) {
+        self.keepalive = keepalive;
+        self.keepalive_sent = 0;
+        self.heard(now);
+    }
+
+    /// The peer was heard from: keepalive starts counting the idle time
+    /// again.
+    fn heard(&mut self, now: Instant) {
+        self.keepalive_sent = 0;
+        // SYN-RECEIVED too: the ACK that ends the handshake is heard
+        // before the state changes.
+        let open = self.state.is_synchronized() || self.state == State::SynReceived;
+        self.keepalive_deadline = match self.keepalive {
+            Some(k) if open => Some(now + k.idle),
+            _ => None,
+        };
+    }
+
     /// The earliest time [`on_timer`](Self::on_timer) has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
         [
             self.rto_deadline,
             self.linger_deadline,
             self.delack_deadline,
+            self.keepalive_deadline,
         ]
         .into_iter()
         .flatten()
@@ -697,6 +739,8 @@ impl Tcb {
         self.acks_owed = 0;
         self.delack_deadline = None;
         self.rexmit_budget = 0;
+        self.keepalive_deadline = None;
+        self.keepalive_pending = false;
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
@@ -729,6 +773,9 @@ impl Tcb {
         let f = seg.flags;
         let seq = SeqNumber(seg.seq_number);
         let ack = SeqNumber(seg.ack_number);
+        // Anything from the peer shows it is there (Linux restarts the
+        // keepalive clock on every segment, acceptable or not).
+        self.heard(now);
 
         // RFC 7323 §5.3 R1 (PAWS), before the sequence number check: "If
         // there is a Timestamps option in the arriving segment, SEG.TSval <
@@ -939,6 +986,7 @@ impl Tcb {
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
             self.acknowledge_to(now, ack);
             self.state = State::Established;
+            self.heard(now);
             Reaction::Established
         } else {
             // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
@@ -1069,6 +1117,9 @@ impl Tcb {
                         self.cc.on_ack(acked, mss, now, self.srtt());
                     }
                 }
+                // RFC 6675: a partial ACK only updates the scoreboard and
+                // the pipe; the send path picks what goes next.
+                Some(_) if self.cc.in_fast_recovery() && self.sack_permitted => {}
                 Some(_) if self.cc.in_fast_recovery() => {
                     // RFC 6582 §3.2 step 5, partial acknowledgment:
                     // "retransmit the first unacknowledged segment" (the
@@ -1094,23 +1145,21 @@ impl Tcb {
             // rides on data, and each loss would cost a timeout.)
             self.dupacks += 1;
             if self.dupacks == DUPACK_THRESHOLD && self.recover.is_none() {
-                // RFC 5681 §3.2 step 2 (fast retransmit); RFC 6582 §3.2
-                // step 2: recover <- highest sequence number sent.
                 stats.fast_retransmits += 1;
-                let flight = self.snd_max.since(self.snd_una);
-                self.cc.on_fast_retransmit(flight, mss);
-                self.recover = Some(self.snd_max);
-                self.rexmit_next = self.snd_una;
-                self.rexmit_budget = 1;
-            } else if self.dupacks > DUPACK_THRESHOLD {
+                self.enter_recovery(mss);
+            } else if self.dupacks > DUPACK_THRESHOLD && !self.sack_permitted {
                 self.cc.on_dupack(mss);
-                // With SACK, a duplicate ACK in recovery may repair the
-                // next hole the blocks reveal (RFC 6675 §5, much
-                // simplified: no pipe estimate, one hole per ACK).
-                if self.cc.in_fast_recovery() && !seg.options.sack_blocks.is_empty() {
-                    self.rexmit_budget = (self.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
-                }
             }
+        }
+        // RFC 6675 §5 step 4: "(b) ... IsLost (HighACK + 1) returns true"
+        // starts loss recovery too, before the third duplicate.
+        if self.recover.is_none()
+            && self.sack_permitted
+            && self.snd_max != self.snd_una
+            && self.is_lost(0)
+        {
+            stats.fast_retransmits += 1;
+            self.enter_recovery(mss);
         }
         // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
         // updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2
@@ -1127,6 +1176,24 @@ impl Tcb {
         // (RFC 9293 §3.8.6.1, MUST-8).
         if self.snd_wnd == 0 {
             self.retries = 0;
+        }
+    }
+
+    /// Fast retransmit: RFC 6582 §3.2 step 2, recover <- the highest
+    /// sequence number sent; with SACK, RFC 6675 §5 step 4 (RecoveryPoint,
+    /// cwnd = ssthresh, and the send path retransmits by the scoreboard);
+    /// without, RFC 5681 §3.2 (the first unacknowledged segment again,
+    /// window inflation).
+    fn enter_recovery(&mut self, mss: u32) {
+        let flight = self.snd_max.since(self.snd_una);
+        self.recover = Some(self.snd_max);
+        self.rexmit_next = self.snd_una;
+        if self.sack_permitted {
+            self.cc.on_sack_recovery(flight, mss);
+            self.rescued = false;
+        } else {
+            self.cc.on_fast_retransmit(flight, mss);
+            self.rexmit_budget = 1;
         }
     }
 
@@ -1258,6 +1325,12 @@ impl Tcb {
             self.enter_closed(None);
             return;
         }
+        if self.keepalive_deadline.is_some_and(|t| t <= now) {
+            self.on_keepalive_timer(now, stats);
+            if self.state == State::Closed {
+                return;
+            }
+        }
         let Some(deadline) = self.rto_deadline else {
             return;
         };
@@ -1312,6 +1385,38 @@ impl Tcb {
         // sent before it is acknowledged.
         self.recover = Some(self.snd_max);
         self.rto_deadline = Some(now + self.rtt.rto());
+    }
+
+    /// RFC 1122 §4.2.3.6: an idle connection gets a probe, "a segment
+    /// with SEG.SEQ = SND.NXT-1" and no data (Linux: SND.UNA - 1), which
+    /// the peer answers with an ACK; after `probes` unanswered ones, Linux
+    /// sends a reset and the connection fails with ETIMEDOUT. While data
+    /// is in flight or queued, retransmission covers the peer instead.
+    fn on_keepalive_timer(&mut self, now: Instant, stats: &mut TcpStats) {
+        let Some(k) = self.keepalive else {
+            self.keepalive_deadline = None;
+            return;
+        };
+        if !matches!(self.state, State::Established | State::CloseWait) {
+            self.keepalive_deadline = None;
+            return;
+        }
+        let busy = self.snd_una != self.snd_max || self.text_at(self.snd_max, 1).is_some();
+        if busy {
+            self.keepalive_sent = 0;
+            self.keepalive_deadline = Some(now + k.idle);
+            return;
+        }
+        if self.keepalive_sent >= k.probes {
+            stats.keepalive_timeouts += 1;
+            self.rst_pending = true;
+            self.enter_closed(Some(Error::TimedOut));
+            return;
+        }
+        self.keepalive_sent += 1;
+        self.keepalive_pending = true;
+        stats.keepalive_probes += 1;
+        self.keepalive_deadline = Some(now + k.interval);
     }
 
     // ---- what to send ----
@@ -1501,6 +1606,14 @@ impl Tcb {
             }
             _ => {}
         }
+        if self.keepalive_pending {
+            // SND.UNA - 1, modulo 2^32.
+            let probe = self.segment(now, TcpFlags::ACK, self.snd_una + u32::MAX, &[]);
+            if !emit(&probe) {
+                return false;
+            }
+            self.keepalive_pending = false;
+        }
         while self.ack_pending || self.acks_owed > 0 {
             let seg = self.segment(now, TcpFlags::ACK, self.snd_nxt, &[]);
             if !emit(&seg) {
@@ -1517,8 +1630,11 @@ impl Tcb {
         stats: &mut TcpStats,
         emit: &mut F,
     ) -> bool {
+        if self.sack_permitted && self.cc.in_fast_recovery() {
+            return self.send_in_sack_recovery(now, stats, emit);
+        }
         while self.rexmit_budget > 0 {
-            // Fast retransmit, partial ACKs, SACK: the next hole, whatever
+            // Fast retransmit, partial ACKs: the next hole, whatever
             // the window (it was in it when first sent).
             let Some((seq, hole)) = self.next_hole() else {
                 self.rexmit_budget = 0;
@@ -1618,6 +1734,135 @@ impl Tcb {
         };
         let without = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         self.mss.saturating_sub(with.buffer_len() - without).max(1)
+    }
+
+    /// RFC 6675 §5 step 4.3 and (C): while "(cwnd - pipe) >= 1 SMSS",
+    /// send the segment NextSeg () picks: (1) the first lost hole not yet
+    /// retransmitted, (2) new data the receive window takes, (3) the first
+    /// hole not yet retransmitted below SACKed data, (4) once per recovery,
+    /// a rescue retransmission of the highest unSACKed segment.
+    fn send_in_sack_recovery<F: FnMut(&TcpRepr<'_>) -> bool>(
+        &mut self,
+        now: Instant,
+        stats: &mut TcpStats,
+        emit: &mut F,
+    ) -> bool {
+        let mss = self.mss as u32;
+        loop {
+            if self.pipe().saturating_add(mss) > self.cc.window() {
+                return true;
+            }
+            let room = self.payload_room();
+            let rx = self.rexmit_next.max(self.snd_una).since(self.snd_una);
+            let rwnd_end = self.snd_una + self.snd_wnd;
+            let new_room = if rwnd_end.gt(self.snd_max) {
+                (rwnd_end.since(self.snd_max) as usize).min(room)
+            } else {
+                0
+            };
+            let has_new = new_room > 0 && self.text_at(self.snd_max, new_room).is_some();
+            let (seq, max, rexmit) = if let Some((at, len)) = self.hole_from(rx, true) {
+                (self.snd_una + at, len as usize, true)
+            } else if has_new {
+                (self.snd_max, new_room, false)
+            } else if let Some((at, len)) = self.hole_from(rx, false) {
+                (self.snd_una + at, len as usize, true)
+            } else if let Some((at, len)) = self.rescue() {
+                self.rescued = true;
+                (self.snd_una + at, len as usize, false)
+            } else {
+                return true;
+            };
+            let Some((data, fin)) = self.text_at(seq, max.min(room)) else {
+                return true;
+            };
+            let seg = self.text_segment(now, seq, data, fin);
+            if !emit(&seg) {
+                return false;
+            }
+            let len = data.len() + usize::from(fin);
+            self.on_sent(now, seq, len, stats);
+            if rexmit {
+                self.rexmit_next = self.rexmit_next.max(seq + len.max(1));
+            }
+        }
+    }
+
+    /// RFC 6675 §4 IsLost: the unSACKed byte at offset `at` (from
+    /// SND.UNA) is presumed lost when "DupThresh discontiguous SACKed
+    /// sequences" lie above it, or more than "(DupThresh - 1) * SMSS bytes
+    /// ... have been SACKed" above it.
+    fn is_lost(&self, at: u32) -> bool {
+        let (mut blocks, mut bytes) = (0u32, 0u32);
+        for &(start, end) in self.sacked.ranges() {
+            if start > at {
+                blocks += 1;
+                bytes += end - start;
+            }
+        }
+        blocks >= DUPACK_THRESHOLD || bytes > (DUPACK_THRESHOLD - 1) * self.mss as u32
+    }
+
+    /// RFC 6675 §4 SetPipe: the bytes presumed in the network. Each
+    /// unSACKed byte counts once unless presumed lost, and once more if it
+    /// was retransmitted in this recovery.
+    fn pipe(&self) -> u32 {
+        let outstanding = self.snd_max.since(self.snd_una);
+        let rx = self
+            .rexmit_next
+            .max(self.snd_una)
+            .since(self.snd_una)
+            .min(outstanding);
+        let ranges = self.sacked.ranges();
+        let (mut pipe, mut at) = (0u32, 0u32);
+        for i in 0..=ranges.len() {
+            let end = ranges.get(i).map_or(outstanding, |r| r.0.min(outstanding));
+            if at < end {
+                if !self.is_lost(at) {
+                    pipe += end - at;
+                }
+                if rx > at {
+                    pipe += rx.min(end) - at;
+                }
+            }
+            if let Some(r) = ranges.get(i) {
+                at = at.max(r.1);
+            }
+        }
+        pipe
+    }
+
+    /// The first unSACKed bytes at or after offset `from` that lie below
+    /// SACKed data (and, with `lost_only`, are presumed lost), as (offset,
+    /// length) from SND.UNA.
+    fn hole_from(&self, from: u32, lost_only: bool) -> Option<(u32, u32)> {
+        let mut at = 0u32;
+        for &(start, end) in self.sacked.ranges() {
+            let first = at.max(from);
+            if first < start {
+                // Holes further up have less SACKed above them: if this one
+                // is not lost, none after it is.
+                return (!lost_only || self.is_lost(first)).then_some((first, start - first));
+            }
+            at = at.max(end);
+        }
+        None
+    }
+
+    /// RFC 6675 §4 NextSeg rule 4: once per recovery, up to a segment that
+    /// ends at the highest unSACKed byte outstanding, when nothing else
+    /// may go.
+    fn rescue(&self) -> Option<(u32, u32)> {
+        let recovering = self.recover.is_some_and(|r| self.snd_una.lt(r));
+        if self.rescued || !recovering {
+            return None;
+        }
+        let outstanding = self.snd_max.since(self.snd_una);
+        let top = self.sacked.ranges().last().map_or(0, |r| r.1);
+        (top < outstanding).then(|| {
+            let start = top.max(outstanding.saturating_sub(self.mss as u32));
+            (start, outstanding - start)
+        })
     }
 
     /// The first hole at or after `rexmit_next`: bytes not acknowledged
