@@ -777,3 +777,61 @@ fn keepalive_is_off_by_default_and_waits_while_data_is_in_flight() {
     assert_eq!(raw.iface.tcp_stats().keepalive_probes, 0);
     assert_eq!(raw.iface.state(s), Ok(State::Established));
 }
+
+#[test]
+fn a_small_window_waits_for_a_full_segment_or_the_override_timeout() {
+    // RFC 9293 §3.8.6.2.1, sender side. No timestamps: 1000-byte segments.
+    let tcp = TcpConfig {
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let mut raw = Raw::new(tcp);
+    let c = raw.iface.socket().unwrap();
+    raw.iface.connect(c, sa(B_IP, 80)).unwrap();
+    let syn = one(raw.poll_at(ms(0)));
+    let una = syn.seq.wrapping_add(1);
+    // B offers 4000 bytes (no scaling): Max(SND.WND) = 4000.
+    let mut synack = seg(80, syn.src_port, SYN | ACK, 5000, una);
+    synack.options.mss = Some(1000);
+    synack.window_len = 4000;
+    raw.send(synack);
+    raw.poll_at(ms(1));
+    raw.iface.send(c, &pattern(9000, 5)).unwrap();
+    let out = raw.poll_at(ms(1));
+    let lens: Vec<_> = out
+        .iter()
+        .filter(|s| !s.payload.is_empty())
+        .map(|s| s.payload.len())
+        .collect();
+    assert_eq!(lens, vec![1000; 4]);
+    // All acknowledged, but only 300 bytes of window: less than a segment
+    // and less than half of 4000, with more queued: nothing goes.
+    let ack = |at: u32, window: u16| {
+        let mut a = seg(80, syn.src_port, ACK, 5001, una.wrapping_add(at));
+        a.window_len = window;
+        a
+    };
+    raw.send(ack(4000, 300));
+    assert!(raw.poll_at(ms(2)).is_empty());
+    // The override timeout (the persist timer, one RTO) sends what fits.
+    let (_, out) = next_sent(&mut raw);
+    let s = one(out);
+    assert_eq!((s.seq.wrapping_sub(una), s.payload.len()), (4000, 300));
+    // A window of 2500 after that: two full segments, then 500 bytes are
+    // held back again.
+    raw.send(ack(4300, 2500));
+    let out = raw.poll_at(ms(1500));
+    let sent: Vec<_> = out
+        .iter()
+        .map(|s| (s.seq.wrapping_sub(una), s.payload.len()))
+        .collect();
+    assert_eq!(sent, vec![(4300, 1000), (5300, 1000)]);
+    // When all that is queued fits, it goes even if it is small.
+    raw.send(ack(6300, 2700));
+    let out = raw.poll_at(ms(1501));
+    let sent: Vec<_> = out
+        .iter()
+        .map(|s| (s.seq.wrapping_sub(una), s.payload.len()))
+        .collect();
+    assert_eq!(sent, vec![(6300, 1000), (7300, 1000), (8300, 700)]);
+}

@@ -178,6 +178,14 @@ pub struct Tcb {
     /// (RFC 2018; a fixed array, at most 32 ranges kept).
     sacked: Assembler,
     probe_zero_window: bool,
+    /// The largest window the peer offered (RFC 9293 §3.8.6.2.1,
+    /// Max(SND.WND)).
+    max_snd_wnd: u32,
+    /// Sender-side silly-window avoidance holds data back: the window is
+    /// open, but too little of it for a worthwhile segment.
+    sws_held: bool,
+    /// The override timeout fired: send what the window takes, once.
+    sws_override: bool,
     /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
     linger_deadline: Option<Instant>,
     /// When TIME-WAIT began.
@@ -278,6 +286,9 @@ impl Tcb {
             rescued: false,
             sacked: Assembler::default(),
             probe_zero_window: false,
+            max_snd_wnd: 0,
+            sws_held: false,
+            sws_override: false,
             linger_deadline: None,
             time_wait_since: Instant::ZERO,
             orphan: false,
@@ -1353,6 +1364,11 @@ impl Tcb {
             return;
         }
         if !outstanding {
+            // §3.8.6.2.1 (4): "the override timeout occurs": send what the
+            // small window takes.
+            if self.sws_held && unsent {
+                self.sws_override = true;
+            }
             self.rto_deadline = None;
             return;
         }
@@ -1538,6 +1554,16 @@ impl Tcb {
         self.rcv_adv = self.rcv_nxt + self.advertised_window_bytes();
     }
 
+    /// Bytes queued from `seq` to the end of the send buffer.
+    fn unsent_from(&self, seq: SeqNumber) -> usize {
+        if seq.lt(self.tx_base) {
+            return self.tx.len();
+        }
+        self.tx
+            .len()
+            .saturating_sub(seq.since(self.tx_base) as usize)
+    }
+
     /// The data (and FIN) at `seq`, at most `max` bytes.
     fn text_at(&self, seq: SeqNumber, max: usize) -> Option<(&[u8], bool)> {
         if seq.lt(self.tx_base) {
@@ -1653,6 +1679,8 @@ impl Tcb {
             }
             self.rexmit_budget -= 1;
         }
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.sws_held = false;
         loop {
             // What the peer holds (SACKed) is not sent again after a
             // timeout.
@@ -1676,6 +1704,27 @@ impl Tcb {
                 room = 1;
             }
             let full = self.payload_room();
+            // RFC 9293 §3.8.6.2.1 (sender SWS avoidance), with all data
+            // pushed: send when a full segment fits the offered window,
+            // when all the queued data does, or when half the largest
+            // window ever offered does; else wait for the window to open,
+            // or for the override timeout (the persist timer).
+            let rwnd_end = self.snd_una + self.snd_wnd;
+            let usable = if rwnd_end.gt(self.snd_nxt) {
+                rwnd_end.since(self.snd_nxt) as usize
+            } else {
+                0
+            };
+            let queued = self.unsent_from(self.snd_nxt);
+            if usable > 0
+                && queued > usable
+                && usable < full
+                && usable < (self.max_snd_wnd / 2) as usize
+                && !self.sws_override
+            {
+                self.sws_held = true;
+                break;
+            }
             let Some((data, fin)) = self.text_at(self.snd_nxt, room.min(full)) else {
                 break;
             };
@@ -1701,14 +1750,16 @@ impl Tcb {
             }
             let len = data.len() + usize::from(fin);
             self.probe_zero_window = false;
+            self.sws_override = false;
             self.on_sent(now, seq, len, stats);
             if fin {
                 break;
             }
         }
-        // RFC 9293 §3.8.6.1: data waits behind a zero window and nothing is
-        // in flight: the timer becomes the persist timer.
-        if self.snd_wnd == 0
+        // RFC 9293 §3.8.6.1: data waits behind a zero window (or a window
+        // too small to use, §3.8.6.2.1) and nothing is in flight: the timer
+        // becomes the persist timer.
+        if (self.snd_wnd == 0 || self.sws_held)
             && self.snd_una == self.snd_max
             && self.text_at(self.snd_nxt, 1).is_some()
             && self.rto_deadline.is_none()
