@@ -373,7 +373,7 @@ fn a_newer_syn_ends_time_wait_and_an_old_one_does_not() {
 #[test]
 fn paws_drops_a_segment_with_an_old_timestamp() {
     let mut raw = Raw::new(TcpConfig::default());
-    listener(&mut raw.iface, A_IP, 80, 8);
+    let l = listener(&mut raw.iface, A_IP, 80, 8);
     let ts = |tsval| TcpOptions {
         timestamps: Some(Timestamps { tsval, tsecr: 0 }),
         ..TcpOptions::default()
@@ -387,6 +387,7 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     ack.options = ts(101);
     raw.send(ack);
     raw.poll_at(ms(1));
+    let (s, _) = raw.iface.accept(l).unwrap();
     // Data stamped older than TS.Recent: dropped, answered with an ACK.
     let mut old = seg(40000, 80, ACK, 1001, una);
     old.options = ts(50);
@@ -405,6 +406,17 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     let a = one(raw.poll_at(ms(43)));
     assert_eq!(a.ack, 1006);
     assert_eq!(a.options.timestamps.map(|t| t.tsecr), Some(102));
+    // One tick older than TS.Recent (102) passes, as Linux's PAWS window
+    // lets it: the segment was reordered, not old.
+    let mut reordered = seg(40000, 80, ACK, 1006, una);
+    reordered.options = ts(101);
+    reordered.payload = b"x";
+    raw.send(reordered);
+    raw.poll_at(ms(44));
+    assert_eq!(raw.iface.tcp_stats().paws_drops, 1);
+    let mut buf = [0u8; 16];
+    assert_eq!(raw.iface.recv(s, &mut buf), Ok(6));
+    assert_eq!(&buf[..6], b"freshx");
 }
 
 #[test]

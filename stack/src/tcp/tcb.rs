@@ -20,6 +20,9 @@ const MAX_WINDOW_SHIFT: u8 = 14;
 const TS_OPTION_LEN: usize = 12;
 /// Hole retransmissions owed at once, at most.
 const MAX_REXMIT_BUDGET: u8 = 4;
+/// Timestamp ticks a segment may lag TS.Recent and still pass PAWS
+/// (Linux's `TCP_PAWS_WINDOW`).
+const PAWS_WINDOW: i32 = 1;
 /// RFC 5681 §3.2: fast retransmit on the third duplicate ACK.
 const DUPACK_THRESHOLD: u32 = 3;
 /// Duplicate ACKs sent at once for out-of-order data, at most (RFC 5681
@@ -794,8 +797,12 @@ impl Tcb {
         // treat the arriving segment as not acceptable: Send an
         // acknowledgment in reply ... and drop the segment." (TS.Recent is
         // not aged out after 24 days idle yet.)
+        // As Linux (TCP_PAWS_WINDOW), a timestamp one tick older than
+        // TS.Recent still passes: a segment overtaken in the network by
+        // one sent a tick later is reordered, not old.
         if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamps) {
-            if !f.contains(TcpFlags::RST) && SeqNumber(ts.tsval).lt(SeqNumber(self.ts_recent)) {
+            let behind = (self.ts_recent.wrapping_sub(ts.tsval) as i32) > PAWS_WINDOW;
+            if !f.contains(TcpFlags::RST) && behind {
                 stats.paws_drops += 1;
                 self.ack_pending = true;
                 return Reaction::None;

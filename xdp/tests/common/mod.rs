@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 
+pub mod path;
+
 /// The side `a` address (on `veth_a`, in namespace `a`).
 pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The side `b` address (on `veth_b`, in namespace `b`).
@@ -25,6 +27,8 @@ pub struct Lab {
     pub veth_a: String,
     pub veth_b: String,
     made: Vec<String>,
+    /// With an impaired path: the forwarder between the sides.
+    path: Option<path::Forwarder>,
 }
 
 /// Runs `ip ARGS`; its stdout, or what went wrong.
@@ -67,6 +71,7 @@ impl Lab {
             veth_a: format!("byp{pid:x}-{n}a"),
             veth_b: format!("byp{pid:x}-{n}b"),
             made: Vec::new(),
+            path: None,
         };
         assert!(
             lab.veth_a.len() <= 15,
@@ -76,6 +81,47 @@ impl Lab {
         lab.build(queues)
             .unwrap_or_else(|e| panic!("building lab for {test}: {e}"));
         Some(lab)
+    }
+
+    /// A lab whose two sides are joined through a third namespace that
+    /// forwards every frame with `imp` (see [`path`]): the stand-in for
+    /// netem on both veth ends where the kernel has no `sch_netem`.
+    pub fn with_path(test: &str, imp: path::Impairment) -> Option<Lab> {
+        let mut lab = Lab::with_queues(test, 1)?;
+        // Rebuild the link: side a's veth now ends in the middle.
+        let m = lab.a.replace("-a", "-m");
+        let (mid_a, mid_b) = (
+            format!("{}m", &lab.veth_a[..lab.veth_a.len() - 1]),
+            format!("{}n", &lab.veth_a[..lab.veth_a.len() - 1]),
+        );
+        let build = |lab: &mut Lab| -> Result<(), String> {
+            ip(&["-n", &lab.a, "link", "del", &lab.veth_a])?;
+            ip(&["netns", "add", &m])?;
+            lab.made.push(m.clone());
+            sysctl_in(&m, "net.ipv6.conf.all.disable_ipv6", "1")?;
+            sysctl_in(&m, "net.ipv6.conf.default.disable_ipv6", "1")?;
+            let (a, b, va, vb) = (&lab.a, &lab.b, &lab.veth_a, &lab.veth_b);
+            ip(&[
+                "-n", a, "link", "add", va, "type", "veth", "peer", "name", &mid_a, "netns", &m,
+            ])?;
+            ip(&[
+                "-n", &m, "link", "add", &mid_b, "type", "veth", "peer", "name", vb, "netns", b,
+            ])?;
+            ip(&["-n", a, "addr", "add", &format!("{ADDR_A}/24"), "dev", va])?;
+            ip(&["-n", b, "addr", "add", &format!("{ADDR_B}/24"), "dev", vb])?;
+            for (ns, dev) in [(a, va), (b, vb), (&m, &mid_a), (&m, &mid_b)] {
+                ip(&["-n", ns, "link", "set", dev, "up"])?;
+            }
+            Ok(())
+        };
+        build(&mut lab).unwrap_or_else(|e| panic!("building the path for {test}: {e}"));
+        lab.path = Some(path::Forwarder::start(&m, &mid_a, &mid_b, imp, 0x7061_7468));
+        Some(lab)
+    }
+
+    /// What the impaired path did so far (stops it).
+    pub fn stop_path(&mut self) -> Option<path::PathStats> {
+        self.path.as_mut().map(path::Forwarder::stop)
     }
 
     fn build(&mut self, queues: u32) -> Result<(), String> {
@@ -112,8 +158,17 @@ impl Lab {
     }
 }
 
+/// Sets a sysctl inside namespace `ns` (one the lab made): net.* sysctls
+/// are per namespace, and /proc/sys/net shows the calling thread's.
+fn sysctl_in(ns: &str, key: &str, value: &str) -> Result<(), String> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    in_ns(ns, || std::fs::write(&path, value)).map_err(|e| format!("{path} in {ns}: {e}"))
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        // The forwarder first: it lives in a namespace about to go.
+        drop(self.path.take());
         // Deleting a namespace deletes its veth end, the peer, and any XDP
         // program attached there.
         for ns in self.made.drain(..).rev() {
