@@ -240,11 +240,25 @@ impl Placement {
     }
 }
 
+/// What `bypass serve --path bypass` serves (one stack per interface).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    /// rr/crr (raw or HTTP) on PORT, the stream sink on PORT+1.
+    Tcp,
+    /// UDP echo on PORT, the UDP sink on PORT+1.
+    Udp,
+}
+
 #[derive(Args)]
 struct ServeArgs {
-    /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP (UDP so far).
+    /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
     #[arg(long, value_enum, default_value = "kernel")]
     path: PathChoice,
+    /// With --path bypass: serve TCP (the default) or UDP; one stack drives
+    /// the interface's sockets, and it serves one of them. The kernel path
+    /// serves both.
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
     #[arg(long, value_enum, default_value = "raw")]
     proto: Proto,
     /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
@@ -445,6 +459,11 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     if a.path == PathChoice::Bypass {
         return serve_bypass(a);
     }
+    if a.transport.is_some() {
+        return Err(usage(
+            "--transport is for --path bypass: the kernel path serves TCP and UDP at once",
+        ));
+    }
     let (server_cpus, _) = a.placement.resolve()?;
     let (bind, netns) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
@@ -521,15 +540,19 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `bypass serve --path bypass`: UDP echo and sink on the userspace stack
-/// over AF_XDP (TCP comes with the stack's TCP).
+/// `bypass serve --path bypass`: the userspace stack over AF_XDP serves
+/// TCP (rr/crr raw or HTTP, the stream sink) or UDP (echo, sink).
 fn serve_bypass(a: ServeArgs) -> Result<i32> {
     let (server_cpus, _) = a.placement.resolve()?;
+    // The MAC the stack's TCP answers a peer at when the peer did not ask
+    // for the stack's address by ARP (it learns those that do).
+    let mut peer_mac = [0xff; 6];
     let (netns, iface, addr, prefix_len) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
         let Some(l) = lab::Lab::find_persistent()? else {
             return Err(usage("no lab is up: run `bypass lab up` first"));
         };
+        peer_mac = bypass::iface_mac(Some(&l.info.client.netns), &l.info.client.iface)?;
         (
             Some(l.info.server.netns.clone()),
             l.info.server.iface.clone(),
@@ -564,35 +587,69 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
         ));
     }
     let interrupt = interrupt_flag()?;
-    let server = bypass::udp::BypassUdpServer::start(bypass::udp::BypassServerConfig {
-        bypass: bypass::BypassConfig {
-            netns,
-            iface: iface.clone(),
-            addr,
-            prefix_len,
-            xdp_mode: bypass::xdp_mode(&a.xdp_mode)?,
-            force: a.force,
-            trust_checksums: a.lab,
-        },
-        port: a.port,
-        sizes: a.size,
-        cpu: server_cpus.first().copied(),
-        window: metrics::Window::open_ended(),
-    })?;
+    let bypass_cfg = bypass::BypassConfig {
+        netns,
+        iface: iface.clone(),
+        addr,
+        prefix_len,
+        xdp_mode: bypass::xdp_mode(&a.xdp_mode)?,
+        force: a.force,
+        trust_checksums: a.lab,
+    };
+    let cpu = server_cpus.first().copied();
+    let window = metrics::Window::open_ended();
+    let transport = a.transport.unwrap_or(Transport::Tcp);
+    let (attach, stop): (_, Box<dyn FnOnce() -> Result<kernel::server::ServerReport>>) =
+        match transport {
+            Transport::Tcp => {
+                let server =
+                    bypass::tcp::BypassTcpServer::start(bypass::tcp::BypassTcpServerConfig {
+                        bypass: bypass_cfg,
+                        peer_mac,
+                        port: a.port,
+                        proto: a.proto,
+                        sizes: a.size,
+                        cpu,
+                        window,
+                    })?;
+                (server.attach.clone(), Box::new(move || server.stop()))
+            }
+            Transport::Udp => {
+                let server =
+                    bypass::udp::BypassUdpServer::start(bypass::udp::BypassServerConfig {
+                        bypass: bypass_cfg,
+                        port: a.port,
+                        sizes: a.size,
+                        cpu,
+                        window,
+                    })?;
+                (server.attach.clone(), Box::new(move || server.stop()))
+            }
+        };
     let started = std::time::Instant::now();
     if !a.json {
+        let what = match transport {
+            Transport::Tcp => format!(
+                "TCP {p} ({} rr/crr), TCP {p1} (stream sink)",
+                a.proto,
+                p = a.port,
+                p1 = a.port + 1
+            ),
+            Transport::Udp => format!(
+                "UDP {p} (echo), UDP {p1} (sink)",
+                p = a.port,
+                p1 = a.port + 1
+            ),
+        };
         eprintln!(
-            "serving over the bypass path on {iface}: {addr} UDP {p} (echo), UDP {p1} (sink); XDP {} mode, zero-copy {}; TCP is not served yet; Ctrl-C to stop",
-            server.attach.xdp_mode,
-            server.attach.zero_copy,
-            p = a.port,
-            p1 = a.port + 1
+            "serving over the bypass path on {iface}: {addr} {what}; XDP {} mode, zero-copy {}; Ctrl-C to stop",
+            attach.xdp_mode, attach.zero_copy,
         );
     }
     while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let report = server.stop()?;
+    let report = stop()?;
     let secs = started.elapsed().as_secs_f64();
     let mut v = serde_json::to_value(&report.counters)?;
     v["duration_s"] = serde_json::json!(secs);

@@ -58,6 +58,24 @@ impl Drop for Env {
     }
 }
 
+/// Ends a `bypass serve --json` with SIGTERM (a process this test
+/// started): it exits 0 and prints its counters.
+fn stop_serve(serve: std::process::Child) -> Value {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = serve.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    json(&o)
+}
+
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -636,7 +654,17 @@ fn serve_bypass_answers_ping_and_udp_and_leaves_kernel_tcp_alone() {
     let cns = info["client"]["netns"].as_str().unwrap().to_string();
     let serve = env
         .cmd(&[
-            "serve", "--lab", "--path", "bypass", "--port", "7400", "--size", "64:200", "--json",
+            "serve",
+            "--lab",
+            "--path",
+            "bypass",
+            "--transport",
+            "udp",
+            "--port",
+            "7400",
+            "--size",
+            "64:200",
+            "--json",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -727,23 +755,114 @@ print(ok)
             "the kernel's address stopped answering"
         );
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(serve.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let o = serve.wait_with_output().unwrap();
+    let c = stop_serve(serve);
+    if got.is_some() {
+        assert!(c["udp_out"].as_u64().unwrap() >= 1000, "{c}");
+    }
+    assert_eq!(c["stack.udp.parse_dropped"].as_u64(), Some(0), "{c}");
+    let o = env.run(&["lab", "down"]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+/// wrk against `bypass serve --path bypass --proto http` (the stack's TCP
+/// over AF_XDP): keep-alive, then `Connection: close` (the server closes
+/// first, so it holds the TIME-WAITs), each with no socket error and no
+/// non-2xx answer. The kernel client finds the stack's address by ARP.
+#[test]
+fn wrk_against_the_bypass_http_server_keep_alive_and_close() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let o = env.run(&["lab", "up", "--json"]);
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let c = json(&o);
-    if got.is_some() {
-        assert!(c["udp_out"].as_u64().unwrap() >= 1000, "{c}");
+    let cns = json(&o)["client"]["netns"].as_str().unwrap().to_string();
+    let serve = env
+        .cmd(&[
+            "serve", "--lab", "--path", "bypass", "--proto", "http", "--port", "7500", "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the server: curl until it answers (bounded).
+    let url = "http://198.18.0.3:7500/";
+    let mut up = false;
+    for _ in 0..50 {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &cns,
+                "curl",
+                "-s",
+                "-m",
+                "1",
+                "-o",
+                "/dev/null",
+                url,
+            ])
+            .output()
+            .expect("curl (scripts/setup.sh installs it)");
+        if o.status.success() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(c["stack.udp.parse_dropped"].as_u64(), Some(0), "{c}");
+    assert!(up, "the bypass HTTP server never answered");
+    let mut total = 0u64;
+    for close in [false, true] {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &cns,
+            "wrk",
+            "-t1",
+            "-c8",
+            "-d2s",
+            "--timeout",
+            "2s",
+        ];
+        if close {
+            args.extend(["-H", "Connection: close"]);
+        }
+        args.push(url);
+        let o = Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("wrk (scripts/setup.sh installs it)");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "wrk: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!text.contains("Socket errors"), "close={close}: {text}");
+        assert!(!text.contains("Non-2xx"), "close={close}: {text}");
+        let requests: u64 = text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no request count in: {text}"));
+        assert!(
+            requests > 1000,
+            "close={close}: {requests} requests: {text}"
+        );
+        total += requests;
+    }
+    let c = stop_serve(serve);
+    assert_eq!(c["bad_requests"].as_u64(), Some(0), "{c}");
+    assert!(c["requests"].as_u64().unwrap() >= total, "{c}");
+    // Connection: close opened one connection per request.
+    assert!(c["accepted"].as_u64().unwrap() > 1000, "{c}");
     let o = env.run(&["lab", "down"]);
     assert_eq!(o.status.code(), Some(0));
 }

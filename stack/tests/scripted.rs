@@ -847,3 +847,83 @@ fn a_small_window_waits_for_a_full_segment_or_the_override_timeout() {
         .collect();
     assert_eq!(sent, vec![(6300, 1000), (7300, 1000), (8300, 700)]);
 }
+
+#[test]
+fn a_peer_that_asked_by_arp_gets_its_segments_at_its_own_mac() {
+    use stack::frame::{parse_frame, Frame, Network, Transport};
+    use stack::phy::Device;
+    use stack::wire::{
+        ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
+        Ipv4Repr,
+    };
+    let c_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0c]);
+    let c_ip = std::net::Ipv4Addr::new(198, 18, 0, 12);
+    let mut raw = Raw::new(TcpConfig::default());
+    listener(&mut raw.iface, A_IP, 80, 8);
+    let put = |raw: &mut Raw, f: Frame<'_>| {
+        raw.peer.transmit(|b| {
+            f.emit(b);
+            f.buffer_len()
+        });
+        raw.peer.flush();
+    };
+    // C asks who has A's address (RFC 826: A learns C's MAC from it) ...
+    let who_has = Frame {
+        ethernet: EthernetRepr {
+            src_addr: c_mac,
+            dst_addr: EthernetAddress::BROADCAST,
+            vlan: None,
+            ethertype: EtherType::ARP,
+        },
+        network: Network::Arp(ArpRepr {
+            operation: ArpOperation::Request,
+            source_hardware_addr: c_mac,
+            source_protocol_addr: c_ip,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: A_IP,
+        }),
+    };
+    put(&mut raw, who_has);
+    // ... then C and B (which never asked) each send a SYN.
+    for (mac, ip, port) in [(c_mac, c_ip, 40001), (B_MAC, B_IP, 40002)] {
+        let syn = seg(port, 80, SYN, 1000, 0);
+        put(
+            &mut raw,
+            Frame {
+                ethernet: EthernetRepr {
+                    src_addr: mac,
+                    dst_addr: A_MAC,
+                    vlan: None,
+                    ethertype: EtherType::IPV4,
+                },
+                network: Network::Ipv4(
+                    Ipv4Repr {
+                        src_addr: ip,
+                        dst_addr: A_IP,
+                        protocol: IpProtocol::TCP,
+                        payload_len: syn.buffer_len(),
+                        ttl: 64,
+                        tos: 0,
+                        ident: 0,
+                        dont_frag: true,
+                    },
+                    Transport::Tcp(syn),
+                ),
+            },
+        );
+    }
+    raw.iface.poll(ms(0));
+    let mut syn_acks = Vec::new();
+    raw.peer.receive(8, |f| {
+        let f = parse_frame(f, Checksums::Verify).unwrap();
+        if let Network::Ipv4(ip, Transport::Tcp(t)) = f.network {
+            syn_acks.push((ip.dst_addr, t.dst_port, f.ethernet.dst_addr));
+        }
+    });
+    syn_acks.sort_by_key(|s| s.1);
+    assert_eq!(
+        syn_acks,
+        vec![(c_ip, 40001, c_mac), (B_IP, 40002, B_MAC)],
+        "C's at the MAC it told, B's at the configured neighbour"
+    );
+}

@@ -371,11 +371,21 @@ fn zero_window_is_probed_until_the_reader_reads() {
 /// 2-byte reply, close; the client (A) or the server (B) closes first and
 /// holds the TIME-WAIT.
 fn sequential_connections(n: u32, time_wait: Duration, client_closes_first: bool) -> Net {
+    sequential_connections_in(n, time_wait, client_closes_first, 30_000)
+}
+
+/// [`sequential_connections`] with room for `sockets` on each side.
+fn sequential_connections_in(
+    n: u32,
+    time_wait: Duration,
+    client_closes_first: bool,
+    sockets: usize,
+) -> Net {
     let tcp = TcpConfig {
         time_wait,
         ..TcpConfig::default()
     };
-    let mut net = Net::with_sockets(tcp, 20_000);
+    let mut net = Net::with_sockets(tcp, sockets);
     let l = listener(&mut net.b, B_IP, 80, 64);
     let mut buf = [0u8; 16];
     for i in 0..n {
@@ -441,6 +451,20 @@ fn clients_reuse_their_time_wait_tuples_past_the_port_range() {
         net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
         0
     );
+}
+
+#[test]
+fn a_table_three_quarters_full_skips_time_wait() {
+    // A server closing first with room for 100 sockets: TIME-WAITs fill
+    // it to 75, then closed connections skip TIME-WAIT (counted, as
+    // Linux's `tcp_max_tw_buckets`), and 1,000 connections all go through.
+    let mut net = sequential_connections_in(1_000, Duration::from_secs(60), false, 100);
+    net.run_for(Duration::from_millis(10));
+    let stats = net.b.tcp_stats();
+    assert!(net.b.sockets_in_use() <= 76, "{}", net.b.sockets_in_use());
+    assert!(net.b.count_in_state(State::TimeWait) >= 70);
+    assert!(stats.time_wait_overflows >= 900, "{stats:?}");
+    assert_eq!(stats.syn_queue_overflows, 0);
 }
 
 #[test]

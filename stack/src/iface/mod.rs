@@ -10,8 +10,10 @@
 //! then reads readiness [`Event`]s with [`Interface::next_event`]. Every
 //! verb is nonblocking and fails with an errno-named [`Error`].
 //!
-//! Link-layer addresses are static in this slice: every frame goes to the
-//! configured neighbour's MAC (ARP comes with the UDP/ARP issue).
+//! Link-layer addresses: the interface answers ARP for its address and,
+//! as RFC 826 asks, remembers the asker's MAC (a small table, the oldest
+//! entry replaced); a segment goes to the MAC learned for its peer, else to
+//! the configured neighbour. It sends no ARP request of its own.
 
 mod event;
 mod socket;
@@ -51,7 +53,7 @@ pub struct InterfaceConfig {
     pub mac: EthernetAddress,
     /// This interface's IPv4 address.
     pub addr: Ipv4Addr,
-    /// The MAC every frame is sent to (a static neighbour: no ARP yet).
+    /// The MAC a frame goes to when no ARP request taught the peer's.
     pub neighbour: EthernetAddress,
     /// Sockets at most (listeners, connections, and connections still
     /// closing after their user let go); also the flow table's capacity.
@@ -182,6 +184,7 @@ struct Inner {
     resets: VecDeque<PendingSegment>,
     /// ARP replies owed.
     arp_replies: VecDeque<ArpRepr>,
+    neighbours: Neighbours,
     /// ARP replies sent.
     arp_replies_sent: u64,
     cookies: SynCookies,
@@ -230,6 +233,7 @@ impl<D: Device> Interface<D> {
             resets_dropped: 0,
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
             arp_replies: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            neighbours: Neighbours::default(),
             arp_replies_sent: 0,
             cookies: SynCookies::new(cfg.cookie_secret),
             last_cookie: None,
@@ -714,12 +718,15 @@ impl Inner {
                 self.tcp_input(ip.src_addr, ip.dst_addr, &seg);
             }
             // RFC 826: answer who-has for our address, so that a peer can
-            // reach this interface without a static neighbour entry. (The
-            // interface itself still sends to its configured neighbour.)
+            // reach this interface without a static neighbour entry, and
+            // "merge the <protocol type, sender protocol address, sender
+            // hardware address> triplet into the table".
             Network::Arp(arp)
                 if arp.operation == ArpOperation::Request
                     && arp.target_protocol_addr == self.cfg.addr =>
             {
+                self.neighbours
+                    .learn(arp.source_protocol_addr, arp.source_hardware_addr);
                 if self.arp_replies.len() < MAX_PENDING_RESETS {
                     self.arp_replies.push_back(ArpRepr {
                         operation: ArpOperation::Reply,
@@ -1034,6 +1041,7 @@ impl Inner {
         let link = Link {
             mac: self.cfg.mac,
             neighbour: self.cfg.neighbour,
+            neighbours: self.neighbours,
         };
         while let Some(reply) = self.arp_replies.front().copied() {
             if !link.send_arp(device, &reply) {
@@ -1089,6 +1097,7 @@ impl Inner {
     fn report_events(&mut self) {
         let touched = core::mem::take(&mut self.touched);
         for &index in &touched {
+            let pressed = (self.slots.len() - self.free.len()) * 4 >= self.cfg.max_sockets * 3;
             let Some(h) = self.handle_at(index) else {
                 continue;
             };
@@ -1096,6 +1105,25 @@ impl Inner {
                 continue;
             };
             s.touched = false;
+            // Linux's `tcp_max_tw_buckets`: with the table three quarters
+            // full, a connection nobody holds any more skips TIME-WAIT
+            // (counted), or a server closing first (HTTP's `Connection:
+            // close`) would fill the table with TIME-WAITs and refuse new
+            // connections for 2*MSL.
+            let user = s.user;
+            let mut overflow = false;
+            if let Some(t) = s.tcb_mut() {
+                if pressed && !user && t.state() == State::TimeWait {
+                    t.retire();
+                    overflow = true;
+                }
+            }
+            if overflow {
+                self.stats.time_wait_overflows += 1;
+            }
+            let Some(s) = self.socket_mut(h) else {
+                continue;
+            };
             let closed = s
                 .tcb()
                 .is_some_and(|t| t.state() == State::Closed && t.idle());
@@ -1191,11 +1219,56 @@ fn transmit_frame<D: Device>(device: &mut D, frame: &Frame<'_>) -> bool {
     })
 }
 
-/// The link-layer part of sending: static addresses.
+/// Peers' MACs learned from their ARP requests: a fixed table, the oldest
+/// entry replaced when full (a shard talks to few on-link peers: a client
+/// host or two, a router).
+#[derive(Debug, Clone, Copy)]
+struct Neighbours {
+    entries: [(Ipv4Addr, EthernetAddress); Neighbours::MAX],
+    len: usize,
+    next: usize,
+}
+
+impl Default for Neighbours {
+    fn default() -> Neighbours {
+        Neighbours {
+            entries: [(Ipv4Addr::UNSPECIFIED, EthernetAddress::default()); Neighbours::MAX],
+            len: 0,
+            next: 0,
+        }
+    }
+}
+
+impl Neighbours {
+    const MAX: usize = 16;
+
+    fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        if ip.is_unspecified() {
+            return;
+        }
+        if let Some(e) = self.entries[..self.len].iter_mut().find(|e| e.0 == ip) {
+            e.1 = mac;
+            return;
+        }
+        self.entries[self.next] = (ip, mac);
+        self.next = (self.next + 1) % Self::MAX;
+        self.len = (self.len + 1).min(Self::MAX);
+    }
+
+    fn get(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        self.entries[..self.len]
+            .iter()
+            .find(|e| e.0 == ip)
+            .map(|e| e.1)
+    }
+}
+
+/// The link-layer part of sending.
 #[derive(Debug, Clone, Copy)]
 struct Link {
     mac: EthernetAddress,
     neighbour: EthernetAddress,
+    neighbours: Neighbours,
 }
 
 impl Link {
@@ -1233,7 +1306,7 @@ impl Link {
         let frame = Frame {
             ethernet: EthernetRepr {
                 src_addr: self.mac,
-                dst_addr: self.neighbour,
+                dst_addr: self.neighbours.get(dst).unwrap_or(self.neighbour),
                 vlan: None,
                 ethertype: EtherType::IPV4,
             },

@@ -123,6 +123,13 @@ impl Socket {
         }
     }
 
+    pub(super) fn tcb_mut(&mut self) -> Option<&mut Tcb> {
+        match &mut self.kind {
+            Kind::Tcb(t) => Some(t),
+            _ => None,
+        }
+    }
+
     pub(super) fn readiness(&self) -> Readiness {
         match &self.kind {
             Kind::Idle => Readiness::NONE,

@@ -69,6 +69,9 @@ pub struct TcpStats {
     pub window_probes: u64,
     /// Connections that gave up retransmitting (ETIMEDOUT).
     pub timeouts: u64,
+    /// Connections that skipped TIME-WAIT because the socket table was
+    /// three quarters full (Linux: "time wait bucket table overflow").
+    pub time_wait_overflows: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
     /// Connections reset because keepalive probes went unanswered
