@@ -148,7 +148,7 @@ pub struct Interval {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Run {
     pub workload: Workload,
-    /// Path of the side under test: "kernel" or "bypass".
+    /// The path: "kernel", "bypass" (server side on the stack), "bypass-client" (client side) or "bypass-both".
     pub path: String,
     pub proto: String,
     /// The effective parameters of this run (sizes, connections, rate, ...).
@@ -365,7 +365,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
     if !doc.ratios.is_empty() {
         let _ = writeln!(s, "\n## bypass / kernel\n");
-        s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round. Compare server figures for `bypass`, client figures for `bypass-client`.\n\n");
+        s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round; `bypass-both`: both ends on the bypass path, against the kernel on both ends. Compare server figures for `bypass`, client figures for `bypass-client`, both for `bypass-both`.\n\n");
         s.push_str("| workload | paths | figure | kernel | bypass | ratio |\n| --- | --- | --- | ---: | ---: | ---: |\n");
         for r in doc.ratios.iter().filter(|r| r.a.is_some() && r.b.is_some()) {
             let _ = writeln!(

@@ -161,12 +161,13 @@ impl RunOptions {
 /// figure has its kernel figure from the same run beside it). "bypass": the
 /// server side on the bypass path, the client on the kernel's;
 /// "bypass-client": the client side on the bypass path, the server on the
-/// kernel's.
-pub fn paths_for(choice: PathChoice, w: Workload) -> &'static [&'static str] {
-    match (choice, w.is_udp()) {
-        (PathChoice::Kernel, _) => &["kernel"],
-        (PathChoice::Bypass, _) => &["bypass", "bypass-client"],
-        (PathChoice::Both, _) => &["kernel", "bypass", "bypass-client"],
+/// kernel's; "bypass-both": both sides on the bypass path (each lab
+/// interface with its own program, socket and stack).
+pub fn paths_for(choice: PathChoice, _w: Workload) -> &'static [&'static str] {
+    match choice {
+        PathChoice::Kernel => &["kernel"],
+        PathChoice::Bypass => &["bypass", "bypass-client", "bypass-both"],
+        PathChoice::Both => &["kernel", "bypass", "bypass-client", "bypass-both"],
     }
 }
 
@@ -393,8 +394,10 @@ fn run_one(
         udp_sink: w == Workload::UdpStream,
     };
     // "bypass": the server side runs on the bypass path (kernel client);
-    // "bypass-client": the client side does (kernel server)
-    let bypass = path == "bypass";
+    // "bypass-client": the client side does (kernel server); "bypass-both":
+    // both do
+    let bypass = matches!(path, "bypass" | "bypass-both");
+    let bypass_client = matches!(path, "bypass-client" | "bypass-both");
     let mut attach = None;
     let server_addr = if bypass {
         IpAddr::V4(crate::lab::STACK_ADDR)
@@ -441,7 +444,7 @@ fn run_one(
         }
     };
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let clients = if path == "bypass-client" {
+    let clients = if bypass_client {
         let c = crate::bypass::Client::start(
             crate::bypass::ClientSpec {
                 peer: target
@@ -472,7 +475,9 @@ fn run_one(
             },
             stop_clients.clone(),
         )?;
-        attach = Some(c.attach().clone());
+        // with both ends on the bypass path, the result's attach is the
+        // server's (the client's is the same program on the other veth)
+        attach.get_or_insert_with(|| c.attach().clone());
         Clients::Bypass(c)
     } else {
         Clients::Kernel(KernelClients::start(
@@ -557,18 +562,27 @@ fn run_one(
     if w == Workload::Stream {
         // the kernel side's count: the sender's when the client is the
         // kernel's (the bypass server's segments never reach its
-        // namespace's counters), else the receiver's
+        // namespace's counters), else the receiver's; with the stack on
+        // both ends, the frames steered to the server's stack (all of them
+        // the client's segments) and the client stack's retransmissions
         let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
-        let segs = match get("client.kernel.Tcp.OutSegs") {
-            0 => get("server.kernel.Tcp.InSegs"),
-            n => n,
+        let (segs, retrans) = if path == "bypass-both" {
+            (
+                get("server.xdp.steered"),
+                get("client.stack.tcp.retransmits"),
+            )
+        } else {
+            let segs = match get("client.kernel.Tcp.OutSegs") {
+                0 => get("server.kernel.Tcp.InSegs"),
+                n => n,
+            };
+            let retrans = match get("client.kernel.Tcp.RetransSegs") {
+                0 => get("client.stack.tcp.retransmits"),
+                n => n,
+            };
+            (segs, retrans)
         };
         run.counters.insert("segments".into(), segs);
-        let retrans = run
-            .counters
-            .get("client.kernel.Tcp.RetransSegs")
-            .copied()
-            .unwrap_or(0);
         run.counters.insert("retransmits".into(), retrans);
     }
     // the interval histograms, for the hlog
@@ -760,6 +774,11 @@ fn compose(
             }
         }
     }
+    for t in &c.threads {
+        for (k, v) in &t.extra {
+            *counters.entry(format!("client.{k}")).or_insert(0) += v;
+        }
+    }
     let mut work_us = None;
     if let Some(s) = s {
         for t in &s.threads {
@@ -818,7 +837,7 @@ fn compose(
     });
     // a busy-polling generator (the bypass client) keeps its CPU busy by
     // construction: only falling short of its rate says it was saturated
-    let busy_polls = path == "bypass-client";
+    let busy_polls = matches!(path, "bypass-client" | "bypass-both");
     if (client_busy_pct >= 95.0 && !busy_polls) || short_of_rate || c.counters.ports_exhausted > 0 {
         flag(Flag::GeneratorSaturated);
     }

@@ -188,6 +188,12 @@ fn check_run(r: &Value) {
             // kernel's or the stack's); the kernel's counter is sampled at
             // the window's edges, so the connections in flight at the edges
             // may fall on either side
+            if r["path"] == "bypass-both" {
+                // no kernel TCP on either end: the stack server's count
+                // (over the whole run, warm-up included)
+                assert!(c["server.accepted"].as_u64().unwrap() >= ops, "{c}");
+                return;
+            }
             let key = if r["path"] == "bypass" {
                 "client.kernel.Tcp.ActiveOpens"
             } else {
@@ -457,7 +463,7 @@ fn tcp_workloads_over_the_bypass_path_on_either_side() {
         })
         .collect();
     for w in ["crr", "rr", "stream"] {
-        for p in ["kernel", "bypass"] {
+        for p in ["kernel", "bypass", "bypass-client", "bypass-both"] {
             assert!(
                 keys.contains(&(w.into(), p.into())),
                 "{w}/{p} missing: {keys:?}"
@@ -466,6 +472,22 @@ fn tcp_workloads_over_the_bypass_path_on_either_side() {
     }
     for r in runs {
         check_run(r);
+        if r["path"] == "bypass-both" {
+            // both ends' frames went through their programs and stacks:
+            // none reached either kernel's TCP
+            let c = &r["counters"];
+            let w = r["workload"].as_str().unwrap();
+            assert!(
+                c["server.xdp.steered"].as_u64().unwrap() > r["ops"].as_u64().unwrap(),
+                "{w}: {c}"
+            );
+            for k in [
+                "server.kernel.Tcp.PassiveOpens",
+                "client.kernel.Tcp.ActiveOpens",
+            ] {
+                assert_eq!(c[k].as_u64().unwrap_or(0), 0, "{w}: {k}");
+            }
+        }
         if r["path"] == "bypass" {
             let c = &r["counters"];
             let w = r["workload"].as_str().unwrap();
@@ -549,16 +571,18 @@ fn udp_workloads_over_the_bypass_path_on_either_side() {
             "udp-rr/kernel",
             "udp-rr/bypass",
             "udp-rr/bypass-client",
+            "udp-rr/bypass-both",
             "udp-stream/kernel",
             "udp-stream/bypass",
-            "udp-stream/bypass-client"
+            "udp-stream/bypass-client",
+            "udp-stream/bypass-both"
         ]
     );
     for r in runs {
         check_run(r);
         let c = &r["counters"];
         let side = match r["path"].as_str().unwrap() {
-            "bypass" => "server",
+            "bypass" | "bypass-both" => "server",
             "bypass-client" => "client",
             _ => continue,
         };
@@ -587,8 +611,13 @@ fn udp_workloads_over_the_bypass_path_on_either_side() {
         String::from_utf8_lossy(&o.stderr)
     );
     let ratios = doc["ratios"].as_array().unwrap();
-    assert!(ratios.iter().any(|r| r["path"] == "bypass-client/kernel"));
-    assert!(ratios.iter().any(|r| r["path"] == "bypass/kernel"));
+    for p in [
+        "bypass/kernel",
+        "bypass-client/kernel",
+        "bypass-both/kernel",
+    ] {
+        assert!(ratios.iter().any(|r| r["path"] == p), "{p}");
+    }
     assert_lab_gone(&doc);
 }
 

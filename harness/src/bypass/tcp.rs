@@ -217,21 +217,7 @@ impl TcpShard {
             "stack.unhandled_frames".into(),
             self.iface.unhandled_frames(),
         );
-        let t = self.iface.tcp_stats();
-        for (k, v) in [
-            ("retransmits", t.retransmits),
-            ("rto_expiries", t.rto_expiries),
-            ("fast_retransmits", t.fast_retransmits),
-            ("out_of_order", t.out_of_order),
-            ("out_of_order_dropped", t.out_of_order_dropped),
-            ("accept_queue_overflows", t.accept_queue_overflows),
-            ("syn_queue_overflows", t.syn_queue_overflows),
-            ("resets_sent", t.resets_sent),
-            ("timeouts", t.timeouts),
-            ("challenge_acks", t.challenge_acks),
-        ] {
-            extra.insert(format!("stack.tcp.{k}"), v);
-        }
+        tcp_counters(self.iface.tcp_stats(), &mut extra);
         Ok(ServerThreadResult {
             cpu_id: self.cpu_id,
             counters: self.counters.clone(),
@@ -353,8 +339,13 @@ impl BypassTcpClient {
                     isn_secret,
                 );
                 // crr leaves a TIME-WAIT per connection on this side (the
-                // client closes first); the stack reuses them after 1 s
-                icfg.max_sockets = 32768;
+                // client closes first): the ports of the lab's kernel
+                // client (ip_local_port_range 1024-65535), a TIME-WAIT
+                // reused after 1 s, and with the table three quarters full
+                // a closed connection skips TIME-WAIT (as Linux past
+                // tcp_max_tw_buckets)
+                icfg.ephemeral_ports = 1024..=65535;
+                icfg.max_sockets = 65536;
                 if cfg.workload != Workload::Stream {
                     icfg.tcp.rx_buffer = 16 * 1024;
                     icfg.tcp.tx_buffer = 16 * 1024;
@@ -642,11 +633,15 @@ impl TcpGen {
         }
         // let the closes leave
         self.iface.poll(stack_now(Instant::now()));
+        let mut extra = BTreeMap::new();
+        super::xsk_and_xdp_counters(self.iface.device(), &self.steering, &mut extra);
+        tcp_counters(self.iface.tcp_stats(), &mut extra);
         Ok(ClientThreadResult {
             cpu_id: cfg.cpu,
             counters,
             recorder,
             cpu: cpu.used,
+            extra,
         })
     }
 
@@ -666,5 +661,24 @@ impl TcpGen {
         }
         s.busy = false;
         s.connected = false;
+    }
+}
+
+/// The stack's TCP counters, as `stack.tcp.<name>`.
+fn tcp_counters(t: &stack::tcp::TcpStats, extra: &mut BTreeMap<String, u64>) {
+    for (k, v) in [
+        ("retransmits", t.retransmits),
+        ("rto_expiries", t.rto_expiries),
+        ("fast_retransmits", t.fast_retransmits),
+        ("out_of_order", t.out_of_order),
+        ("out_of_order_dropped", t.out_of_order_dropped),
+        ("accept_queue_overflows", t.accept_queue_overflows),
+        ("syn_queue_overflows", t.syn_queue_overflows),
+        ("resets_sent", t.resets_sent),
+        ("timeouts", t.timeouts),
+        ("challenge_acks", t.challenge_acks),
+        ("time_wait_overflows", t.time_wait_overflows),
+    ] {
+        extra.insert(format!("stack.tcp.{k}"), v);
     }
 }

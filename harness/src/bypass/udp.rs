@@ -384,11 +384,15 @@ impl Shard {
             }
         }
         cpu.finish();
+        let mut extra = BTreeMap::new();
+        xsk_and_xdp_counters(self.stack.device(), &self.steering, &mut extra);
+        udp_counters(self.stack.counters(), &mut extra);
         Ok(ClientThreadResult {
             cpu_id: cfg.cpu,
             counters,
             recorder,
             cpu: cpu.used,
+            extra,
         })
     }
 }

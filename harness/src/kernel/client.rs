@@ -91,6 +91,9 @@ pub struct ClientThreadResult {
     pub counters: ClientCounters,
     pub recorder: Recorder,
     pub cpu: ThreadTimes,
+    /// Counters of the generator's own making (the bypass client's stack,
+    /// socket and program), reported as `client.<name>`.
+    pub extra: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -305,6 +308,7 @@ impl ClientThread {
             counters: self.counters.clone(),
             recorder: self.recorder.clone(),
             cpu: self.cpu.used,
+            extra: Default::default(),
         })
     }
 

@@ -16,10 +16,12 @@ use core::net::IpAddr;
 
 use super::{FlowHasher, FlowKey, Toeplitz};
 
-/// First ephemeral port (RFC 6335 §6: the Dynamic Ports, 49152-65535).
+/// First ephemeral port by default (RFC 6335 §6: the Dynamic Ports,
+/// 49152-65535).
 pub const EPHEMERAL_FIRST: u16 = 49152;
-/// Last ephemeral port.
+/// Last ephemeral port by default.
 pub const EPHEMERAL_LAST: u16 = 65535;
+#[cfg(test)]
 const COUNT: u32 = (EPHEMERAL_LAST - EPHEMERAL_FIRST) as u32 + 1;
 
 /// The receive queue a reply must land on, and how the NIC picks queues.
@@ -50,12 +52,32 @@ pub struct EphemeralPorts {
     hasher: FlowHasher,
     /// RFC 6056 `next_ephemeral`.
     next: u32,
+    first: u16,
+    count: u32,
 }
 
 impl EphemeralPorts {
-    /// An allocator whose offsets are keyed by `hasher`'s secret.
+    /// An allocator over the Dynamic Ports (49152-65535) whose offsets are
+    /// keyed by `hasher`'s secret.
     pub fn new(hasher: FlowHasher) -> EphemeralPorts {
-        EphemeralPorts { hasher, next: 0 }
+        EphemeralPorts::with_range(hasher, EPHEMERAL_FIRST..=EPHEMERAL_LAST)
+    }
+
+    /// An allocator over `range` (Linux's `ip_local_port_range`; a
+    /// benchmark client wants all of 1024-65535). An empty range, or one
+    /// that includes port 0, is taken as the default.
+    pub fn with_range(hasher: FlowHasher, range: core::ops::RangeInclusive<u16>) -> EphemeralPorts {
+        let (first, last) = if range.is_empty() || *range.start() == 0 {
+            (EPHEMERAL_FIRST, EPHEMERAL_LAST)
+        } else {
+            (*range.start(), *range.end())
+        };
+        EphemeralPorts {
+            hasher,
+            next: 0,
+            first,
+            count: u32::from(last - first) + 1,
+        }
     }
 
     /// A local port for a connection from `local_addr` to
@@ -83,8 +105,8 @@ impl EphemeralPorts {
             r.toeplitz
                 .hash_tuple(remote_addr, local_addr, Some((remote_port, 0)))
         });
-        for _ in 0..COUNT {
-            let port = EPHEMERAL_FIRST + (offset.wrapping_add(self.next) % COUNT) as u16;
+        for _ in 0..self.count {
+            let port = self.first + (offset.wrapping_add(self.next) % self.count) as u16;
             self.next = self.next.wrapping_add(1);
             if let (Some(r), Some(base)) = (rss, rss_base) {
                 let part = r
@@ -120,6 +142,26 @@ mod tests {
 
     fn addrs() -> (IpAddr, IpAddr) {
         (LOCAL.parse().unwrap(), REMOTE.parse().unwrap())
+    }
+
+    #[test]
+    fn a_configured_range_is_used_whole_and_only() {
+        let (l, r) = addrs();
+        let hasher = FlowHasher::new([6; 4]);
+        let mut ports = EphemeralPorts::with_range(hasher, 1024..=1100);
+        let mut taken = std::collections::BTreeSet::new();
+        while let Some(p) = ports.allocate(
+            IpProtocol::TCP,
+            l,
+            r,
+            80,
+            |k| taken.contains(&k.local_port),
+            None,
+        ) {
+            assert!((1024..=1100).contains(&p), "{p}");
+            assert!(taken.insert(p));
+        }
+        assert_eq!(taken.len(), 77);
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct InterfaceConfig {
     /// Secret of the SYN cookies. [`InterfaceConfig::new`] derives it from
     /// the ISN secret; set it to a secret of its own to keep them apart.
     pub cookie_secret: [u64; 4],
+    /// The ports `connect` picks from (Linux's `ip_local_port_range`);
+    /// 49152-65535 by default.
+    pub ephemeral_ports: core::ops::RangeInclusive<u16>,
 }
 
 impl InterfaceConfig {
@@ -104,6 +107,7 @@ impl InterfaceConfig {
             syn_cookies: true,
             rss: None,
             cookie_secret: isn_secret.map(|w| w.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15),
+            ephemeral_ports: crate::flow::EPHEMERAL_FIRST..=crate::flow::EPHEMERAL_LAST,
         }
     }
 }
@@ -225,7 +229,7 @@ impl<D: Device> Interface<D> {
             free: Vec::with_capacity(n),
             flows: FlowTable::with_capacity(n, hasher),
             ports: ListenTable::with_capacity(n, hasher),
-            ephemeral: EphemeralPorts::new(hasher),
+            ephemeral: EphemeralPorts::with_range(hasher, cfg.ephemeral_ports.clone()),
             isn: IsnGenerator::new(cfg.isn_secret),
             counters: Counters::new(),
             stats: TcpStats::default(),
