@@ -132,8 +132,9 @@ struct RunArgs {
     /// Which path the side under test uses.
     #[arg(long, value_enum, default_value = "both")]
     path: PathChoice,
-    /// Measured seconds per workload and path (3, 2.5, 500ms).
-    #[arg(long, default_value = "10", value_parser = parse_duration)]
+    /// Measured seconds per workload and path (3, 2.5, 500ms). The default
+    /// keeps the whole suite (five workloads, four paths) within 3 minutes.
+    #[arg(long, default_value = "5", value_parser = parse_duration)]
     duration: Duration,
     /// Seconds of load before measuring.
     #[arg(long, default_value = "1", value_parser = parse_duration)]
@@ -156,9 +157,10 @@ struct RunArgs {
     /// Base port: request/response on PORT, sinks on PORT+1.
     #[arg(long, default_value_t = 7100)]
     port: u16,
-    /// Queues of the lab's veth.
-    #[arg(long, default_value_t = 1)]
-    queues: u32,
+    /// Queues of the lab's veth (default: one per server core, so that each
+    /// bypass shard has its own).
+    #[arg(long)]
+    queues: Option<u32>,
     /// Real hardware: the interface to use instead of the lab.
     #[arg(long, requires_all = ["addr", "peer"])]
     iface: Option<String>,
@@ -413,6 +415,7 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         lab::require_root("`bypass run` in the lab")?;
     }
     let (server_cpus, client_cpus) = a.placement.resolve()?;
+    let queues_default = server_cpus.len().max(1) as u32;
     let opts = RunOptions {
         workloads,
         path: a.path,
@@ -425,7 +428,7 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         server_cpus,
         client_cpus,
         port: a.port,
-        queues: a.queues,
+        queues: a.queues.unwrap_or(queues_default),
         hardware,
         out: a.out,
         name: a.name,
@@ -596,7 +599,6 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
         force: a.force,
         trust_checksums: a.lab,
     };
-    let cpu = server_cpus.first().copied();
     let window = metrics::Window::open_ended();
     let transport = a.transport.unwrap_or(Transport::Tcp);
     let (attach, stop): (_, Box<dyn FnOnce() -> Result<kernel::server::ServerReport>>) =
@@ -609,7 +611,7 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
                         port: a.port,
                         proto: a.proto,
                         sizes: a.size,
-                        cpu,
+                        cpus: server_cpus.clone(),
                         window,
                     })?;
                 (server.attach.clone(), Box::new(move || server.stop()))
@@ -620,8 +622,17 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
                         bypass: bypass_cfg,
                         port: a.port,
                         sizes: a.size,
-                        cpu,
+                        cpus: server_cpus.clone(),
                         window,
+                        // in the lab every shard knows the client's MAC
+                        neighbours: if a.lab {
+                            vec![
+                                (lab::CLIENT_ADDR, peer_mac),
+                                (lab::STACK_CLIENT_ADDR, peer_mac),
+                            ]
+                        } else {
+                            Vec::new()
+                        },
                     })?;
                 (server.attach.clone(), Box::new(move || server.stop()))
             }

@@ -180,7 +180,6 @@ impl Recorder {
         }
     }
 
-    #[cfg(test)]
     pub fn total_ops(&self) -> u64 {
         self.intervals.iter().map(|i| i.ops).sum()
     }

@@ -129,6 +129,13 @@ pub struct ThreadCpu {
     pub cpu: Option<usize>,
     pub user_us: f64,
     pub sys_us: f64,
+    /// What this thread (a shard, on the bypass path) did over the whole
+    /// run: a server thread's requests and datagrams served and bytes
+    /// received, a client thread's measured operations and bytes.
+    #[serde(default)]
+    pub ops: u64,
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -436,7 +436,7 @@ fn run_one(
                 workload: w,
                 proto: opts.proto,
                 sizes,
-                cpu: opts.server_cpus.first().copied(),
+                cpus: opts.server_cpus.clone(),
                 window,
             })?;
             attach = Some(s.attach().clone());
@@ -469,7 +469,16 @@ fn run_one(
                 },
                 connections,
                 rate,
-                cpu: opts.client_cpus.first().copied(),
+                // one shard per client CPU when the server is the stack
+                // too: on the lab's veth, a reply comes back on the queue
+                // its request left by, so each shard gets its own; a
+                // kernel server picks the queue of its replies by its own
+                // flow hash, so against it the generator is one shard
+                cpus: if bypass {
+                    opts.client_cpus.clone()
+                } else {
+                    opts.client_cpus.iter().copied().take(1).collect()
+                },
                 window,
                 udp_timeout: Duration::from_millis(200),
             },
@@ -717,6 +726,8 @@ fn compose(
                 cpu: t.cpu_id,
                 user_us: us(t.cpu.user),
                 sys_us: us(t.cpu.sys),
+                ops: t.counters.requests + t.counters.udp_in,
+                bytes: t.counters.bytes_in,
             });
         }
     }
@@ -728,6 +739,8 @@ fn compose(
             cpu: t.cpu_id,
             user_us: us(t.cpu.user),
             sys_us: us(t.cpu.sys),
+            ops: t.recorder.total_ops(),
+            bytes: t.recorder.total_bytes(),
         });
     }
     let server_softirq_us = server_cpus.softirq as f64 * jiffy;

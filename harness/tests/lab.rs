@@ -66,14 +66,40 @@ fn stop_serve(serve: std::process::Child) -> Value {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let o = serve.wait_with_output().unwrap();
+    json_of_success(&serve.wait_with_output().unwrap())
+}
+
+/// The JSON a command printed, after checking that it exited 0.
+fn json_of_success(o: &Output) -> Value {
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    json(&o)
+    json(o)
+}
+
+/// `bypass run ARGS --path bypass` with 8 connections, 1 s measured after
+/// 0.3 s: it must exit 0; its result document.
+fn short_bypass_run(env: &Env, args: &[&str]) -> Value {
+    let out = env.out_dir();
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend([
+        "--connections",
+        "8",
+        "--path",
+        "bypass",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    json_of_success(&env.run(&all))
 }
 
 fn json(o: &Output) -> Value {
@@ -628,32 +654,7 @@ fn the_bypass_path_binds_a_socket_to_every_queue() {
     }
     let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::new();
-    let out = env.out_dir();
-    let o = env.run(&[
-        "run",
-        "udp-rr",
-        "rr",
-        "--queues",
-        "2",
-        "--connections",
-        "8",
-        "--path",
-        "bypass",
-        "--duration",
-        "1",
-        "--warmup",
-        "0.3",
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let doc = json(&o);
+    let doc = short_bypass_run(&env, &["udp-rr", "rr", "--queues", "2"]);
     for r in doc["runs"].as_array().unwrap() {
         check_run(r);
         if r["path"] == "bypass" {
@@ -661,6 +662,55 @@ fn the_bypass_path_binds_a_socket_to_every_queue() {
             assert_eq!(c["server.xsk.queues"].as_u64(), Some(2), "{c}");
             // every frame for the stack found a socket on its queue
             assert_eq!(c["server.xdp.no_socket"].as_u64(), Some(0), "{c}");
+        }
+    }
+    assert_lab_gone(&doc);
+}
+
+/// `--cores 2`: the lab gets two queues, and each side on the bypass path
+/// runs two shards, one per queue, each with its own socket, stack and
+/// connections; both serve (crr spreads its connections over the queues),
+/// and the per-shard figures add up to the totals.
+#[test]
+fn two_cores_run_two_shards_that_both_serve() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let doc = short_bypass_run(&env, &["crr", "udp-rr", "--cores", "2"]);
+    assert_eq!(doc["env"]["queues"].as_u64(), Some(2), "{}", doc["env"]);
+    for r in doc["runs"].as_array().unwrap() {
+        check_run(r);
+        let (w, p) = (r["workload"].as_str().unwrap(), r["path"].as_str().unwrap());
+        let c = &r["counters"];
+        let threads = r["cpu"]["threads"].as_array().unwrap();
+        let role =
+            |role: &str| -> Vec<&Value> { threads.iter().filter(|t| t["role"] == role).collect() };
+        if p == "bypass" || p == "bypass-both" {
+            assert_eq!(c["server.xsk.queues"].as_u64(), Some(2), "{w}/{p}: {c}");
+            assert_eq!(c["server.xdp.no_socket"].as_u64(), Some(0), "{w}/{p}: {c}");
+            let shards = role("server");
+            assert_eq!(shards.len(), 2, "{w}/{p}: {threads:?}");
+            if w == "crr" {
+                // many connections, spread by the client over both queues
+                for t in &shards {
+                    assert!(t["ops"].as_u64().unwrap() > 0, "{w}/{p}: {threads:?}");
+                }
+            }
+            let sum: u64 = shards.iter().map(|t| t["ops"].as_u64().unwrap()).sum();
+            let total =
+                c["server.requests"].as_u64().unwrap() + c["server.udp_in"].as_u64().unwrap();
+            assert_eq!(sum, total, "{w}/{p}: shards add up");
+        }
+        if p == "bypass-both" && w == "crr" {
+            // the generator too: one shard per queue, each with its share
+            let shards = role("client");
+            assert_eq!(shards.len(), 2, "{w}/{p}: {threads:?}");
+            for t in &shards {
+                assert!(t["ops"].as_u64().unwrap() > 0, "{w}/{p}: {threads:?}");
+            }
+            assert_eq!(c["client.xsk.queues"].as_u64(), Some(2), "{c}");
         }
     }
     assert_lab_gone(&doc);

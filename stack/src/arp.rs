@@ -71,6 +71,11 @@ enum State {
     Failed {
         until: Instant,
     },
+    /// Set by the user (`ip neigh ... nud permanent`): never refreshed,
+    /// never replaced, never aged out.
+    Permanent {
+        mac: EthernetAddress,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,8 +143,34 @@ impl Cache {
     /// The MAC of a resolved address, without side effects.
     pub fn get(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
         match self.find(addr).map(|i| self.entries[i].state) {
-            Some(State::Resolved { mac, .. }) => Some(mac),
+            Some(State::Resolved { mac, .. } | State::Permanent { mac }) => Some(mac),
             _ => None,
+        }
+    }
+
+    /// A permanent entry (`ip neigh replace ... nud permanent`): `addr` is
+    /// at `mac` until the cache is dropped. `false` if the cache is full of
+    /// permanent entries.
+    pub fn insert_permanent(&mut self, addr: Ipv4Addr, mac: EthernetAddress) -> bool {
+        let state = State::Permanent { mac };
+        if let Some(i) = self.find(addr) {
+            self.entries[i].state = state;
+            return true;
+        }
+        if self.entries.len() < self.config.capacity.max(1) {
+            self.entries.push(Entry { addr, state });
+            return true;
+        }
+        match self
+            .entries
+            .iter()
+            .position(|e| !matches!(e.state, State::Permanent { .. }))
+        {
+            Some(i) => {
+                self.entries[i] = Entry { addr, state };
+                true
+            }
+            None => false,
         }
     }
 
@@ -173,6 +204,10 @@ impl Cache {
                     }
                     Lookup::Resolved { mac, refresh }
                 }
+                State::Permanent { mac } => Lookup::Resolved {
+                    mac,
+                    refresh: false,
+                },
                 State::Resolving { .. } => Lookup::Resolving,
                 State::Failed { until } if now < until => Lookup::Failed,
                 State::Failed { .. } => {
@@ -250,6 +285,9 @@ impl Cache {
             last_probe: now,
         };
         match self.find(sender) {
+            // What the user set stays (Linux: a permanent entry is not
+            // changed by what arrives).
+            Some(i) if matches!(self.entries[i].state, State::Permanent { .. }) => true,
             Some(i) => {
                 self.entries[i].state = resolved;
                 true
@@ -399,6 +437,32 @@ mod tests {
         assert_eq!(c.lookup(PEER, ms(t)), r(true));
         c.learn(PEER, MAC, false, ms(t + 5));
         assert_eq!(c.lookup(PEER, ms(t + 200)), r(false));
+    }
+
+    #[test]
+    fn a_permanent_entry_is_never_refreshed_changed_or_evicted() {
+        let mut c = Cache::new(ArpConfig {
+            capacity: 2,
+            ..ArpConfig::default()
+        });
+        assert!(c.insert_permanent(PEER, MAC));
+        let fixed = Lookup::Resolved {
+            mac: MAC,
+            refresh: false,
+        };
+        // Long past a resolved entry's lifetime: no refresh, no ageing.
+        assert_eq!(c.lookup(PEER, ms(10_000_000)), fixed);
+        assert_eq!(c.poll(ms(10_000_000)), None);
+        // What arrives does not change it.
+        assert!(c.learn(PEER, EthernetAddress([2, 0, 0, 0, 0, 9]), true, ms(1)));
+        assert_eq!(c.get(PEER), Some(MAC));
+        // A full cache evicts the other entries, never it.
+        let a = |n| Ipv4Addr::new(198, 18, 0, n);
+        c.learn(a(7), MAC, true, ms(2));
+        assert_eq!(c.lookup(a(8), ms(3)), Lookup::Started);
+        assert_eq!(c.get(a(7)), None);
+        assert_eq!(c.get(PEER), Some(MAC));
+        assert_eq!(c.next_timer(), Some(ms(103)));
     }
 
     #[test]

@@ -106,31 +106,58 @@ pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
-/// Attaches the steering program (own-address mode) to the interface and
-/// binds an AF_XDP socket to its queue 0. Call it on a thread inside the
-/// interface's namespace.
-pub fn attach(cfg: &BypassConfig) -> Result<(xdp::Steering, queues::Queues)> {
-    let steering = xdp::Steering::attach(
-        cfg.iface.as_str(),
-        cfg.xdp_mode,
-        &xdp::SteerConfig {
-            addr: cfg.addr,
-            steer: xdp::Steer::OwnAddress,
-        },
-        cfg.force,
-    )
-    .map_err(|e| match e {
-        xdp::Error::Busy { .. } => usage(format!("{e}")),
-        other => anyhow!(other),
-    })?;
-    let n = rx_queues(cfg.netns.as_deref(), &cfg.iface)?;
-    let mut socks = Vec::with_capacity(n as usize);
-    for q in 0..n {
+/// Attaches the steering program (own-address mode) to the interface, in
+/// its namespace. The shards that serve the interface's queues share it:
+/// each puts its own sockets in the program's map.
+pub fn attach_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
+    let attach = || {
+        xdp::Steering::attach(
+            cfg.iface.as_str(),
+            cfg.xdp_mode,
+            &xdp::SteerConfig {
+                addr: cfg.addr,
+                steer: xdp::Steer::OwnAddress,
+            },
+            cfg.force,
+        )
+        .map_err(|e| match e {
+            xdp::Error::Busy { .. } => usage(format!("{e}")),
+            other => anyhow!(other),
+        })
+    };
+    let steering = match cfg.netns.as_deref() {
+        Some(ns) => crate::lab::in_netns(ns, attach)??,
+        None => attach()?,
+    };
+    Ok(Arc::new(steering))
+}
+
+/// Binds an AF_XDP socket to each of `queue_ids` and puts it in the
+/// program's map: one shard's device. Call it on the shard's thread,
+/// inside the interface's namespace.
+pub fn bind_queues(
+    cfg: &BypassConfig,
+    steering: &xdp::Steering,
+    queue_ids: &[u32],
+) -> Result<queues::Queues> {
+    let mut socks = Vec::with_capacity(queue_ids.len());
+    for &q in queue_ids {
         let xsk = bind_queue(cfg, q)?;
         steering.insert_socket(q, std::os::fd::AsFd::as_fd(&xsk))?;
         socks.push(xsk);
     }
-    Ok((steering, queues::Queues::new(socks)?))
+    queues::Queues::new(socks)
+}
+
+/// The interface's receive queues split over at most `shards` shards: shard
+/// `i` takes the queues `q` with `q % shards == i` (fewer shards when the
+/// interface has fewer queues).
+pub fn shard_queues(cfg: &BypassConfig, shards: usize) -> Result<Vec<Vec<u32>>> {
+    let n = rx_queues(cfg.netns.as_deref(), &cfg.iface)?;
+    let shards = shards.clamp(1, n as usize);
+    Ok((0..shards)
+        .map(|i| (0..n).filter(|q| *q as usize % shards == i).collect())
+        .collect())
 }
 
 /// Binds an AF_XDP socket to one queue. The kernel releases a closed
@@ -168,10 +195,12 @@ fn rx_queues(netns: Option<&str>, iface: &str) -> Result<u32> {
     Ok((n as u32).clamp(1, xdp::MAX_QUEUES))
 }
 
-/// The sockets' and the program's counters, for a run's `counters`.
+/// The sockets' counters, and the program's when `steering` is given (one
+/// shard reports them: they count for the whole interface), for a run's
+/// `counters`.
 pub fn xsk_and_xdp_counters(
     queues: &queues::Queues,
-    steering: &xdp::Steering,
+    steering: Option<&xdp::Steering>,
     extra: &mut BTreeMap<String, u64>,
 ) {
     extra.insert("xsk.queues".into(), queues.sockets().len() as u64);
@@ -187,7 +216,7 @@ pub fn xsk_and_xdp_counters(
             *extra.entry(k.into()).or_insert(0) += v;
         }
     }
-    if let Ok(c) = steering.counters() {
+    if let Some(Ok(c)) = steering.map(xdp::Steering::counters) {
         extra.insert("xdp.steered".into(), c.steered);
         extra.insert("xdp.passed".into(), c.passed);
         extra.insert("xdp.no_socket".into(), c.no_socket);
@@ -284,25 +313,88 @@ impl<R: Send + 'static> ShardThread<R> {
     }
 }
 
-impl ShardThread<crate::kernel::server::ServerThreadResult> {
-    /// Stops a server shard and reports like a kernel server does.
-    pub fn server_report(self) -> Result<crate::kernel::server::ServerReport> {
-        let r = self.finish()?;
-        Ok(crate::kernel::server::ServerReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+/// The shards of one side: one thread per core, each over its own queues
+/// of the interface, with its own sockets, stack, flow table and
+/// connections; they share only the program (its map takes every shard's
+/// sockets). Their results come back over a crossbeam channel.
+pub struct Shards<R> {
+    threads: Vec<ShardThread<R>>,
+    /// How the first shard attached (all attach alike).
+    pub attach: AttachInfo,
+}
+
+impl<R: Send + 'static> Shards<R> {
+    /// Attaches the program and spawns one shard per entry of `cpus`
+    /// (at most one per queue; one unpinned shard when `cpus` is empty):
+    /// shard `i` runs `open(i, program, its queues)` then `work`.
+    pub fn spawn<S, O, W>(
+        name: &str,
+        cfg: &BypassConfig,
+        cpus: &[usize],
+        stop: Arc<AtomicBool>,
+        open: O,
+        work: W,
+    ) -> Result<Shards<R>>
+    where
+        S: ShardInfo,
+        O: Fn(usize, Arc<xdp::Steering>, Vec<u32>) -> Result<S> + Clone + Send + 'static,
+        W: Fn(S, &AtomicBool) -> Result<R> + Clone + Send + 'static,
+    {
+        let steering = attach_program(cfg)?;
+        let parts = shard_queues(cfg, cpus.len().max(1))?;
+        let mut threads = Vec::with_capacity(parts.len());
+        for (i, queue_ids) in parts.into_iter().enumerate() {
+            let (open, work, steering) = (open.clone(), work.clone(), steering.clone());
+            threads.push(ShardThread::spawn(
+                &format!("{name}-{i}"),
+                cpus.get(i).copied(),
+                cfg.netns.clone(),
+                stop.clone(),
+                move || open(i, steering, queue_ids),
+                move |s, stop: &AtomicBool| work(s, stop),
+            )?);
+        }
+        let attach = threads[0].attach.clone();
+        Ok(Shards { threads, attach })
+    }
+
+    /// Stops (with `stop`) or waits for every shard, and collects what each
+    /// sends back.
+    fn collect(self, stop: bool) -> Result<Vec<R>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let n = self.threads.len();
+        for (i, t) in self.threads.into_iter().enumerate() {
+            let r = if stop { t.finish() } else { t.join() };
+            tx.send((i, r)).expect("the receiver is here");
+        }
+        let mut out: Vec<(usize, Result<R>)> = rx.try_iter().take(n).collect();
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, r)| r).collect()
     }
 }
 
-impl ShardThread<crate::kernel::client::ClientThreadResult> {
-    /// Waits for a generator shard's end and reports like kernel clients do.
+impl Shards<crate::kernel::server::ServerThreadResult> {
+    /// Stops the server's shards: their report, per shard and in total.
+    pub fn server_report(self) -> Result<crate::kernel::server::ServerReport> {
+        let threads = self.collect(true)?;
+        let mut counters = crate::kernel::server::ServerCounters::default();
+        for t in &threads {
+            counters.add(&t.counters);
+        }
+        Ok(crate::kernel::server::ServerReport { threads, counters })
+    }
+}
+
+impl Shards<crate::kernel::client::ClientThreadResult> {
+    /// Waits for the generator's shards: their report, per shard and in
+    /// total.
     pub fn client_report(self) -> Result<crate::kernel::client::ClientReport> {
-        let r = self.join()?;
-        Ok(crate::kernel::client::ClientReport {
-            counters: r.counters.clone(),
-            threads: vec![r],
-        })
+        let threads = self.collect(false)?;
+        let mut counters = crate::kernel::client::ClientCounters::default();
+        for t in &threads {
+            counters.add(&t.counters);
+        }
+        Ok(crate::kernel::client::ClientReport { threads, counters })
     }
 }
 
@@ -361,7 +453,8 @@ pub struct ServerSpec {
     pub workload: crate::workload::Workload,
     pub proto: crate::workload::Proto,
     pub sizes: crate::workload::Sizes,
-    pub cpu: Option<usize>,
+    /// One shard per CPU (at most one per queue).
+    pub cpus: Vec<usize>,
     pub window: crate::metrics::Window,
 }
 
@@ -374,14 +467,27 @@ pub enum Server {
 impl Server {
     pub fn start(spec: ServerSpec) -> Result<Server> {
         if spec.workload.is_udp() {
-            // the UDP stack answers ARP itself
+            // the UDP stack resolves by ARP itself; with several shards
+            // each is told the lab client's MAC (its kernel address, and
+            // the client stack's when both ends are on the bypass path)
+            let neighbours = match &spec.peer {
+                Some((ns, iface)) => {
+                    let mac = iface_mac(Some(ns), iface)?;
+                    vec![
+                        (crate::lab::CLIENT_ADDR, mac),
+                        (crate::lab::STACK_CLIENT_ADDR, mac),
+                    ]
+                }
+                None => Vec::new(),
+            };
             return Ok(Server::Udp(udp::BypassUdpServer::start(
                 udp::BypassServerConfig {
                     bypass: spec.bypass,
                     port: spec.port,
                     sizes: spec.sizes,
-                    cpu: spec.cpu,
+                    cpus: spec.cpus,
                     window: spec.window,
+                    neighbours,
                 },
             )?));
         }
@@ -393,7 +499,7 @@ impl Server {
                 port: spec.port,
                 proto: spec.proto,
                 sizes: spec.sizes,
-                cpu: spec.cpu,
+                cpus: spec.cpus,
                 window: spec.window,
             },
         )?))
@@ -426,9 +532,28 @@ pub struct ClientSpec {
     pub server: std::net::SocketAddrV4,
     pub connections: usize,
     pub rate: Option<f64>,
-    pub cpu: Option<usize>,
+    /// One shard per CPU (at most one per queue; the UDP generator runs one).
+    pub cpus: Vec<usize>,
     pub window: crate::metrics::Window,
     pub udp_timeout: std::time::Duration,
+}
+
+impl ClientSpec {
+    /// Shard `i` of `n`'s part: its CPU, its share of the connections (at
+    /// least one) and of the rate.
+    pub fn for_shard(&self, i: usize, n: usize) -> ClientSpec {
+        let n = n.max(1);
+        let base = self.connections / n;
+        let connections = (base + usize::from(i < self.connections % n)).max(1);
+        ClientSpec {
+            connections,
+            rate: self
+                .rate
+                .map(|r| r * connections as f64 / self.connections.max(1) as f64),
+            cpus: self.cpus.get(i).copied().into_iter().collect(),
+            ..self.clone()
+        }
+    }
 }
 
 /// A bypass load generator (the client side under test).

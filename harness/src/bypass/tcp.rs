@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 
 use super::{
-    iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardInfo, ShardThread, IDLE_ROUNDS,
+    iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardInfo, Shards, IDLE_ROUNDS,
 };
 use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
@@ -34,12 +34,13 @@ pub struct BypassTcpServerConfig {
     pub port: u16,
     pub proto: Proto,
     pub sizes: Sizes,
-    pub cpu: Option<usize>,
+    /// One shard per CPU (at most one per queue); none: one unpinned.
+    pub cpus: Vec<usize>,
     pub window: Window,
 }
 
 pub struct BypassTcpServer {
-    inner: ShardThread<ServerThreadResult>,
+    inner: Shards<ServerThreadResult>,
     pub attach: AttachInfo,
 }
 
@@ -62,14 +63,14 @@ impl BypassTcpServer {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let (flow_secret, isn_secret) = (secret()?, secret()?);
         let open_cfg = cfg.clone();
-        let inner = ShardThread::spawn(
+        let inner = Shards::spawn(
             "byp-tcp-srv",
-            cfg.cpu,
-            cfg.bypass.netns.clone(),
+            &cfg.bypass,
+            &cfg.cpus,
             Arc::new(AtomicBool::new(false)),
-            move || {
-                let cfg = open_cfg;
-                let (steering, xsk) = super::attach(&cfg.bypass)?;
+            move |i, steering: Arc<xdp::Steering>, queue_ids: Vec<u32>| {
+                let cfg = &open_cfg;
+                let xsk = super::bind_queues(&cfg.bypass, &steering, &queue_ids)?;
                 let mut icfg = InterfaceConfig::new(
                     stack::wire::EthernetAddress(mac),
                     cfg.bypass.addr,
@@ -82,7 +83,7 @@ impl BypassTcpServer {
                 if cfg.bypass.trust_checksums {
                     icfg.checksums = stack::wire::Checksums::Trust;
                 }
-                let mut shard = TcpShard::new(steering, Interface::new(xsk, icfg), &cfg);
+                let mut shard = TcpShard::new(steering, i, Interface::new(xsk, icfg), cfg);
                 shard.listen(cfg.port)?;
                 Ok(shard)
             },
@@ -101,7 +102,9 @@ impl BypassTcpServer {
 
 struct TcpShard {
     addr: Ipv4Addr,
-    steering: xdp::Steering,
+    steering: Arc<xdp::Steering>,
+    /// Shard 0 reports the program's counters (they cover every queue).
+    index: usize,
     iface: Interface<super::queues::Queues>,
     zero_copy: bool,
     rr: Option<SocketHandle>,
@@ -123,7 +126,8 @@ impl ShardInfo for TcpShard {
 
 impl TcpShard {
     fn new(
-        steering: xdp::Steering,
+        steering: Arc<xdp::Steering>,
+        index: usize,
         iface: Interface<super::queues::Queues>,
         cfg: &BypassTcpServerConfig,
     ) -> TcpShard {
@@ -131,13 +135,14 @@ impl TcpShard {
         TcpShard {
             addr: cfg.bypass.addr,
             steering,
+            index,
             iface,
             zero_copy,
             rr: None,
             sink: None,
             conns: HashMap::new(),
             app: ServerApp::new(cfg.proto, cfg.sizes, cfg.window, 256 * 1024),
-            cpu_id: cfg.cpu,
+            cpu_id: cfg.cpus.get(index).copied(),
             counters: ServerCounters::default(),
             recorder: Recorder::new(cfg.window),
             buf: vec![0; 256 * 1024],
@@ -212,7 +217,8 @@ impl TcpShard {
         let work_in_window = work_in_window.unwrap_or(work - work_at_t0.unwrap_or(work));
         let mut extra = BTreeMap::new();
         extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
-        super::xsk_and_xdp_counters(self.iface.device(), &self.steering, &mut extra);
+        let program = (self.index == 0).then_some(&*self.steering);
+        super::xsk_and_xdp_counters(self.iface.device(), program, &mut extra);
         extra.insert(
             "stack.unhandled_frames".into(),
             self.iface.unhandled_frames(),
@@ -310,7 +316,7 @@ impl TcpShard {
 /// kernel server): crr, rr or stream over the stack's TCP, closed loop, or
 /// open loop at a rate (rr, crr), on one thread.
 pub struct BypassTcpClient {
-    inner: ShardThread<ClientThreadResult>,
+    inner: Shards<ClientThreadResult>,
     pub attach: AttachInfo,
 }
 
@@ -322,15 +328,17 @@ impl BypassTcpClient {
     ) -> Result<BypassTcpClient> {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let (flow_secret, isn_secret) = (secret()?, secret()?);
+        let shards = super::shard_queues(&cfg.bypass, cfg.cpus.len().max(1))?.len();
         let open_cfg = cfg.clone();
-        let inner = ShardThread::spawn(
+        let work_cfg = cfg.clone();
+        let inner = Shards::spawn(
             "byp-tcp-cli",
-            cfg.cpu,
-            cfg.bypass.netns.clone(),
+            &cfg.bypass,
+            &cfg.cpus,
             stop,
-            move || {
-                let cfg = open_cfg;
-                let (steering, xsk) = super::attach(&cfg.bypass)?;
+            move |i, steering: Arc<xdp::Steering>, queue_ids: Vec<u32>| {
+                let cfg = &open_cfg;
+                let xsk = super::bind_queues(&cfg.bypass, &steering, &queue_ids)?;
                 let mut icfg = InterfaceConfig::new(
                     stack::wire::EthernetAddress(mac),
                     cfg.bypass.addr,
@@ -340,12 +348,13 @@ impl BypassTcpClient {
                 );
                 // crr leaves a TIME-WAIT per connection on this side (the
                 // client closes first): the ports of the lab's kernel
-                // client (ip_local_port_range 1024-65535), a TIME-WAIT
-                // reused after 1 s, and with the table three quarters full
-                // a closed connection skips TIME-WAIT (as Linux past
-                // tcp_max_tw_buckets)
-                icfg.ephemeral_ports = 1024..=65535;
-                icfg.max_sockets = 65536;
+                // client (ip_local_port_range 1024-65535), split between
+                // the shards so that no two open the same 4-tuple, a
+                // TIME-WAIT reused after 1 s, and with the table three
+                // quarters full a closed connection skips TIME-WAIT (as
+                // Linux past tcp_max_tw_buckets)
+                icfg.ephemeral_ports = shard_ports(i, shards);
+                icfg.max_sockets = 65536 / shards;
                 if cfg.workload != Workload::Stream {
                     icfg.tcp.rx_buffer = 16 * 1024;
                     icfg.tcp.tx_buffer = 16 * 1024;
@@ -356,11 +365,15 @@ impl BypassTcpClient {
                 let zero_copy = xsk.zero_copy();
                 Ok(TcpGen {
                     steering,
+                    index: i,
                     iface: Interface::new(xsk, icfg),
                     zero_copy,
                 })
             },
-            move |mut g: TcpGen, stop: &AtomicBool| g.generate(&cfg, stop),
+            move |mut g: TcpGen, stop: &AtomicBool| {
+                let spec = work_cfg.for_shard(g.index, shards);
+                g.generate(&spec, stop)
+            },
         )?;
         Ok(BypassTcpClient {
             attach: inner.attach.clone(),
@@ -374,9 +387,18 @@ impl BypassTcpClient {
 }
 
 struct TcpGen {
-    steering: xdp::Steering,
+    steering: Arc<xdp::Steering>,
+    index: usize,
     iface: Interface<super::queues::Queues>,
     zero_copy: bool,
+}
+
+/// Shard `i` of `n`'s share of the ports 1024-65535.
+fn shard_ports(i: usize, n: usize) -> std::ops::RangeInclusive<u16> {
+    let span = (65535 - 1024 + 1) / n.max(1) as u32;
+    let first = 1024 + span * i as u32;
+    let last = if i + 1 == n { 65535 } else { first + span - 1 };
+    first as u16..=last as u16
 }
 
 impl ShardInfo for TcpGen {
@@ -634,10 +656,11 @@ impl TcpGen {
         // let the closes leave
         self.iface.poll(stack_now(Instant::now()));
         let mut extra = BTreeMap::new();
-        super::xsk_and_xdp_counters(self.iface.device(), &self.steering, &mut extra);
+        let program = (self.index == 0).then_some(&*self.steering);
+        super::xsk_and_xdp_counters(self.iface.device(), program, &mut extra);
         tcp_counters(self.iface.tcp_stats(), &mut extra);
         Ok(ClientThreadResult {
-            cpu_id: cfg.cpu,
+            cpu_id: cfg.cpus.first().copied(),
             counters,
             recorder,
             cpu: cpu.used,

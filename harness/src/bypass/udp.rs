@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 use super::{
-    attach, iface_mac, iface_mtu, stack_now, xsk_and_xdp_counters, AttachInfo, BypassConfig,
-    ShardInfo, ShardThread, IDLE_ROUNDS,
+    bind_queues, iface_mac, iface_mtu, stack_now, xsk_and_xdp_counters, AttachInfo, BypassConfig,
+    ShardInfo, Shards, IDLE_ROUNDS,
 };
 use crate::error::usage;
 use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
@@ -18,10 +18,11 @@ use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::workload::{self, Sizes, Workload, UDP_HEADER};
 
-/// A bypass UDP server: one thread, one queue (queue 0), echo on the base
-/// port (udp-rr) and sink on the next (udp-stream), until stopped.
+/// A bypass UDP server: one shard per CPU over its share of the queues,
+/// echo on the base port (udp-rr) and sink on the next (udp-stream), until
+/// stopped.
 pub struct BypassUdpServer {
-    inner: ShardThread<ServerThreadResult>,
+    inner: Shards<ServerThreadResult>,
     pub attach: AttachInfo,
 }
 
@@ -30,8 +31,12 @@ pub struct BypassServerConfig {
     pub bypass: BypassConfig,
     pub port: u16,
     pub sizes: Sizes,
-    pub cpu: Option<usize>,
+    /// One shard per CPU (at most one per queue); none: one unpinned.
+    pub cpus: Vec<usize>,
     pub window: Window,
+    /// Peers every shard knows the MAC of without ARP (an ARP reply
+    /// reaches only the shard whose queue it lands on).
+    pub neighbours: Vec<(std::net::Ipv4Addr, [u8; 6])>,
 }
 
 impl BypassUdpServer {
@@ -39,13 +44,23 @@ impl BypassUdpServer {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let mtu = iface_mtu(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let open_cfg = cfg.bypass.clone();
-        let inner = ShardThread::spawn(
+        let work_cfg = cfg.clone();
+        let neighbours = cfg.neighbours.clone();
+        let inner = Shards::spawn(
             "byp-udp-srv",
-            cfg.cpu,
-            cfg.bypass.netns.clone(),
+            &cfg.bypass,
+            &cfg.cpus,
             Arc::new(AtomicBool::new(false)),
-            move || Shard::open(&open_cfg, mac, mtu),
-            move |mut shard: Shard, stop: &AtomicBool| shard.serve(&cfg, stop),
+            move |i, steering, queue_ids| {
+                let mut shard = Shard::open(&open_cfg, steering, &queue_ids, i, mac, mtu)?;
+                for (ip, mac) in &neighbours {
+                    shard
+                        .stack
+                        .set_permanent_neighbour(*ip, stack::wire::EthernetAddress(*mac));
+                }
+                Ok(shard)
+            },
+            move |mut shard: Shard, stop: &AtomicBool| shard.serve(&work_cfg, stop),
         )?;
         Ok(BypassUdpServer {
             attach: inner.attach.clone(),
@@ -58,9 +73,12 @@ impl BypassUdpServer {
     }
 }
 
-/// One shard: the program, the socket and the stack, on one thread.
+/// One shard: its sockets and stack on one thread, and the program it
+/// shares with the other shards of the interface.
 struct Shard {
-    steering: xdp::Steering,
+    steering: Arc<xdp::Steering>,
+    /// Shard 0 reports the program's counters (they cover every queue).
+    index: usize,
     stack: stack::udp::UdpStack<super::queues::Queues>,
     zero_copy: bool,
 }
@@ -72,8 +90,15 @@ impl ShardInfo for Shard {
 }
 
 impl Shard {
-    fn open(cfg: &BypassConfig, mac: [u8; 6], mtu: usize) -> Result<Shard> {
-        let (steering, xsk) = attach(cfg)?;
+    fn open(
+        cfg: &BypassConfig,
+        steering: Arc<xdp::Steering>,
+        queue_ids: &[u32],
+        index: usize,
+        mac: [u8; 6],
+        mtu: usize,
+    ) -> Result<Shard> {
+        let xsk = bind_queues(cfg, &steering, queue_ids)?;
         let zero_copy = xsk.zero_copy();
         let checksums = if cfg.trust_checksums {
             stack::wire::Checksums::Trust
@@ -90,6 +115,7 @@ impl Shard {
         let stack = stack::udp::UdpStack::new(xsk, ucfg);
         Ok(Shard {
             steering,
+            index,
             stack,
             zero_copy,
         })
@@ -173,10 +199,11 @@ impl Shard {
         }
         let mut extra = BTreeMap::new();
         extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
-        xsk_and_xdp_counters(self.stack.device(), &self.steering, &mut extra);
+        let program = (self.index == 0).then_some(&*self.steering);
+        xsk_and_xdp_counters(self.stack.device(), program, &mut extra);
         udp_counters(self.stack.counters(), &mut extra);
         Ok(ServerThreadResult {
-            cpu_id: cfg.cpu,
+            cpu_id: cfg.cpus.get(self.index).copied(),
             counters,
             recorder,
             cpu: cpu.used,
@@ -207,10 +234,10 @@ fn udp_counters(c: &stack::udp::UdpCounters, extra: &mut BTreeMap<String, u64>) 
     }
 }
 
-/// A bypass UDP load generator (the client side under test, against a
-/// kernel server): one thread, one queue, `connections` stack sockets.
+/// A bypass UDP load generator (the client side under test): one shard
+/// (on the first of its CPUs), `connections` stack sockets.
 pub struct BypassUdpClient {
-    inner: ShardThread<ClientThreadResult>,
+    inner: Shards<ClientThreadResult>,
 }
 
 pub type BypassClientConfig = super::ClientSpec;
@@ -226,13 +253,15 @@ impl BypassUdpClient {
         let mac = iface_mac(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let mtu = iface_mtu(cfg.bypass.netns.as_deref(), &cfg.bypass.iface)?;
         let open_cfg = cfg.bypass.clone();
-        let inner = ShardThread::spawn(
+        let cpus: Vec<usize> = cfg.cpus.first().copied().into_iter().collect();
+        let work_cfg = cfg.for_shard(0, 1);
+        let inner = Shards::spawn(
             "byp-udp-cli",
-            cfg.cpu,
-            cfg.bypass.netns.clone(),
+            &cfg.bypass,
+            &cpus,
             stop,
-            move || Shard::open(&open_cfg, mac, mtu),
-            move |mut shard: Shard, stop: &AtomicBool| shard.generate(&cfg, stop),
+            move |i, steering, queue_ids| Shard::open(&open_cfg, steering, &queue_ids, i, mac, mtu),
+            move |mut shard: Shard, stop: &AtomicBool| shard.generate(&work_cfg, stop),
         )?;
         Ok(BypassUdpClient { inner })
     }
@@ -385,10 +414,11 @@ impl Shard {
         }
         cpu.finish();
         let mut extra = BTreeMap::new();
-        xsk_and_xdp_counters(self.stack.device(), &self.steering, &mut extra);
+        let program = (self.index == 0).then_some(&*self.steering);
+        xsk_and_xdp_counters(self.stack.device(), program, &mut extra);
         udp_counters(self.stack.counters(), &mut extra);
         Ok(ClientThreadResult {
-            cpu_id: cfg.cpu,
+            cpu_id: cfg.cpus.get(self.index).copied(),
             counters,
             recorder,
             cpu: cpu.used,

@@ -69,7 +69,7 @@ pub struct ClientCounters {
 }
 
 impl ClientCounters {
-    fn add(&mut self, o: &ClientCounters) {
+    pub(crate) fn add(&mut self, o: &ClientCounters) {
         self.connects += o.connects;
         self.connect_errors += o.connect_errors;
         self.io_errors += o.io_errors;

@@ -81,7 +81,7 @@ pub struct ServerCounters {
 }
 
 impl ServerCounters {
-    fn add(&mut self, o: &ServerCounters) {
+    pub(crate) fn add(&mut self, o: &ServerCounters) {
         self.accepted += o.accepted;
         self.closed += o.closed;
         self.requests += o.requests;

@@ -418,6 +418,15 @@ impl<D: Device> UdpStack<D> {
         self.inner.arp.get(ip)
     }
 
+    /// A permanent neighbour (`ip neigh replace IP lladdr MAC nud
+    /// permanent`): never resolved, refreshed or aged. For shards that
+    /// share a peer: an ARP reply reaches only the shard whose queue it
+    /// lands on, so each shard is told the peer's MAC instead. `false` if
+    /// the cache is full of permanent entries.
+    pub fn set_permanent_neighbour(&mut self, ip: Ipv4Addr, mac: EthernetAddress) -> bool {
+        self.inner.arp.insert_permanent(ip, mac)
+    }
+
     /// Bind a socket to `port` of the stack's address; 0 picks a free
     /// ephemeral port ([`EPHEMERAL_PORTS`]). Allocates the socket's receive
     /// queue ([`UdpConfig::rx_queue`] slots of [`max_payload`](Self::max_payload) bytes).
