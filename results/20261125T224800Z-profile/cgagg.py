@@ -124,12 +124,13 @@ def fmt(v):
 
 print(f"file: {path}")
 print(f"events: {events}")
-print("total: " + ", ".join(f"{e}={t:,}" for e, t in zip(events, total)))
+print(f"total: Ir={total[ir]:,}")
 if per:
-    print(f"per {unit}: Ir={total[ir] / per:,.0f}" + (f", syscalls={total[sc] / per:.3f}" if sc is not None else ""))
+    print(f"per {unit}: Ir={total[ir] / per:,.0f}")
+FRAMES = re.compile(r"^(std::sys::backtrace::__rust_begin_short_backtrace|start_thread|clone|core::ops::function::FnOnce::call_once\{\{vtable.shim\}\}|<std::sys::thread::unix::Thread>::new::thread_start|\(below main\))$")
 hdr = f"{'Ir':>13}  {'%':>6}" + (f"  {'Ir/' + unit:>10}" if per else "")
-print(f"\n## top {top} by inclusive Ir\n\n{hdr}  function")
-for f in sorted(fns, key=lambda f: -incl[f][ir])[:top]:
+print(f"\n## top {top} by inclusive Ir (thread entry frames left out: they are 100 %)\n\n{hdr}  function")
+for f in [f for f in sorted(fns, key=lambda f: -incl[f][ir]) if not FRAMES.match(f)][:top]:
     print(f"{fmt(incl[f])}  {short(f)}")
 print(f"\n## top {top} by self Ir\n\n{hdr}  function")
 for f in sorted(fns, key=lambda f: -S[f][ir])[:top]:
@@ -183,6 +184,11 @@ for f in fns:
     for g, cost in calls[f].items():
         if g in special:
             c2 = cat(f)
+            if "memcpy" in g or "memmove" in g:
+                if f == "stack::tcp::tcb::Tcb::receive_data":
+                    c2 = "ring buffer copy in (stack::storage, inlined in Tcb::receive_data)"
+                elif f == "stack::tcp::tcb::Tcb::recv":
+                    c2 = "ring buffer copy out to the app's buffer (Tcb::recv)"
             catv[c2] = [a + b for a, b in zip(catv[c2], cost)]
             key = f"{g.split('[')[0]} <- {c2}"
             if LIBC_MEM.search(g):
@@ -200,8 +206,19 @@ for c, v in sorted(memv.items(), key=lambda kv: -kv[1][ir]):
         continue
     print(f"{fmt(v)}  {c}")
 if sc is not None:
-    print("\n## syscalls (callgrind --collect-systime: count, elapsed ms, system CPU ms) by function making them\n")
-    rows = [(f, S[f]) for f in fns if S[f][sc]]
-    for f, v in sorted(rows, key=lambda r: -r[1][sc])[:12]:
-        extra = f"  per {unit}: {v[sc] / per:.3f}" if per else ""
-        print(f"{v[sc]:>8,} calls {v[st] / 1e6:>10.1f} ms {v[scpu] / 1e6:>8.1f} ms cpu  {short(f, 60)}{extra}")
+    # from the call edges into the libc wrappers: after `callgrind_control -z` the
+    # wrappers' own syscall columns keep counts from before the zeroing
+    print("\n## syscalls (callgrind --collect-systime), from calls into the libc wrappers\n")
+    agg = defaultdict(lambda: [0, [0] * E])
+    wrappers = {g for f in fns for g in calls[f] if SYSCALL.search(g) or g.startswith(("poll", "sendto", "clock_", "madvise", "mmap", "munmap", "recvfrom"))}
+    for f in fns:
+        if f in wrappers:
+            continue
+        for g, cost in calls[f].items():
+            if g in wrappers:
+                agg[g][0] += ncalls[f][g]
+                agg[g][1] = [a + b for a, b in zip(agg[g][1], cost)]
+    print(f"{'calls':>8} {'per ' + unit:>9} {'elapsed ms':>11} {'sys CPU ms':>11}  wrapper")
+    for g, (k, v) in sorted(agg.items(), key=lambda kv: -kv[1][0])[:10]:
+        pu = f"{k / per:>9.3f}" if per else f"{'':>9}"
+        print(f"{k:>8,} {pu} {v[st] / 1e6:>11.1f} {v[scpu] / 1e6:>11.1f}  {short(g, 60)}")

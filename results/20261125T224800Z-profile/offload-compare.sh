@@ -6,8 +6,9 @@
 #   bypass      the stack's server (bypass serve --lab --path bypass)
 # The client is always `bypass run stream --path kernel` in hardware mode from
 # the client namespace (CPU 0); the server is on CPU 1.
-# CPU: the server thread's run time (/proc/PID/task/TID/schedstat, ns), and
-# CPU 1's /proc/stat counters (user, system, softirq, idle, steal).
+# CPU: the server thread's run time (/proc/PID/task/TID/schedstat, ns), its
+# tick-sampled utime/stime (/proc/PID/task/TID/stat), and CPU 1's /proc/stat
+# counters (user, system, softirq, ...).
 #   offload-compare.sh OUTDIR ROUNDS [SECS]
 set -euo pipefail
 out=$1 rounds=$2 secs=${3:-3}
@@ -30,6 +31,7 @@ restore() {
 snap() { # file
   { grep '^cpu1 ' /proc/stat
     echo "thread $(cut -d' ' -f1 /proc/$sp/task/$tid/schedstat)"
+    echo "ticks $(awk '{print $14, $15}' /proc/$sp/task/$tid/stat)"
     echo "srv $(ip -n "$sns" -s -j link show "$sif" | jq -c '.[0].stats64 | [.rx.packets,.rx.bytes,.tx.packets,.tx.bytes]')"
     echo "cli $(ip -n "$cns" -s -j link show "$cif" | jq -c '.[0].stats64 | [.rx.packets,.rx.bytes,.tx.packets,.tx.bytes]')"
   } > "$1"

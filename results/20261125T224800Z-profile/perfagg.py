@@ -3,7 +3,8 @@
 goes: user-space code by crate, and kernel time by what the kernel was doing
 (the TX kick's softirq work, page faults, poll, ...).
 
-usage: perf script -i perf.data --comm byp-tcp-srv -F comm,tid,ip,sym,dso | perfagg.py [--per N UNIT --secs S]
+usage: perf script -i perf.data --tid TID -F comm,tid,ip,sym,dso | perfagg.py [--us-per-op X]
+(--us-per-op: the thread's CPU per operation from the run, to scale the shares)
 Kernel call chains are complete (frame pointers); user chains are not (the
 Rust binary has no frame pointers), so user samples are classified by their
 leaf symbol."""
@@ -15,6 +16,7 @@ args = sys.argv[1:]
 per = float(args[args.index("--per") + 1]) if "--per" in args else None
 unit = args[args.index("--per") + 2] if "--per" in args else "op"
 hz = float(args[args.index("--hz") + 1]) if "--hz" in args else None
+scale = float(args[args.index("--us-per-op") + 1]) if "--us-per-op" in args else None
 
 
 def user_cat(sym):
@@ -53,29 +55,37 @@ def user_cat(sym):
 
 def kern_cat(chain):
     s = set(chain)
-    if "__x64_sys_sendto" in s or "xsk_sendmsg" in s:
+    sysname = None
+    for f in reversed(chain):  # outermost first
+        m = re.match(r"__x64_sys_(\w+)", f)
+        if m:
+            sysname = m.group(1)
+            break
+    if sysname is None:
+        if "asm_exc_page_fault" in s or "exc_page_fault" in s:
+            return "kernel: page faults (first touch of fresh heap pages)"
+        if "net_rx_action" in s or "handle_softirqs" in s:
+            return "kernel: softirq on interrupt exit"
+        if s & {"asm_sysvec_apic_timer_interrupt", "asm_sysvec_reschedule_ipi", "irqentry_exit_to_user_mode",
+                "asm_sysvec_call_function_single", "asm_common_interrupt"}:
+            return "kernel: interrupts, scheduling"
+        return "kernel: other (" + (chain[-1] if chain else "?") + ")"
+    if sysname == "sendto" and "xsk_sendmsg" in s:
+        sysname = "sendto (XSK TX kick)"
+    if "net_rx_action" in s:
         if s & {"veth_xdp_rcv", "veth_xdp_rcv_skb", "__xsk_rcv", "xdp_do_redirect", "__xsk_map_flush"}:
-            return "kernel: sendto -> softirq: veth NAPI rx of peer's frames, XDP, copy into UMEM"
-        if s & {"tcp_v4_rcv", "process_backlog", "__netif_receive_skb_one_core", "tcp_v4_send_ack", "sock_def_readable"}:
-            return "kernel: sendto -> softirq: kernel peer's TCP (rx of our frames, its replies/transmit, wakeups)"
-        if "net_rx_action" in s:
-            return "kernel: sendto -> softirq: other"
-        return "kernel: sendto: XSK generic xmit (skb alloc, copy from UMEM, veth xmit)"
-    if "asm_exc_page_fault" in s or "exc_page_fault" in s:
-        return "kernel: page faults (first touch of fresh heap pages)"
-    if "__x64_sys_madvise" in s:
-        return "kernel: madvise (glibc returning heap pages)"
-    if s & {"__x64_sys_poll", "__x64_sys_ppoll", "do_sys_poll"}:
-        if s & {"veth_xdp_rcv", "tcp_v4_rcv", "net_rx_action"}:
-            return "kernel: poll -> softirq (rx work)"
-        return "kernel: poll (sleep/wakeup)"
-    if s & {"__x64_sys_recvfrom"}:
-        return "kernel: recvfrom (rx wakeup)"
-    if "net_rx_action" in s or "handle_softirqs" in s:
-        return "kernel: softirq on interrupt exit (rx work)"
-    if s & {"asm_sysvec_apic_timer_interrupt", "asm_sysvec_reschedule_ipi", "irqentry_exit_to_user_mode", "asm_sysvec_call_function_single"}:
-        return "kernel: interrupts, scheduling"
-    return "kernel: other (" + (chain[-1] if chain else "?") + ")"
+            what = "veth NAPI rx of frames for the AF_XDP socket: XDP, page_pool copy, copy into UMEM"
+        elif s & {"process_backlog", "ip_rcv", "tcp_v4_rcv", "tcp_v4_send_ack", "sock_def_readable",
+                  "tcp_rcv_established", "tcp_rcv_state_process"}:
+            what = "kernel IP/TCP rx via the backlog (the receiving end's stack, run in the sender's context) and what it triggers"
+        else:
+            what = "other"
+        return f"kernel: {sysname} -> softirq: {what}"
+    if sysname.startswith("sendto (XSK"):
+        return "kernel: sendto (XSK TX kick): generic xmit (skb alloc, copy from UMEM, veth xmit)"
+    if sysname in ("madvise", "munmap", "mmap", "brk"):
+        return f"kernel: {sysname} (heap)"
+    return f"kernel: {sysname} (own work)"
 
 
 cats = Counter()
@@ -123,6 +133,8 @@ tot_k = n - tot_user
 hdr = f"{'samples':>8} {'%':>6}"
 if per and hz:
     hdr += f" {'µs/' + unit:>9}"
+if scale:
+    hdr += f" {'µs/op':>7}"
 print(f"user {tot_user} ({100 * tot_user / n:.1f}%), kernel {tot_k} ({100 * tot_k / n:.1f}%)")
 print(hdr + "  where")
 for k, v in sorted(cats.items(), key=lambda kv: -kv[1]):
@@ -131,6 +143,8 @@ for k, v in sorted(cats.items(), key=lambda kv: -kv[1]):
     s = f"{v:>8} {100 * v / n:>5.1f}%"
     if per and hz:
         s += f" {v / hz * 1e6 / per:>9.2f}"
+    if scale:
+        s += f" {scale * v / n:>7.2f}"
     print(s + "  " + k)
 rest = sum(v for v in cats.values() if v * 200 < n)
 print(f"{rest:>8} {100 * rest / n:>5.1f}%  (each below 0.5 %)")
