@@ -97,7 +97,12 @@ impl Latency {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cpu {
-    /// (server threads' CPU time + softirq time on the server's CPUs) / ops.
+    /// How a side's CPU time was taken: "cpus_busy" (server and client on
+    /// CPUs of their own: all busy time of the side's CPUs from /proc/stat)
+    /// or "threads" (shared CPUs: the side's threads' own time).
+    #[serde(default)]
+    pub accounting: String,
+    /// The server side's CPU time (see `accounting`) / ops.
     pub server_us_per_op: Option<f64>,
     pub client_us_per_op: Option<f64>,
     /// The same time over the wall time of the CPUs it ran on, in percent.
@@ -368,7 +373,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
         }
     );
     s.push_str(&table(doc));
-    s.push_str("\nServer CPU per operation is the server threads' CPU time plus the softirq time of the server's CPUs (/proc/stat), over the operations counted. Latency is measured at the client");
+    s.push_str("\nServer CPU per operation: with server and client on CPUs of their own, all the busy time of the server's CPUs (/proc/stat, softirq included once); on shared CPUs, the server threads' own time (`cpu.accounting` says which); over the operations counted. Latency is measured at the client");
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
     if !doc.ratios.is_empty() {
         let _ = writeln!(s, "\n## bypass / kernel\n");

@@ -752,14 +752,35 @@ fn compose(
     } else {
         0.0
     };
-    let server_total = server_thread_us + server_softirq_us;
+    // What a side cost: with server and client on CPUs of their own, all
+    // the busy time of its CPUs (/proc/stat: user, system, irq, softirq,
+    // counted once, whatever context the softirq ran in); on shared CPUs,
+    // its threads' own time (which holds the softirq work done inside their
+    // system calls). Adding a thread's time to its CPUs' softirq time would
+    // count that softirq twice: without IRQ time accounting (this kernel's
+    // case) a tick in softirq inside a thread's `sendto` is charged both to
+    // the thread and to the CPU's softirq.
+    let disjoint = opts
+        .server_cpus
+        .iter()
+        .all(|c| !opts.client_cpus.contains(c));
+    let (server_total, client_total, accounting) = if disjoint {
+        (
+            server_cpus.busy() as f64 * jiffy,
+            client_cpus.busy() as f64 * jiffy,
+            "cpus_busy",
+        )
+    } else {
+        (server_thread_us, client_thread_us, "threads")
+    };
     let mut cpu = Cpu {
+        accounting: accounting.into(),
         server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
-        client_us_per_op: per_op(client_thread_us + client_softirq_us),
+        client_us_per_op: per_op(client_total),
         server_util_pct: local_server
             .then(|| util(server_total, opts.server_cpus.len()))
             .flatten(),
-        client_util_pct: util(client_thread_us + client_softirq_us, opts.client_cpus.len()),
+        client_util_pct: util(client_total, opts.client_cpus.len()),
         server_work_us_per_op: None,
         server_ns_per_byte: (local_server && w.measured_at_server() && bytes > 0)
             .then(|| server_total * 1000.0 / bytes as f64),
