@@ -345,6 +345,32 @@ pub fn jiffy() -> Duration {
 }
 
 /// Sum of the deltas of a set of CPUs.
+/// The pids of the kernel's softirq threads (`ksoftirqd/N`) of `cpus`.
+pub fn ksoftirqd_pids(cpus: &[usize]) -> Vec<u32> {
+    let wanted: Vec<String> = cpus.iter().map(|c| format!("ksoftirqd/{c}")).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| wanted.iter().any(|w| w == c.trim()))
+        })
+        .collect()
+}
+
+/// The run time of these threads together, from /proc/PID/schedstat (its
+/// first field: time on the CPU in ns, exact, not sampled by ticks).
+pub fn run_time(pids: &[u32]) -> Duration {
+    let ns: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
 pub fn cpus_delta(
     before: &BTreeMap<usize, CpuJiffies>,
     after: &BTreeMap<usize, CpuJiffies>,

@@ -97,9 +97,10 @@ impl Latency {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cpu {
-    /// How a side's CPU time was taken: "cpus_busy" (server and client on
-    /// CPUs of their own: all busy time of the side's CPUs from /proc/stat)
-    /// or "threads" (shared CPUs: the side's threads' own time).
+    /// How a side's CPU time was taken: "threads+ksoftirqd" (server and
+    /// client on CPUs of their own: the side's threads' run time plus that of
+    /// its CPUs' ksoftirqd threads) or "threads" (shared CPUs: the threads'
+    /// run time alone).
     #[serde(default)]
     pub accounting: String,
     /// The server side's CPU time (see `accounting`) / ops.
@@ -116,7 +117,14 @@ pub struct Cpu {
     pub server_work_us_per_op: Option<f64>,
     /// Breakdown, in µs over the window.
     pub server_thread_us: Option<f64>,
+    /// Softirq ticks of the server's CPUs from /proc/stat (sampled: for
+    /// reference, not in the totals).
     pub server_softirq_us: Option<f64>,
+    /// Run time of the server CPUs' ksoftirqd threads (in the totals).
+    #[serde(default)]
+    pub server_ksoftirqd_us: Option<f64>,
+    #[serde(default)]
+    pub client_ksoftirqd_us: f64,
     pub client_thread_us: f64,
     pub client_softirq_us: f64,
     /// Busy share of the client's CPUs from /proc/stat (all processes,
@@ -373,7 +381,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
         }
     );
     s.push_str(&table(doc));
-    s.push_str("\nServer CPU per operation: with server and client on CPUs of their own, all the busy time of the server's CPUs (/proc/stat, softirq included once); on shared CPUs, the server threads' own time (`cpu.accounting` says which); over the operations counted. Latency is measured at the client");
+    s.push_str("\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client");
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
     if !doc.ratios.is_empty() {
         let _ = writeln!(s, "\n## bypass / kernel\n");

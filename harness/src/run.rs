@@ -523,6 +523,14 @@ fn run_one(
     };
     let mut completed = sleep_until(window.t0);
     let t0_wall = SystemTime::now();
+    let ksoftirqd = (
+        metrics::ksoftirqd_pids(&opts.server_cpus),
+        metrics::ksoftirqd_pids(&opts.client_cpus),
+    );
+    let ksi0 = (
+        metrics::run_time(&ksoftirqd.0),
+        metrics::run_time(&ksoftirqd.1),
+    );
     let stat0 = metrics::proc_stat()?;
     let snmp_s0 = ns_counters(target.server_ns.as_deref());
     let snmp_c0 = ns_counters(target.client_ns.as_deref());
@@ -531,6 +539,10 @@ fn run_one(
     }
     let end = Instant::now().min(window.t_end).max(window.t0);
     let stat1 = metrics::proc_stat()?;
+    let ksoftirqd_time = (
+        metrics::run_time(&ksoftirqd.0).saturating_sub(ksi0.0),
+        metrics::run_time(&ksoftirqd.1).saturating_sub(ksi0.1),
+    );
     let snmp_s1 = ns_counters(target.server_ns.as_deref());
     let snmp_c1 = ns_counters(target.client_ns.as_deref());
     stop_clients.store(true, Ordering::Relaxed);
@@ -552,6 +564,7 @@ fn run_one(
         server_report.as_ref(),
         &metrics::cpus_delta(&stat0, &stat1, &opts.server_cpus),
         &metrics::cpus_delta(&stat0, &stat1, &opts.client_cpus),
+        ksoftirqd_time,
         target.local_server,
     );
     run.params
@@ -669,6 +682,7 @@ fn compose(
     s: Option<&ServerReport>,
     server_cpus: &metrics::CpuJiffies,
     client_cpus: &metrics::CpuJiffies,
+    ksoftirqd_time: (Duration, Duration),
     local_server: bool,
 ) -> Run {
     let secs = measured.as_secs_f64();
@@ -752,27 +766,25 @@ fn compose(
     } else {
         0.0
     };
-    // What a side cost: with server and client on CPUs of their own, all
-    // the busy time of its CPUs (/proc/stat: user, system, irq, softirq,
-    // counted once, whatever context the softirq ran in); on shared CPUs,
-    // its threads' own time (which holds the softirq work done inside their
-    // system calls). Adding a thread's time to its CPUs' softirq time would
-    // count that softirq twice: without IRQ time accounting (this kernel's
-    // case) a tick in softirq inside a thread's `sendto` is charged both to
-    // the thread and to the CPU's softirq.
+    // What a side cost: its threads' own CPU time (exact: getrusage scales
+    // to the scheduler's run time), which holds the softirq work done inside
+    // their system calls (on veth, a `sendto` runs the peer's receive), plus,
+    // when the side has CPUs of its own, the run time of those CPUs' softirq
+    // threads (ksoftirqd, exact from schedstat). Not /proc/stat: its busy and
+    // softirq times are sampled by the tick, which misses a thread that wakes
+    // for a few µs at a time, and its softirq time would count again what the
+    // threads' time already holds (this kernel has no IRQ time accounting).
     let disjoint = opts
         .server_cpus
         .iter()
         .all(|c| !opts.client_cpus.contains(c));
-    let (server_total, client_total, accounting) = if disjoint {
-        (
-            server_cpus.busy() as f64 * jiffy,
-            client_cpus.busy() as f64 * jiffy,
-            "cpus_busy",
-        )
+    let (server_ksoftirqd_us, client_ksoftirqd_us, accounting) = if disjoint {
+        (us(ksoftirqd_time.0), us(ksoftirqd_time.1), "threads+ksoftirqd")
     } else {
-        (server_thread_us, client_thread_us, "threads")
+        (0.0, 0.0, "threads")
     };
+    let server_total = server_thread_us + server_ksoftirqd_us;
+    let client_total = client_thread_us + client_ksoftirqd_us;
     let mut cpu = Cpu {
         accounting: accounting.into(),
         server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
@@ -786,6 +798,8 @@ fn compose(
             .then(|| server_total * 1000.0 / bytes as f64),
         server_thread_us: local_server.then_some(server_thread_us),
         server_softirq_us: local_server.then_some(server_softirq_us),
+        server_ksoftirqd_us: local_server.then_some(server_ksoftirqd_us),
+        client_ksoftirqd_us,
         client_thread_us,
         client_softirq_us,
         client_cpus_busy_pct: client_busy_pct,
