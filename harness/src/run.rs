@@ -779,7 +779,11 @@ fn compose(
         .iter()
         .all(|c| !opts.client_cpus.contains(c));
     let (server_ksoftirqd_us, client_ksoftirqd_us, accounting) = if disjoint {
-        (us(ksoftirqd_time.0), us(ksoftirqd_time.1), "threads+ksoftirqd")
+        (
+            us(ksoftirqd_time.0),
+            us(ksoftirqd_time.1),
+            "threads+ksoftirqd",
+        )
     } else {
         (0.0, 0.0, "threads")
     };
