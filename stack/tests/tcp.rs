@@ -432,6 +432,13 @@ fn many_sequential_connections_leak_nothing() {
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.a.sockets_in_use(), 0);
     assert_eq!(net.b.sockets_in_use(), 1, "only the listener");
+    // Each side's connections after the first few got their rings from
+    // those that finished before them (two rings each, both sides).
+    for (side, iface) in [("A", &net.a), ("B", &net.b)] {
+        let (provided, reclaimed) = iface.ring_reuse();
+        assert!(provided >= 19_000, "{side}: {provided} rings reused");
+        assert!(reclaimed >= provided, "{side}: {reclaimed} reclaimed");
+    }
     assert_eq!(
         net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
         0

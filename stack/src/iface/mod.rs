@@ -32,6 +32,7 @@ use crate::flow::{
 };
 use crate::frame::{parse_frame, Frame, Network, Transport};
 use crate::phy::Device;
+use crate::storage::StoragePool;
 use crate::tcp::{
     CookieOptions, Endpoints, IsnGenerator, Reaction, SeqNumber, State, SynCookies, Tcb, TcpConfig,
     TcpStats,
@@ -45,6 +46,8 @@ use crate::Counters;
 
 /// Resets owed to segments that belong to no connection, at most.
 const MAX_PENDING_RESETS: usize = 64;
+/// Ring buffers kept for reuse, at most (two per connection).
+const STORAGE_POOL: usize = 512;
 
 /// How an interface is set up.
 #[derive(Debug, Clone)]
@@ -189,6 +192,8 @@ struct Inner {
     /// ARP replies owed.
     arp_replies: VecDeque<ArpRepr>,
     neighbours: Neighbours,
+    /// Ring storage of finished connections, for new ones.
+    storage: StoragePool,
     /// ARP replies sent.
     arp_replies_sent: u64,
     cookies: SynCookies,
@@ -238,6 +243,7 @@ impl<D: Device> Interface<D> {
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
             arp_replies: VecDeque::with_capacity(MAX_PENDING_RESETS),
             neighbours: Neighbours::default(),
+            storage: StoragePool::new(STORAGE_POOL),
             arp_replies_sent: 0,
             cookies: SynCookies::new(cfg.cookie_secret),
             last_cookie: None,
@@ -488,7 +494,8 @@ impl<D: Device> Interface<D> {
         if let Some(iss) = iss {
             ep.iss = iss;
         }
-        let tcb = Tcb::connect(&inner.cfg.tcp, ep);
+        let mut tcb = Tcb::connect(&inner.cfg.tcp, ep);
+        tcb.provide_storage(&mut inner.storage);
         let s = inner.socket_mut(h).ok_or(Error::BadHandle)?;
         s.kind = Kind::Tcb(Box::new(tcb));
         s.in_flows = true;
@@ -576,6 +583,12 @@ impl<D: Device> Interface<D> {
     /// `getpeername`.
     pub fn peer_addr(&self, h: SocketHandle) -> Result<SocketAddrV4, Error> {
         Ok(self.tcb(h)?.remote())
+    }
+
+    /// Ring buffers (rings given storage from the pool of finished
+    /// connections, rings whose storage went back to it) so far.
+    pub fn ring_reuse(&self) -> (u64, u64) {
+        (self.inner.storage.provided, self.inner.storage.reclaimed)
     }
 
     /// Sockets in use, including connections that finish closing after
@@ -864,7 +877,8 @@ impl Inner {
         if let Some(iss) = iss {
             ep.iss = iss;
         }
-        let tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
+        let mut tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
+        tcb.provide_storage(&mut self.storage);
         if self.adopt(l, key, tcb).is_none() {
             self.stats.syn_queue_overflows += 1;
             return;
@@ -949,6 +963,7 @@ impl Inner {
         let mut ep = self.endpoints(local, remote, key);
         ep.iss = iss;
         let mut tcb = Tcb::from_cookie(&self.cfg.tcp, ep, irs, opts, seg);
+        tcb.provide_storage(&mut self.storage);
         // The ACK may carry data (and a FIN): the connection takes it.
         tcb.process(self.now, seg, true, &mut self.stats);
         let Some(h) = self.adopt(l, key, tcb) else {
@@ -1105,7 +1120,7 @@ impl Inner {
             let Some(h) = self.handle_at(index) else {
                 continue;
             };
-            let Some(s) = self.socket_mut(h) else {
+            let Some(s) = slot_mut(&mut self.slots, h) else {
                 continue;
             };
             s.touched = false;
@@ -1121,6 +1136,8 @@ impl Inner {
                     t.retire();
                     overflow = true;
                 }
+                // A connection done with its rings gives them back.
+                t.reclaim_storage(&mut self.storage);
             }
             if overflow {
                 self.stats.time_wait_overflows += 1;

@@ -3,18 +3,27 @@
 /// Bytes queued in a fixed buffer, read from the front, written at the
 /// back; [`write_at`](Self::write_at) writes beyond the back without making
 /// the bytes readable (out-of-order data waiting for a hole to fill).
+///
+/// The storage is taken when the first byte is written (or given with
+/// [`provide`](Self::provide), e.g. from a pool of finished connections'
+/// rings), and can be taken back with [`take_storage`](Self::take_storage):
+/// a connection that never sends costs no send buffer, and a benchmark's
+/// thousands of short connections reuse their rings instead of allocating
+/// and zeroing two per connection.
 #[derive(Debug, Clone)]
 pub struct RingBuffer {
     buf: Box<[u8]>,
+    capacity: usize,
     head: usize,
     len: usize,
 }
 
 impl RingBuffer {
-    /// A ring of `capacity` bytes, allocated now.
+    /// A ring of `capacity` bytes; its storage comes with the first write.
     pub fn new(capacity: usize) -> RingBuffer {
         RingBuffer {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: Box::default(),
+            capacity,
             head: 0,
             len: 0,
         }
@@ -22,7 +31,31 @@ impl RingBuffer {
 
     /// Capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.capacity
+    }
+
+    /// Whether the ring holds its storage yet.
+    pub fn has_storage(&self) -> bool {
+        self.buf.len() == self.capacity
+    }
+
+    /// Gives the ring its storage, if it has none and `storage` is exactly
+    /// its capacity (its old contents do not matter: only what is written
+    /// is ever read). Returns `storage` when it was not taken.
+    pub fn provide(&mut self, storage: Box<[u8]>) -> Option<Box<[u8]>> {
+        if self.has_storage() || storage.len() != self.capacity {
+            return Some(storage);
+        }
+        self.buf = storage;
+        None
+    }
+
+    /// Takes the storage out (the ring is then empty, its capacity kept):
+    /// `None` if it never had any.
+    pub fn take_storage(&mut self) -> Option<Box<[u8]>> {
+        self.head = 0;
+        self.len = 0;
+        (self.capacity > 0 && self.has_storage()).then(|| core::mem::take(&mut self.buf))
     }
 
     /// Readable bytes.
@@ -61,6 +94,9 @@ impl RingBuffer {
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
         let room = self.free().saturating_sub(offset);
         let n = data.len().min(room);
+        if n > 0 && !self.has_storage() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
+        }
         let mut done = 0;
         while done < n {
             let at = self.index(self.len + offset + done);
@@ -144,5 +180,24 @@ mod tests {
         let mut two = [0u8; 2];
         assert_eq!(r.pop_into(&mut two), 2);
         assert_eq!(&two, b"ab");
+    }
+
+    #[test]
+    fn storage_comes_late_and_goes_back() {
+        let mut r = RingBuffer::new(4);
+        assert!(!r.has_storage());
+        assert_eq!((r.capacity(), r.free()), (4, 4));
+        // The wrong size is refused; the right one taken, whatever it holds.
+        assert!(r.provide(vec![7; 3].into_boxed_slice()).is_some());
+        assert!(r.provide(vec![7; 4].into_boxed_slice()).is_none());
+        assert!(r.has_storage());
+        assert_eq!(r.push(b"xy"), 2);
+        assert_eq!(r.peek_at(0), b"xy");
+        let back = r.take_storage().expect("storage");
+        assert_eq!(back.len(), 4);
+        assert!(r.is_empty() && !r.has_storage());
+        // Written again: allocated on demand.
+        assert_eq!(r.push(b"abcde"), 4);
+        assert_eq!(r.peek_at(0), b"abcd");
     }
 }

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use super::{Congestion, CookieOptions, Keepalive, RttEstimator, SeqNumber, State, TcpConfig};
 use crate::error::Error;
-use crate::storage::{Assembler, RingBuffer};
+use crate::storage::{Assembler, RingBuffer, StoragePool};
 use crate::time::Instant;
 use crate::wire::tcp::SackBlocks;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
@@ -736,13 +736,34 @@ impl Tcb {
     }
 
     /// A TIME-WAIT nobody will read from needs no buffers: give them back,
-    /// so that thousands of TIME-WAITs cost a control block each.
+    /// so that thousands of TIME-WAITs cost a control block each (the
+    /// interface then reclaims their storage, [`Tcb::reclaim_storage`]).
     fn shrink_if_done(&mut self) {
         if self.orphan && self.state == State::TimeWait && self.rx.is_empty() {
-            self.rx = RingBuffer::new(0);
-            self.tx = RingBuffer::new(0);
             self.assembler.clear();
         }
+    }
+
+    /// Gives the connection's rings storage from `pool`, before its first
+    /// byte (a ring without storage takes it when written to anyway).
+    pub fn provide_storage(&mut self, pool: &mut StoragePool) {
+        pool.provide(&mut self.rx);
+        pool.provide(&mut self.tx);
+    }
+
+    /// Puts the rings' storage back in `pool` when the connection no longer
+    /// needs it: closed, or in TIME-WAIT with nobody left to read. Returns
+    /// whether it did.
+    pub fn reclaim_storage(&mut self, pool: &mut StoragePool) -> bool {
+        let done = match self.state {
+            State::Closed | State::TimeWait => self.orphan && self.rx.is_empty(),
+            _ => false,
+        };
+        if done {
+            pool.reclaim(&mut self.rx);
+            pool.reclaim(&mut self.tx);
+        }
+        done
     }
 
     fn enter_closed(&mut self, error: Option<Error>) {
