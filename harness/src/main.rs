@@ -10,6 +10,7 @@ mod error;
 mod kernel;
 mod lab;
 mod metrics;
+mod remote;
 mod report;
 mod result;
 mod run;
