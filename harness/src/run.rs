@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub json: bool,
     pub xdp_mode: String,
     pub force: bool,
+    /// Bypass servers spin instead of sleeping when idle.
+    pub busy_poll: bool,
 }
 
 /// Real hardware instead of the lab: this machine is the client, the server
@@ -142,6 +144,7 @@ impl RunOptions {
         put("queues", self.queues.to_string());
         put("xdp_mode", self.xdp_mode.clone());
         put("force", self.force.to_string());
+        put("busy_poll", self.busy_poll.to_string());
         put("name", self.name.clone());
         put("out", self.out.display().to_string());
         match &self.hardware {
@@ -425,6 +428,7 @@ fn run_one(
                 xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
                 force: opts.force,
                 trust_checksums: true,
+                busy_poll: opts.busy_poll,
             };
             let s = crate::bypass::Server::start(crate::bypass::ServerSpec {
                 bypass: cfg,
@@ -460,6 +464,7 @@ fn run_one(
                     xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
                     force: opts.force,
                     trust_checksums: true,
+                    busy_poll: false,
                 },
                 workload: w,
                 sizes,

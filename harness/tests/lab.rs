@@ -716,6 +716,42 @@ fn two_cores_run_two_shards_that_both_serve() {
     assert_lab_gone(&doc);
 }
 
+/// `--busy-poll`: at a low offered rate the bypass server spins on its
+/// rings (its CPU busy all the time) where it otherwise sleeps in poll(2).
+#[test]
+fn busy_poll_servers_spin_and_others_sleep() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let util = |extra: &[&str]| -> f64 {
+        let mut args = vec!["rr", "--rate", "2000"];
+        args.extend_from_slice(extra);
+        let doc = short_bypass_run(&env, &args);
+        let r = doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == "bypass")
+            .expect("the bypass run")
+            .clone();
+        check_run(&r);
+        assert_eq!(
+            doc["config"]["busy_poll"].as_str(),
+            Some(if extra.is_empty() { "false" } else { "true" })
+        );
+        f(&r["cpu"]["server_util_pct"])
+    };
+    let sleeping = util(&[]);
+    let spinning = util(&["--busy-poll"]);
+    assert!(
+        spinning >= 90.0,
+        "busy-polling server at {spinning:.0}% CPU"
+    );
+    assert!(sleeping < 50.0, "sleeping server at {sleeping:.0}% CPU");
+}
+
 #[test]
 fn serve_bypass_answers_ping_and_udp_and_leaves_kernel_tcp_alone() {
     if !root() {

@@ -32,6 +32,10 @@ pub struct BypassConfig {
     pub force: bool,
     /// Trust the checksums of received frames (veth sends partial ones).
     pub trust_checksums: bool,
+    /// A server shard never sleeps in poll(2): it spins on its rings, a
+    /// core per shard for the lowest latency (DPDK's way). Off: after
+    /// [`IDLE_ROUNDS`] empty polls it sleeps until frames come.
+    pub busy_poll: bool,
 }
 
 /// What the attach produced, for the result's env.

@@ -102,6 +102,7 @@ impl BypassTcpServer {
 
 struct TcpShard {
     addr: Ipv4Addr,
+    busy_poll: bool,
     steering: Arc<xdp::Steering>,
     /// Shard 0 reports the program's counters (they cover every queue).
     index: usize,
@@ -134,6 +135,7 @@ impl TcpShard {
         let zero_copy = iface.device().zero_copy();
         TcpShard {
             addr: cfg.bypass.addr,
+            busy_poll: cfg.bypass.busy_poll,
             steering,
             index,
             iface,
@@ -199,7 +201,7 @@ impl TcpShard {
                 idle_rounds = 0;
             } else {
                 idle_rounds += 1;
-                if idle_rounds > IDLE_ROUNDS {
+                if idle_rounds > IDLE_ROUNDS && !self.busy_poll {
                     // idle: sleep in poll() on the socket until frames come
                     // or the stack's next timer is due (bounded)
                     let wait_ms = self

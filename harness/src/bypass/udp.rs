@@ -185,7 +185,7 @@ impl Shard {
                 idle_rounds = 0;
             } else {
                 idle_rounds += 1;
-                if idle_rounds > IDLE_ROUNDS {
+                if idle_rounds > IDLE_ROUNDS && !cfg.bypass.busy_poll {
                     // nothing for a while: sleep until the socket has frames
                     // (bounded, so `stop` is seen)
                     let _ = self.stack.device_mut().poll(5);
