@@ -423,6 +423,25 @@ struct Slot {
     offset: u64,
 }
 
+impl Slot {
+    /// Starts an operation: intended now (closed loop) or at its scheduled
+    /// time (open loop, the next one an interval later).
+    fn begin(&mut self, now: Instant, interval: Option<Duration>) {
+        self.intended = if interval.is_some() {
+            self.next_at
+        } else {
+            now
+        };
+        if let Some(iv) = interval {
+            self.next_at += iv;
+        }
+        self.busy = true;
+        self.wpos = 0;
+        self.got = 0;
+        self.inbuf.clear();
+    }
+}
+
 impl TcpGen {
     fn generate(&mut self, cfg: &ClientSpec, stop: &AtomicBool) -> Result<ClientThreadResult> {
         let w = cfg.window;
@@ -497,14 +516,7 @@ impl TcpGen {
                             s.h = Some(h);
                             s.connected = false;
                             if cfg.workload == Workload::Crr {
-                                s.intended = if interval.is_some() { s.next_at } else { now };
-                                if let Some(iv) = interval {
-                                    s.next_at += iv;
-                                }
-                                s.busy = true;
-                                s.wpos = 0;
-                                s.got = 0;
-                                s.inbuf.clear();
+                                s.begin(now, interval);
                             }
                         }
                         Err(stack::Error::AddrNotAvailable) => {
@@ -544,14 +556,7 @@ impl TcpGen {
                     continue;
                 }
                 if !s.busy && due && cfg.workload == Workload::Rr {
-                    s.intended = if interval.is_some() { s.next_at } else { now };
-                    if let Some(iv) = interval {
-                        s.next_at += iv;
-                    }
-                    s.busy = true;
-                    s.wpos = 0;
-                    s.got = 0;
-                    s.inbuf.clear();
+                    s.begin(now, interval);
                 }
                 if !s.busy {
                     continue;
