@@ -241,7 +241,35 @@ pub mod udp;
 
 /// What a shard reports once it is attached.
 pub trait ShardInfo {
-    fn attach_info(&self) -> AttachInfo;
+    fn base(&self) -> &ShardBase;
+}
+
+/// What every shard of a side holds alike: the program it shares with the
+/// others, its index among them, and whether its sockets run zero-copy.
+pub struct ShardBase {
+    pub steering: Arc<xdp::Steering>,
+    pub index: usize,
+    pub zero_copy: bool,
+}
+
+impl ShardBase {
+    pub fn new(steering: Arc<xdp::Steering>, index: usize, device: &queues::Queues) -> ShardBase {
+        ShardBase {
+            steering,
+            index,
+            zero_copy: device.zero_copy(),
+        }
+    }
+
+    pub fn attach_info(&self) -> AttachInfo {
+        AttachInfo::of(&self.steering, self.zero_copy)
+    }
+
+    /// The program, for shard 0 only: its counters cover every queue, so
+    /// one shard reports them.
+    pub fn program(&self) -> Option<&xdp::Steering> {
+        (self.index == 0).then_some(&*self.steering)
+    }
 }
 
 /// A shard's thread: it pins itself and enters the namespace, opens its
@@ -282,7 +310,7 @@ impl<R: Send + 'static> ShardThread<R> {
                         return Err(anyhow!(msg));
                     }
                 };
-                let _ = tx.send(Ok(shard.attach_info()));
+                let _ = tx.send(Ok(shard.base().attach_info()));
                 work(shard, &stop2)
             })
             .with_context(|| format!("spawning the {name} thread"))?;

@@ -17,7 +17,8 @@ use anyhow::{anyhow, Context, Result};
 use stack::{Interface, InterfaceConfig, Readiness, SocketHandle};
 
 use super::{
-    iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardInfo, Shards, IDLE_ROUNDS,
+    iface_mac, stack_now, AttachInfo, BypassConfig, ClientSpec, ShardBase, ShardInfo, Shards,
+    IDLE_ROUNDS,
 };
 use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
@@ -103,11 +104,8 @@ impl BypassTcpServer {
 struct TcpShard {
     addr: Ipv4Addr,
     busy_poll: bool,
-    steering: Arc<xdp::Steering>,
-    /// Shard 0 reports the program's counters (they cover every queue).
-    index: usize,
+    base: ShardBase,
     iface: Interface<super::queues::Queues>,
-    zero_copy: bool,
     rr: Option<SocketHandle>,
     sink: Option<SocketHandle>,
     conns: HashMap<SocketHandle, AppConn>,
@@ -120,8 +118,8 @@ struct TcpShard {
 }
 
 impl ShardInfo for TcpShard {
-    fn attach_info(&self) -> AttachInfo {
-        AttachInfo::of(&self.steering, self.zero_copy)
+    fn base(&self) -> &ShardBase {
+        &self.base
     }
 }
 
@@ -132,14 +130,11 @@ impl TcpShard {
         iface: Interface<super::queues::Queues>,
         cfg: &BypassTcpServerConfig,
     ) -> TcpShard {
-        let zero_copy = iface.device().zero_copy();
         TcpShard {
             addr: cfg.bypass.addr,
             busy_poll: cfg.bypass.busy_poll,
-            steering,
-            index,
+            base: ShardBase::new(steering, index, iface.device()),
             iface,
-            zero_copy,
             rr: None,
             sink: None,
             conns: HashMap::new(),
@@ -219,8 +214,7 @@ impl TcpShard {
         let work_in_window = work_in_window.unwrap_or(work - work_at_t0.unwrap_or(work));
         let mut extra = BTreeMap::new();
         extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
-        let program = (self.index == 0).then_some(&*self.steering);
-        super::xsk_and_xdp_counters(self.iface.device(), program, &mut extra);
+        super::xsk_and_xdp_counters(self.iface.device(), self.base.program(), &mut extra);
         extra.insert(
             "stack.unhandled_frames".into(),
             self.iface.unhandled_frames(),
@@ -364,16 +358,13 @@ impl BypassTcpClient {
                 if cfg.bypass.trust_checksums {
                     icfg.checksums = stack::wire::Checksums::Trust;
                 }
-                let zero_copy = xsk.zero_copy();
                 Ok(TcpGen {
-                    steering,
-                    index: i,
+                    base: ShardBase::new(steering, i, &xsk),
                     iface: Interface::new(xsk, icfg),
-                    zero_copy,
                 })
             },
             move |mut g: TcpGen, stop: &AtomicBool| {
-                let spec = work_cfg.for_shard(g.index, shards);
+                let spec = work_cfg.for_shard(g.base.index, shards);
                 g.generate(&spec, stop)
             },
         )?;
@@ -389,10 +380,8 @@ impl BypassTcpClient {
 }
 
 struct TcpGen {
-    steering: Arc<xdp::Steering>,
-    index: usize,
+    base: ShardBase,
     iface: Interface<super::queues::Queues>,
-    zero_copy: bool,
 }
 
 /// Shard `i` of `n`'s share of the ports 1024-65535.
@@ -404,8 +393,8 @@ fn shard_ports(i: usize, n: usize) -> std::ops::RangeInclusive<u16> {
 }
 
 impl ShardInfo for TcpGen {
-    fn attach_info(&self) -> AttachInfo {
-        AttachInfo::of(&self.steering, self.zero_copy)
+    fn base(&self) -> &ShardBase {
+        &self.base
     }
 }
 
@@ -663,8 +652,7 @@ impl TcpGen {
         // let the closes leave
         self.iface.poll(stack_now(Instant::now()));
         let mut extra = BTreeMap::new();
-        let program = (self.index == 0).then_some(&*self.steering);
-        super::xsk_and_xdp_counters(self.iface.device(), program, &mut extra);
+        super::xsk_and_xdp_counters(self.iface.device(), self.base.program(), &mut extra);
         tcp_counters(self.iface.tcp_stats(), &mut extra);
         Ok(ClientThreadResult {
             cpu_id: cfg.cpus.first().copied(),

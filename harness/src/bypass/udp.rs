@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 
 use super::{
     bind_queues, iface_mac, iface_mtu, stack_now, xsk_and_xdp_counters, AttachInfo, BypassConfig,
-    ShardInfo, Shards, IDLE_ROUNDS,
+    ShardBase, ShardInfo, Shards, IDLE_ROUNDS,
 };
 use crate::error::usage;
 use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
@@ -76,16 +76,13 @@ impl BypassUdpServer {
 /// One shard: its sockets and stack on one thread, and the program it
 /// shares with the other shards of the interface.
 struct Shard {
-    steering: Arc<xdp::Steering>,
-    /// Shard 0 reports the program's counters (they cover every queue).
-    index: usize,
+    base: ShardBase,
     stack: stack::udp::UdpStack<super::queues::Queues>,
-    zero_copy: bool,
 }
 
 impl ShardInfo for Shard {
-    fn attach_info(&self) -> AttachInfo {
-        AttachInfo::of(&self.steering, self.zero_copy)
+    fn base(&self) -> &ShardBase {
+        &self.base
     }
 }
 
@@ -99,7 +96,7 @@ impl Shard {
         mtu: usize,
     ) -> Result<Shard> {
         let xsk = bind_queues(cfg, &steering, queue_ids)?;
-        let zero_copy = xsk.zero_copy();
+        let base = ShardBase::new(steering, index, &xsk);
         let checksums = if cfg.trust_checksums {
             stack::wire::Checksums::Trust
         } else {
@@ -113,12 +110,7 @@ impl Shard {
         // the socket's frames hold more than the link carries
         ucfg.mtu = Some(mtu);
         let stack = stack::udp::UdpStack::new(xsk, ucfg);
-        Ok(Shard {
-            steering,
-            index,
-            stack,
-            zero_copy,
-        })
+        Ok(Shard { base, stack })
     }
 
     /// The run-to-completion loop: poll the stack; answer (echo) or count
@@ -199,11 +191,10 @@ impl Shard {
         }
         let mut extra = BTreeMap::new();
         extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
-        let program = (self.index == 0).then_some(&*self.steering);
-        xsk_and_xdp_counters(self.stack.device(), program, &mut extra);
+        xsk_and_xdp_counters(self.stack.device(), self.base.program(), &mut extra);
         udp_counters(self.stack.counters(), &mut extra);
         Ok(ServerThreadResult {
-            cpu_id: cfg.cpus.get(self.index).copied(),
+            cpu_id: cfg.cpus.get(self.base.index).copied(),
             counters,
             recorder,
             cpu: cpu.used,
@@ -414,11 +405,10 @@ impl Shard {
         }
         cpu.finish();
         let mut extra = BTreeMap::new();
-        let program = (self.index == 0).then_some(&*self.steering);
-        xsk_and_xdp_counters(self.stack.device(), program, &mut extra);
+        xsk_and_xdp_counters(self.stack.device(), self.base.program(), &mut extra);
         udp_counters(self.stack.counters(), &mut extra);
         Ok(ClientThreadResult {
-            cpu_id: cfg.cpus.get(self.index).copied(),
+            cpu_id: cfg.cpus.get(self.base.index).copied(),
             counters,
             recorder,
             cpu: cpu.used,
