@@ -171,16 +171,8 @@ struct RunArgs {
     /// Real hardware: the address of the machine running `bypass serve`.
     #[arg(long, requires = "iface")]
     peer: Option<IpAddr>,
-    /// XDP attach mode of the bypass path.
-    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
-    xdp_mode: String,
-    /// Replace an XDP program already on the interface.
-    #[arg(long)]
-    force: bool,
-    /// Bypass servers spin on their rings instead of sleeping in poll(2)
-    /// when idle: the lowest latency, a whole core per shard.
-    #[arg(long)]
-    busy_poll: bool,
+    #[command(flatten)]
+    bypass: BypassArgs,
     /// Where result directories go.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -256,6 +248,21 @@ enum Transport {
     Udp,
 }
 
+/// How the bypass path attaches and polls (`run` and `serve`).
+#[derive(Args)]
+struct BypassArgs {
+    /// XDP attach mode of the bypass path.
+    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
+    xdp_mode: String,
+    /// Replace an XDP program already on the interface.
+    #[arg(long)]
+    force: bool,
+    /// Bypass servers spin on their rings instead of sleeping in poll(2)
+    /// when idle: the lowest latency, a whole core per shard.
+    #[arg(long)]
+    busy_poll: bool,
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
@@ -291,16 +298,8 @@ struct ServeArgs {
     /// Print the counters at exit as JSON.
     #[arg(long)]
     json: bool,
-    /// XDP attach mode (--path bypass).
-    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
-    xdp_mode: String,
-    /// Replace an XDP program already on the interface (--path bypass).
-    #[arg(long)]
-    force: bool,
-    /// The stack's shards spin on their rings instead of sleeping in
-    /// poll(2) when idle (--path bypass).
-    #[arg(long)]
-    busy_poll: bool,
+    #[command(flatten)]
+    bypass: BypassArgs,
 }
 
 fn main() {
@@ -442,9 +441,9 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         out: a.out,
         name: a.name,
         json: a.json,
-        xdp_mode: a.xdp_mode,
-        force: a.force,
-        busy_poll: a.busy_poll,
+        xdp_mode: a.bypass.xdp_mode,
+        force: a.bypass.force,
+        busy_poll: a.bypass.busy_poll,
     };
     for w in &opts.workloads {
         opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
@@ -605,10 +604,10 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
         iface: iface.clone(),
         addr,
         prefix_len,
-        xdp_mode: bypass::xdp_mode(&a.xdp_mode)?,
-        force: a.force,
+        xdp_mode: bypass::xdp_mode(&a.bypass.xdp_mode)?,
+        force: a.bypass.force,
         trust_checksums: a.lab,
-        busy_poll: a.busy_poll,
+        busy_poll: a.bypass.busy_poll,
     };
     let window = metrics::Window::open_ended();
     let transport = a.transport.unwrap_or(Transport::Tcp);
