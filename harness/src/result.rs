@@ -388,16 +388,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
         s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round; `bypass-both`: both ends on the bypass path, against the kernel on both ends. Compare server figures for `bypass`, client figures for `bypass-client`, both for `bypass-both`.\n\n");
         s.push_str("| workload | paths | figure | kernel | bypass | ratio |\n| --- | --- | --- | ---: | ---: | ---: |\n");
         for r in doc.ratios.iter().filter(|r| r.a.is_some() && r.b.is_some()) {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                r.workload,
-                r.path,
-                r.figure,
-                f(r.a, 3),
-                f(r.b, 3),
-                f(r.ratio, 3)
-            );
+            ratio_row(&mut s, r);
         }
     }
     if !plots.is_empty() {
@@ -508,18 +499,23 @@ pub fn path_ratios(runs: &[Run]) -> Vec<Ratio> {
 pub fn compare_table(rows: &[Ratio], a_name: &str, b_name: &str) -> String {
     let mut s = format!("| workload | path | figure | A ({a_name}) | B ({b_name}) | B/A |\n| --- | --- | --- | ---: | ---: | ---: |\n");
     for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} |",
-            r.workload,
-            r.path,
-            r.figure,
-            f(r.a, 3),
-            f(r.b, 3),
-            f(r.ratio, 3)
-        );
+        ratio_row(&mut s, r);
     }
     s
+}
+
+/// One markdown row of a ratio table: workload, path, figure, A, B, B/A.
+fn ratio_row(s: &mut String, r: &Ratio) {
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} | {} |",
+        r.workload,
+        r.path,
+        r.figure,
+        f(r.a, 3),
+        f(r.b, 3),
+        f(r.ratio, 3)
+    );
 }
 
 #[cfg(test)]
