@@ -248,11 +248,7 @@ impl Lab {
     }
 
     fn save(&self) -> Result<()> {
-        let dir = state_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        fs::write(self.state_path(), serde_json::to_vec_pretty(&self.info)?)
-            .with_context(|| format!("writing {}", self.state_path().display()))?;
-        Ok(())
+        save_state(&self.state_path(), &self.info)
     }
 
     /// Leaves the lab up when this value is dropped (for `lab up`).
@@ -264,14 +260,10 @@ impl Lab {
     /// Removes the lab now. Errors are reported; removal goes on regardless.
     pub fn destroy(&mut self) -> Result<()> {
         self.owned = false;
-        let mut first_err = None;
-        for ns in [&self.info.server.netns, &self.info.client.netns] {
-            if let Err(e) = delete_netns(ns) {
-                first_err.get_or_insert(e);
-            }
-        }
-        let _ = fs::remove_file(self.state_path());
-        first_err.map_or(Ok(()), Err)
+        remove_lab(
+            [&self.info.server.netns, &self.info.client.netns],
+            &self.state_path(),
+        )
     }
 
     /// Current queue counts of the two veth ends (as the kernel reports them).
@@ -294,6 +286,27 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// Records a lab of `lab up` at `path` (so that `lab status|down` find it).
+fn save_state(path: &Path, info: &impl Serialize) -> Result<()> {
+    let dir = state_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::write(path, serde_json::to_vec_pretty(info)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Deletes a lab's namespaces (each by exact name, all of them even when
+/// one fails: the first error is returned) and its record.
+fn remove_lab<S: AsRef<str>>(namespaces: impl IntoIterator<Item = S>, record: &Path) -> Result<()> {
+    let mut first_err = None;
+    for ns in namespaces {
+        if let Err(e) = delete_netns(ns.as_ref()) {
+            first_err.get_or_insert(e);
+        }
+    }
+    let _ = fs::remove_file(record);
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Deletes one namespace by exact name; a namespace that is already gone is fine.
@@ -407,12 +420,17 @@ pub fn lab_namespaces() -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `byp-<id>-srv|cli` -> (id, owner pid).
+/// `byp-<id>-srv|cli|sw|h<N>` -> (id, owner pid).
 fn parse_ns_name(n: &str) -> Option<(String, u32)> {
     let rest = n.strip_prefix("byp-")?;
     let id = rest
         .strip_suffix("-srv")
-        .or_else(|| rest.strip_suffix("-cli"))?;
+        .or_else(|| rest.strip_suffix("-cli"))
+        .or_else(|| rest.strip_suffix("-sw"))
+        .or_else(|| {
+            let (id, h) = rest.rsplit_once("-h")?;
+            (!h.is_empty() && h.len() <= 2 && h.chars().all(|c| c.is_ascii_digit())).then_some(id)
+        })?;
     if id.len() < 3 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
@@ -428,10 +446,16 @@ pub fn leftovers() -> Result<Vec<String>> {
     // process keeps its own records elsewhere (BYPASS_LAB_STATE)
     let mut states = load_states()?;
     states.extend(load_states_from(Path::new(STATE_DIR)).unwrap_or_default());
-    let recorded: Vec<String> = states
+    let mut recorded: Vec<String> = states
         .into_iter()
         .flat_map(|l| [l.server.netns, l.client.netns])
         .collect();
+    for h in load_hosts_states()?
+        .into_iter()
+        .chain(load_hosts_states_from(Path::new(STATE_DIR)).unwrap_or_default())
+    {
+        recorded.extend(h.namespaces());
+    }
     Ok(lab_namespaces()?
         .into_iter()
         .filter(|n| !recorded.contains(n))
@@ -454,6 +478,13 @@ pub fn down() -> Result<Vec<String>> {
         }
         let _ = fs::remove_file(state_dir().join(format!("{}.json", info.id)));
     }
+    for info in load_hosts_states()? {
+        for ns in info.namespaces() {
+            delete_netns(&ns)?;
+            removed.push(ns);
+        }
+        let _ = fs::remove_file(state_dir().join(format!("{}.hosts", info.id)));
+    }
     for ns in leftovers()? {
         delete_netns(&ns)?;
         removed.push(ns);
@@ -461,10 +492,286 @@ pub fn down() -> Result<Vec<String>> {
     Ok(removed)
 }
 
+// ------------------------------------------------------------ hosts lab
+
+/// The first data address of a hosts lab (host i has .1+i), the first
+/// stack address (.101+i), the management subnet (198.19.0.1+i) and the
+/// controller's management address.
+pub const HOSTS_DATA_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const HOSTS_STACK_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+pub const HOSTS_MGMT_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+pub const HOSTS_CONTROLLER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+/// Most client hosts of a hosts lab.
+pub const MAX_LAB_CLIENTS: usize = 8;
+
+fn nth(base: Ipv4Addr, i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base) + i as u32)
+}
+
+/// One host of a hosts lab: its namespace, its data interface (on the data
+/// switch) and its management interface (on the management switch).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabHost {
+    /// `server` or `client`.
+    pub role: String,
+    pub netns: String,
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The address an agent here gives the stack (`--stack-addr`).
+    pub stack_addr: Ipv4Addr,
+    pub mgmt_iface: String,
+    pub mgmt_addr: Ipv4Addr,
+}
+
+/// A lab of hosts for runs across agents: a namespace per host, each with
+/// a data veth and a management veth into a switch namespace, which holds
+/// the two bridges (data, management) and is where the controller runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostsLabInfo {
+    pub id: String,
+    pub owner_pid: u32,
+    pub persistent: bool,
+    pub switch_netns: String,
+    /// The controller's address on the management bridge.
+    pub controller_addr: Ipv4Addr,
+    /// The server's host first, then the clients'.
+    pub hosts: Vec<LabHost>,
+    pub queues: u32,
+    pub sysctls: Vec<(String, String, String)>,
+}
+
+impl HostsLabInfo {
+    pub fn namespaces(&self) -> Vec<String> {
+        std::iter::once(self.switch_netns.clone())
+            .chain(self.hosts.iter().map(|h| h.netns.clone()))
+            .collect()
+    }
+}
+
+/// A hosts lab that is up; dropping it removes it (unless kept).
+#[derive(Debug)]
+pub struct HostsLab {
+    pub info: HostsLabInfo,
+    owned: bool,
+}
+
+impl HostsLab {
+    /// A server host and `clients` client hosts, `queues` queues on each
+    /// data veth.
+    pub fn create(clients: usize, queues: u32, persistent: bool) -> Result<HostsLab> {
+        require_root("the lab")?;
+        if clients == 0 || clients > MAX_LAB_CLIENTS {
+            return Err(UsageError(format!(
+                "--clients {clients} is out of range: use 1..={MAX_LAB_CLIENTS}"
+            ))
+            .into());
+        }
+        if queues == 0 || queues > MAX_QUEUES {
+            return Err(UsageError(format!(
+                "--queues {queues} is out of range: use 1..={MAX_QUEUES}"
+            ))
+            .into());
+        }
+        let id = if persistent {
+            format!("{}u", unique_id())
+        } else {
+            unique_id()
+        };
+        let sw = format!("{PREFIX}-{id}-sw");
+        let hosts = (0..=clients)
+            .map(|i| LabHost {
+                role: if i == 0 { "server" } else { "client" }.into(),
+                netns: format!("{PREFIX}-{id}-h{i}"),
+                iface: format!("{PREFIX}{id}d{i}"),
+                addr: nth(HOSTS_DATA_BASE, i),
+                prefix_len: PREFIX_LEN,
+                stack_addr: nth(HOSTS_STACK_BASE, i),
+                mgmt_iface: format!("{PREFIX}{id}m{i}"),
+                mgmt_addr: nth(HOSTS_MGMT_BASE, i),
+            })
+            .collect();
+        let mut lab = HostsLab {
+            info: HostsLabInfo {
+                id: id.clone(),
+                owner_pid: std::process::id(),
+                persistent,
+                switch_netns: sw.clone(),
+                controller_addr: HOSTS_CONTROLLER,
+                hosts,
+                queues,
+                sysctls: Vec::new(),
+            },
+            owned: true,
+        };
+        // From here on, an error drops `lab`, which removes what was made.
+        sh("ip", &["netns", "add", &sw])?;
+        for h in &lab.info.hosts {
+            sh("ip", &["netns", "add", &h.netns])?;
+        }
+        let (bd, bm) = (format!("{PREFIX}{id}bd"), format!("{PREFIX}{id}bm"));
+        sh("ip", &["-n", &sw, "link", "set", "lo", "up"])?;
+        for b in [&bd, &bm] {
+            sh("ip", &["-n", &sw, "link", "add", b, "type", "bridge"])?;
+            sh("ip", &["-n", &sw, "link", "set", b, "up"])?;
+        }
+        let ctl = format!("{HOSTS_CONTROLLER}/{PREFIX_LEN}");
+        sh("ip", &["-n", &sw, "addr", "add", &ctl, "dev", &bm])?;
+        let q = queues.to_string();
+        for (i, h) in lab.info.hosts.iter().enumerate() {
+            let (dp, mp) = (format!("{PREFIX}{id}p{i}"), format!("{PREFIX}{id}n{i}"));
+            sh(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    &h.iface,
+                    "netns",
+                    &h.netns,
+                    "numtxqueues",
+                    &q,
+                    "numrxqueues",
+                    &q,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &dp,
+                    "netns",
+                    &sw,
+                    "numtxqueues",
+                    &q,
+                    "numrxqueues",
+                    &q,
+                ],
+            )?;
+            sh(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    &h.mgmt_iface,
+                    "netns",
+                    &h.netns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &mp,
+                    "netns",
+                    &sw,
+                ],
+            )?;
+            sh("ip", &["-n", &sw, "link", "set", &dp, "master", &bd, "up"])?;
+            sh("ip", &["-n", &sw, "link", "set", &mp, "master", &bm, "up"])?;
+            let data = format!("{}/{}", h.addr, h.prefix_len);
+            let mgmt = format!("{}/{PREFIX_LEN}", h.mgmt_addr);
+            sh(
+                "ip",
+                &["-n", &h.netns, "addr", "add", &data, "dev", &h.iface],
+            )?;
+            sh(
+                "ip",
+                &["-n", &h.netns, "addr", "add", &mgmt, "dev", &h.mgmt_iface],
+            )?;
+            for l in ["lo", &h.iface, &h.mgmt_iface] {
+                sh("ip", &["-n", &h.netns, "link", "set", l, "up"])?;
+            }
+            // Another host's frames carry real checksums and come one MTU
+            // at a time; a veth's kernel sender would leave checksums to an
+            // offload that never happens and send 64 KiB GSO frames that
+            // a peer's XDP cannot take. So: as on a wire.
+            sh(
+                "ip",
+                &[
+                    "netns", "exec", &h.netns, "ethtool", "-K", &h.iface, "tx", "off", "tso",
+                    "off", "gso", "off",
+                ],
+            )?;
+        }
+        // as in the two-namespace lab: crr clients need ports
+        let clients_ns: Vec<String> = lab.info.hosts[1..]
+            .iter()
+            .map(|h| h.netns.clone())
+            .collect();
+        for ns in clients_ns {
+            for (key, value) in [
+                ("net.ipv4.ip_local_port_range", "1024 65535"),
+                ("net.ipv4.tcp_tw_reuse", "1"),
+            ] {
+                set_sysctl(&ns, key, value)?;
+                lab.info
+                    .sysctls
+                    .push((ns.clone(), key.to_string(), value.to_string()));
+            }
+        }
+        if persistent {
+            lab.save()?;
+        }
+        Ok(lab)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        state_dir().join(format!("{}.hosts", self.info.id))
+    }
+
+    fn save(&self) -> Result<()> {
+        save_state(&self.state_path(), &self.info)
+    }
+
+    /// Leaves the lab up when this value is dropped (for `lab up`).
+    pub fn keep(mut self) -> HostsLabInfo {
+        self.owned = false;
+        self.info.clone()
+    }
+
+    /// Removes the lab now, every namespace by exact name.
+    pub fn destroy(&mut self) -> Result<()> {
+        self.owned = false;
+        remove_lab(self.info.namespaces(), &self.state_path())
+    }
+}
+
+impl Drop for HostsLab {
+    fn drop(&mut self) {
+        if self.owned {
+            if let Err(e) = self.destroy() {
+                tracing::warn!("removing lab {}: {e:#}", self.info.id);
+            }
+        }
+    }
+}
+
+/// Hosts labs recorded by `bypass lab up --clients N` (in [`state_dir`]).
+pub fn load_hosts_states() -> Result<Vec<HostsLabInfo>> {
+    load_hosts_states_from(&state_dir())
+}
+
+fn load_hosts_states_from(dir: &Path) -> Result<Vec<HostsLabInfo>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).context(format!("reading {}", dir.display())),
+    };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "hosts") {
+            match serde_json::from_slice::<HostsLabInfo>(&fs::read(&path)?) {
+                Ok(info) => out.push(info),
+                Err(e) => tracing::warn!("ignoring {}: {e}", path.display()),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
 /// What `bypass lab status` reports.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub labs: Vec<LabStatus>,
+    /// Labs of hosts (`lab up --clients N`).
+    pub hosts_labs: Vec<HostsLabInfo>,
     /// Namespaces of dead runs that `bypass lab down` would remove.
     pub leftovers: Vec<String>,
 }
@@ -489,6 +796,7 @@ pub fn status() -> Result<Status> {
     }
     Ok(Status {
         labs,
+        hosts_labs: load_hosts_states()?,
         leftovers: leftovers()?,
     })
 }

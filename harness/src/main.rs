@@ -4,8 +4,10 @@
 //! Exit status: 0 done and valid; 1 the run failed or its result is not
 //! trustworthy (its flags say why); 2 usage or environment error.
 
+mod agent;
 mod app;
 mod bypass;
+mod controller;
 mod error;
 mod kernel;
 mod lab;
@@ -45,9 +47,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run workloads (default: all five) and write a result directory.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the workloads (server side alone) until SIGINT/SIGTERM, then print counters.
     Serve(ServeArgs),
+    /// Wait for a controller (`bypass run --server/--client`) on the
+    /// management network and run the sides it asks for.
+    Agent(AgentArgs),
     /// Build, inspect or remove the lab (network namespaces joined by a veth pair).
     Lab {
         #[command(subcommand)]
@@ -71,6 +76,11 @@ enum LabCmd {
     Up {
         #[arg(long, default_value_t = 1)]
         queues: u32,
+        /// A lab of hosts for runs across agents instead: a namespace for
+        /// the server and for each of N clients, data and management
+        /// networks on two bridges, the controller's place on the latter.
+        #[arg(long, value_name = "N")]
+        clients: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +172,28 @@ struct RunArgs {
     /// bypass shard has its own).
     #[arg(long)]
     queues: Option<u32>,
+    /// Across hosts: the agent (`bypass agent`) that runs the server side,
+    /// as HOST[:PORT] (port 7000 by default).
+    #[arg(long, value_name = "AGENT", requires = "client", conflicts_with_all = ["iface", "queues"])]
+    server: Option<controller::AgentSpec>,
+    /// Across hosts: an agent that runs a client side (repeat for several
+    /// load generators; --connections and --rate are split among them).
+    #[arg(long, value_name = "AGENT", requires = "server")]
+    client: Vec<controller::AgentSpec>,
+    /// Across hosts: the shared secret's file (else $BYPASS_SECRET).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Across hosts: start each agent through the system's ssh client
+    /// (AGENT as [USER@]HOST[:PORT],iface=IF[,stack-addr=A]), pass it the
+    /// secret on stdin, and stop it afterwards.
+    #[arg(long, requires = "server")]
+    ssh: bool,
+    /// With --ssh: the bypass binary on the remote hosts.
+    #[arg(long, default_value = "bypass", requires = "ssh")]
+    ssh_binary: String,
+    /// With --ssh: the ssh client to run.
+    #[arg(long, default_value = "ssh", requires = "ssh")]
+    ssh_program: String,
     /// Real hardware: the interface to use instead of the lab.
     #[arg(long, requires_all = ["addr", "peer"])]
     iface: Option<String>,
@@ -182,6 +214,30 @@ struct RunArgs {
     /// Print the result document alone on stdout.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The management address and port to wait on (never the data path's).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: String,
+    /// A data interface this agent may use (repeat for several); it touches
+    /// no other.
+    #[arg(long = "allow-iface", value_name = "IF", required = true)]
+    allow_iface: Vec<String>,
+    /// The bypass path's address for the stack on the data interface: an
+    /// unused address of its subnet (without it, the kernel path only).
+    #[arg(long, value_name = "A")]
+    stack_addr: Option<std::net::Ipv4Addr>,
+    /// The shared secret's file (else $BYPASS_SECRET, else --secret-stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "secret_stdin")]
+    secret_file: Option<PathBuf>,
+    /// Read the shared secret from the first line of standard input.
+    #[arg(long)]
+    secret_stdin: bool,
+    /// Serve one controller, then exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Args)]
@@ -334,8 +390,9 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run(a) => cmd_run(a),
+        Cmd::Run(a) => cmd_run(*a),
         Cmd::Serve(a) => cmd_serve(a),
+        Cmd::Agent(a) => cmd_agent(a),
         Cmd::Lab { cmd } => cmd_lab(cmd),
         Cmd::Compare { a, b, json } => {
             let da = result::load(&a)?;
@@ -408,6 +465,14 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
             "--rate applies to crr, rr, udp-rr and udp-stream, not to stream",
         ));
     }
+    if let Some(server) = a.server.clone() {
+        return cmd_run_remote(a, workloads, server);
+    }
+    if a.ssh || a.secret_file.is_some() {
+        return Err(usage(
+            "--ssh and --secret-file are for a run across hosts: add --server AGENT --client AGENT",
+        ));
+    }
     let hardware = match (&a.iface, a.addr, a.peer) {
         (Some(iface), Some(addr), Some(peer)) => {
             sys::check_hardware(iface, addr, Some(peer))?;
@@ -423,7 +488,21 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         lab::require_root("`bypass run` in the lab")?;
     }
     let (server_cpus, client_cpus) = a.placement.resolve()?;
-    let queues_default = server_cpus.len().max(1) as u32;
+    let queues = a.queues.unwrap_or(server_cpus.len().max(1) as u32);
+    let opts = run_options(&a, workloads, (server_cpus, client_cpus), queues, hardware)?;
+    let interrupt = interrupt_flag()?;
+    let (doc, dir) = run::run(&opts, interrupt)?;
+    print_result(&opts, &doc, &dir)
+}
+
+/// The options of a run from its arguments, sizes checked.
+fn run_options(
+    a: &RunArgs,
+    workloads: Vec<Workload>,
+    (server_cpus, client_cpus): (Vec<usize>, Vec<usize>),
+    queues: u32,
+    hardware: Option<Hardware>,
+) -> Result<RunOptions> {
     let opts = RunOptions {
         workloads,
         path: a.path,
@@ -436,30 +515,118 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         server_cpus,
         client_cpus,
         port: a.port,
-        queues: a.queues.unwrap_or(queues_default),
+        queues,
         hardware,
-        out: a.out,
-        name: a.name,
+        out: a.out.clone(),
+        name: a.name.clone(),
         json: a.json,
-        xdp_mode: a.bypass.xdp_mode,
+        xdp_mode: a.bypass.xdp_mode.clone(),
         force: a.bypass.force,
         busy_poll: a.bypass.busy_poll,
     };
     for w in &opts.workloads {
         opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
     }
-    let interrupt = interrupt_flag()?;
-    let (doc, dir) = run::run(&opts, interrupt)?;
+    Ok(opts)
+}
+
+/// Prints a run's table (or its document with --json); the exit status.
+fn print_result(opts: &RunOptions, doc: &result::ResultDoc, dir: &std::path::Path) -> Result<i32> {
     if opts.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(doc)?);
     } else {
-        print!("{}", result::table(&doc));
+        print!("{}", result::table(doc));
         println!("\nresult: {}", dir.display());
         if doc.interrupted {
             println!("interrupted: the figures cover what was measured before the stop");
         }
     }
     Ok(if doc.valid() { 0 } else { 1 })
+}
+
+/// The shared secret of a controller or agent: from the file, else the
+/// environment.
+fn secret(file: Option<&PathBuf>) -> Result<remote::Secret> {
+    match file {
+        Some(f) => remote::Secret::from_file(f).map_err(|e| usage(format!("{e:#}"))),
+        None => remote::Secret::from_env()
+            .map_err(|e| usage(format!("{e:#}")))?
+            .ok_or_else(|| {
+                usage(format!(
+                    "no shared secret: pass --secret-file FILE or set {} (the same on every host; e.g. `head -c 32 /dev/urandom | base64 > FILE`)",
+                    remote::SECRET_ENV
+                ))
+            }),
+    }
+}
+
+/// `bypass run --server AGENT --client AGENT...`.
+fn cmd_run_remote(
+    a: RunArgs,
+    workloads: Vec<Workload>,
+    server: controller::AgentSpec,
+) -> Result<i32> {
+    let secret = secret(a.secret_file.as_ref())?;
+    // each side's CPUs are placed on its own host, by the controller
+    let opts = run_options(&a, workloads, (Vec::new(), Vec::new()), 1, None)?;
+    let remote = controller::RemoteOptions {
+        server,
+        clients: a.client,
+        secret,
+        ssh: a.ssh.then_some(controller::Ssh {
+            program: a.ssh_program,
+            binary: a.ssh_binary,
+        }),
+        cores: a.placement.cores,
+        server_cpus: a.placement.server_cpus.map(|l| l.0),
+        client_cpus: a.placement.client_cpus.map(|l| l.0),
+    };
+    let interrupt = interrupt_flag()?;
+    let (doc, dir) = controller::run(&opts, &remote, interrupt)?;
+    if let Some(f) = &doc.failure {
+        eprintln!(
+            "bypass: the run ended early at {}: {} agent {}{} failed during {} over the {} path: {}",
+            f.at_utc,
+            if f.role.is_empty() { "no" } else { &f.role },
+            if f.agent.is_empty() { "-" } else { &f.agent },
+            if f.hostname.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", f.hostname)
+            },
+            f.workload.as_deref().unwrap_or("-"),
+            f.path.as_deref().unwrap_or("-"),
+            f.message
+        );
+    }
+    print_result(&opts, &doc, &dir)
+}
+
+fn cmd_agent(a: AgentArgs) -> Result<i32> {
+    use std::net::ToSocketAddrs;
+    let listen = a
+        .listen
+        .to_socket_addrs()
+        .map_err(|e| usage(format!("--listen {}: {e} (give ADDR:PORT)", a.listen)))?
+        .next()
+        .ok_or_else(|| usage(format!("--listen {}: no address", a.listen)))?;
+    let secret = if a.secret_stdin {
+        remote::Secret::from_stdin().map_err(|e| usage(format!("{e:#}")))?
+    } else {
+        secret(a.secret_file.as_ref())?
+    };
+    let interrupt = interrupt_flag()?;
+    agent::run(
+        agent::AgentConfig {
+            listen,
+            secret,
+            allow_ifaces: a.allow_iface,
+            stack_addr: a.stack_addr,
+            once: a.once,
+        },
+        interrupt,
+    )?;
+    Ok(0)
 }
 
 fn cmd_serve(a: ServeArgs) -> Result<i32> {
@@ -577,21 +744,8 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
                 "--path bypass needs --lab, or --iface IF with --addr A: an IPv4 address for the stack in IF's subnet that the kernel does not use",
             ));
         };
-        let addrs = sys::iface_addrs(iface)?;
-        if addrs.iter().any(|(x, _)| *x == IpAddr::V4(addr)) {
-            return Err(usage(format!(
-                "--addr {addr} is the kernel's own address on {iface}: give the stack an unused address of the subnet (the XDP program takes every IPv4 packet for it)"
-            )));
-        }
-        let Some((_, p)) = addrs
-            .iter()
-            .find(|(x, p)| sys::in_subnet(IpAddr::V4(addr), *x, *p))
-        else {
-            return Err(usage(format!(
-                "--addr {addr} is outside the subnets of {iface}"
-            )));
-        };
-        (None, iface.clone(), addr, *p)
+        let p = sys::check_stack_addr(iface, addr, "--addr")?;
+        (None, iface.clone(), addr, p)
     };
     if a.port == 0 || a.port == u16::MAX {
         return Err(usage(
@@ -685,7 +839,45 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
 
 fn cmd_lab(cmd: LabCmd) -> Result<i32> {
     match cmd {
-        LabCmd::Up { queues, json } => {
+        LabCmd::Up {
+            queues,
+            clients: Some(n),
+            json,
+        } => {
+            lab::require_root("`bypass lab up`")?;
+            let info = lab::HostsLab::create(n, queues, true)?.keep();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!(
+                    "lab {} up: controller at {} in {}",
+                    info.id, info.controller_addr, info.switch_netns
+                );
+                for h in &info.hosts {
+                    println!(
+                        "  {} in {}: data {}/{} on {} (stack address {}), management {} on {}",
+                        h.role,
+                        h.netns,
+                        h.addr,
+                        h.prefix_len,
+                        h.iface,
+                        h.stack_addr,
+                        h.mgmt_addr,
+                        h.mgmt_iface
+                    );
+                }
+                println!(
+                    "start an agent in each host namespace (ip netns exec NS bypass agent --listen MGMT:7000 --allow-iface IF --stack-addr A) and the controller in {} (`bypass run --server ... --client ...`); `bypass lab down` removes it all",
+                    info.switch_netns
+                );
+            }
+            Ok(0)
+        }
+        LabCmd::Up {
+            queues,
+            clients: None,
+            json,
+        } => {
             lab::require_root("`bypass lab up`")?;
             if let Some(l) = lab::Lab::find_persistent()? {
                 return Err(usage(format!(
@@ -727,7 +919,7 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             let st = lab::status()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
-            } else if st.labs.is_empty() {
+            } else if st.labs.is_empty() && st.hosts_labs.is_empty() {
                 println!("no lab is up (`bypass lab up` makes one)");
             } else {
                 for l in &st.labs {
@@ -743,6 +935,24 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
                         l.info.client.iface,
                         l.info.client.netns,
                         l.queue_counts
+                    );
+                }
+            }
+            if !json {
+                for h in &st.hosts_labs {
+                    println!(
+                        "lab {} of hosts: controller {} in {}; {}",
+                        h.id,
+                        h.controller_addr,
+                        h.switch_netns,
+                        h.hosts
+                            .iter()
+                            .map(|x| format!(
+                                "{} {} ({}, management {})",
+                                x.role, x.netns, x.addr, x.mgmt_addr
+                            ))
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     );
                 }
             }

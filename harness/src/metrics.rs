@@ -90,6 +90,21 @@ impl Recorder {
         }
     }
 
+    /// A recorder made of measurements taken elsewhere (another host's):
+    /// its intervals count from `window.t0`.
+    pub fn from_parts(
+        window: Window,
+        hist: Histogram<u64>,
+        intervals: Vec<IntervalRec>,
+    ) -> Recorder {
+        Recorder {
+            window,
+            max_intervals: window.n_intervals().min(MAX_INTERVALS).max(intervals.len()),
+            hist,
+            intervals,
+        }
+    }
+
     fn empty_interval() -> IntervalRec {
         IntervalRec {
             ops: 0,
@@ -265,7 +280,7 @@ impl WindowCpu {
 }
 
 /// Jiffies of one CPU from /proc/stat.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CpuJiffies {
     pub user: u64,
     pub nice: u64,
@@ -284,6 +299,20 @@ impl CpuJiffies {
     pub fn total(&self) -> u64 {
         self.busy() + self.idle + self.iowait + self.steal
     }
+    /// Both together (the CPUs of several hosts).
+    pub fn plus(&self, o: &CpuJiffies) -> CpuJiffies {
+        CpuJiffies {
+            user: self.user + o.user,
+            nice: self.nice + o.nice,
+            system: self.system + o.system,
+            idle: self.idle + o.idle,
+            iowait: self.iowait + o.iowait,
+            irq: self.irq + o.irq,
+            softirq: self.softirq + o.softirq,
+            steal: self.steal + o.steal,
+        }
+    }
+
     pub fn since(&self, e: &CpuJiffies) -> CpuJiffies {
         CpuJiffies {
             user: self.user.saturating_sub(e.user),

@@ -18,25 +18,46 @@
 //! The secret comes from a file or the environment, never the command line
 //! (where `ps` shows it to every user).
 //!
-//! The agent and the controller that speak it come next (issue 7); until
-//! then only this module's tests use it.
-#![allow(dead_code)]
+//! After the handshake the controller sends [`Request`]s and the agent
+//! answers each with a [`Reply`]: the agent greets with what its host is
+//! ([`HostInfo`]); `Start` starts a side of one (workload, path), answered
+//! by `Started` once it serves or generates; a client side reports by
+//! itself when its window ends, a server side when told to `Stop`; `Abort`
+//! ends whatever runs, and `Bye` the session. A side's report carries its
+//! threads' measurements, histograms included (HdrHistogram's V2 encoding,
+//! which adds exactly on the controller).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+use crate::bypass::AttachInfo;
+use crate::kernel::client::{ClientReport, ClientThreadResult};
+use crate::kernel::server::{ServerReport, ServerThreadResult};
+use crate::metrics::{IntervalRec, Recorder, ThreadTimes, Window};
+use crate::run::SideSample;
+use crate::workload::{Proto, Sizes, Workload};
 
 /// The protocol's name, so that something else listening on the port is
 /// told apart from an agent.
 pub const PROTOCOL: &str = "bypass-agent";
 /// The version both ends must speak.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// The largest frame either end accepts.
+/// The largest frame either end accepts before the handshake is done.
 pub const MAX_FRAME: usize = 1 << 20;
+/// The largest frame an authenticated peer may send (a long run's report
+/// holds a histogram per interval and thread).
+pub const MAX_SESSION_FRAME: usize = 256 << 20;
 /// The environment variable the secret may come from.
 pub const SECRET_ENV: &str = "BYPASS_SECRET";
 /// The shortest secret accepted.
@@ -73,6 +94,20 @@ impl Secret {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading the shared secret from {}", path.display()))?;
         Secret::new(&bytes, &path.display().to_string())
+    }
+
+    /// From the first line of standard input (how `--ssh` passes it).
+    pub fn from_stdin() -> Result<Secret> {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the shared secret from standard input")?;
+        Secret::new(line.as_bytes(), "standard input")
+    }
+
+    /// The secret's bytes (to hand to an agent that `--ssh` starts).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// From [`SECRET_ENV`], if set.
@@ -120,9 +155,9 @@ pub enum Handshake {
 /// Writes one frame: the length, then `msg` as JSON.
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<()> {
     let body = serde_json::to_vec(msg)?;
-    if body.len() > MAX_FRAME {
+    if body.len() > MAX_SESSION_FRAME {
         bail!(
-            "a control message of {} bytes is over {MAX_FRAME}",
+            "a control message of {} bytes is over {MAX_SESSION_FRAME}",
             body.len()
         );
     }
@@ -134,12 +169,17 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<()> {
 
 /// Reads one frame and parses it as `T`.
 pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> Result<T> {
+    read_frame_max(r, MAX_FRAME)
+}
+
+/// Reads one frame of at most `max` bytes and parses it as `T`.
+pub fn read_frame_max<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R, max: usize) -> Result<T> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)
         .context("the control connection closed")?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        bail!("a control message announced {len} bytes (over {MAX_FRAME}): the other end does not speak the agent protocol");
+    if len > max {
+        bail!("a control message announced {len} bytes (over {max}): the other end does not speak the agent protocol");
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)
@@ -173,6 +213,16 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// The version a controller announces: [`PROTOCOL_VERSION`], unless
+/// `BYPASS_PROTOCOL_VERSION` says otherwise (to see how agents refuse a
+/// controller of another release).
+fn controller_version() -> u32 {
+    std::env::var("BYPASS_PROTOCOL_VERSION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PROTOCOL_VERSION)
+}
+
 /// The controller's side of the handshake, on a fresh control connection
 /// to `agent` (for messages). Fails with a message that says what to do.
 pub fn controller_handshake<S: Read + Write>(
@@ -181,16 +231,17 @@ pub fn controller_handshake<S: Read + Write>(
     agent: &str,
 ) -> Result<()> {
     let nonce_c = nonce()?;
+    let ours = controller_version();
     write_frame(
         s,
         &Handshake::Hello {
             protocol: PROTOCOL.into(),
-            version: PROTOCOL_VERSION,
+            version: ours,
             nonce: hex(&nonce_c),
         },
     )?;
     let nonce_a = match read_frame(s)? {
-        Handshake::Challenge { version, nonce } if version == PROTOCOL_VERSION => unhex(&nonce)?,
+        Handshake::Challenge { version, nonce } if version == ours => unhex(&nonce)?,
         Handshake::Refused { reason } => bail!("agent {agent} refused the connection: {reason}"),
         other => bail!("agent {agent} answered the greeting with {other:?}"),
     };
@@ -280,6 +331,313 @@ pub fn agent_handshake<S: Read + Write>(s: &mut S, secret: &Secret, peer: &str) 
         .finalize()
         .into_bytes();
     write_frame(s, &Handshake::Welcome { mac: hex(&mac) })
+}
+
+// ------------------------------------------------------------ the session
+
+/// Which side of a run an agent plays.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Server,
+    Client,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// One side of one (workload, path), as the controller asks an agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SideSpec {
+    pub role: Role,
+    pub workload: Workload,
+    /// This side on the bypass path (else the kernel's sockets).
+    pub bypass: bool,
+    pub proto: Proto,
+    pub sizes: Sizes,
+    /// Base port of the server.
+    pub port: u16,
+    /// This client's connections and rate (its share of the run's).
+    pub connections: usize,
+    pub rate: Option<f64>,
+    /// A bypass client runs one shard per CPU (against the stack's server).
+    pub multi_shard: bool,
+    pub cpus: Vec<usize>,
+    pub settle_ms: u64,
+    pub warmup_ms: u64,
+    pub duration_ms: u64,
+    pub udp_timeout_ms: u64,
+    /// The interface the side uses: one of the agent's `--allow-iface`.
+    pub iface: String,
+    /// Where a client sends (the server host's kernel or stack address).
+    pub server: Ipv4Addr,
+    pub xdp_mode: String,
+    pub force: bool,
+    pub busy_poll: bool,
+}
+
+/// What an agent's host is, as it greets the controller.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    /// CPUs the agent may use.
+    pub cpus: Vec<usize>,
+    pub git_revision: String,
+    pub version: String,
+    /// The interfaces the agent may use (`--allow-iface`), in order.
+    pub ifaces: Vec<IfaceInfo>,
+    /// The address the stack takes on the bypass path (`--stack-addr`).
+    pub stack_addr: Option<Ipv4Addr>,
+    /// Sysctls that shape a run, as this host holds them.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// One interface an agent may use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IfaceInfo {
+    pub name: String,
+    pub driver: String,
+    /// Its IPv4 address (the kernel path's) and prefix length.
+    pub addr: Option<Ipv4Addr>,
+    pub prefix_len: u8,
+    pub queues: u32,
+}
+
+/// The controller's requests, after the handshake.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Start {
+        spec: Box<SideSpec>,
+    },
+    /// The server side: stop and report.
+    Stop,
+    /// End whatever runs now, restore what it changed.
+    Abort {
+        reason: String,
+    },
+    Bye,
+}
+
+/// The agent's answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Hello { host: Box<HostInfo> },
+    Started { attach: Option<AttachInfo> },
+    Report { report: Box<SideReport> },
+    Aborted,
+    Error { message: String },
+}
+
+/// One side's measurements, as they cross the control connection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SideReport {
+    pub threads: Vec<WireThread>,
+    /// `ClientCounters` or `ServerCounters`, summed over threads.
+    pub counters: serde_json::Value,
+    pub sample: SideSample,
+    /// From the window's start to its end (or to an interruption).
+    pub measured_us: u64,
+    pub completed: bool,
+}
+
+/// One thread's measurements.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireThread {
+    pub cpu_id: Option<usize>,
+    pub user_us: u64,
+    pub sys_us: u64,
+    pub counters: serde_json::Value,
+    pub recorder: WireRecorder,
+    pub extra: BTreeMap<String, u64>,
+}
+
+/// A [`Recorder`], histograms encoded (V2, deflated, base64).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireRecorder {
+    pub hist: String,
+    pub intervals: Vec<WireInterval>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireInterval {
+    pub ops: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub hist: String,
+}
+
+fn hist_to_wire(h: &Histogram<u64>) -> Result<String> {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| anyhow!("encoding a histogram: {e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+fn hist_from_wire(s: &str) -> Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .context("a histogram in a report is not base64")?;
+    Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| anyhow!("a histogram in a report does not decode: {e:?}"))
+}
+
+impl WireRecorder {
+    pub fn of(r: &Recorder) -> Result<WireRecorder> {
+        Ok(WireRecorder {
+            hist: hist_to_wire(&r.hist)?,
+            intervals: r
+                .intervals
+                .iter()
+                .map(|i| {
+                    Ok(WireInterval {
+                        ops: i.ops,
+                        bytes: i.bytes,
+                        errors: i.errors,
+                        hist: hist_to_wire(&i.hist)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The recorder again, its intervals counted from `window.t0`.
+    pub fn recorder(&self, window: Window) -> Result<Recorder> {
+        let intervals = self
+            .intervals
+            .iter()
+            .map(|i| {
+                Ok(IntervalRec {
+                    ops: i.ops,
+                    bytes: i.bytes,
+                    errors: i.errors,
+                    hist: hist_from_wire(&i.hist)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Recorder::from_parts(
+            window,
+            hist_from_wire(&self.hist)?,
+            intervals,
+        ))
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn times(user_us: u64, sys_us: u64) -> ThreadTimes {
+    ThreadTimes {
+        user: Duration::from_micros(user_us),
+        sys: Duration::from_micros(sys_us),
+    }
+}
+
+/// What a client or server thread's outcome holds alike, as it goes on
+/// the wire.
+fn wire_thread(
+    cpu_id: Option<usize>,
+    cpu: &ThreadTimes,
+    counters: &impl Serialize,
+    recorder: &Recorder,
+    extra: &BTreeMap<String, u64>,
+) -> Result<WireThread> {
+    Ok(WireThread {
+        cpu_id,
+        user_us: us(cpu.user),
+        sys_us: us(cpu.sys),
+        counters: serde_json::to_value(counters)?,
+        recorder: WireRecorder::of(recorder)?,
+        extra: extra.clone(),
+    })
+}
+
+impl SideReport {
+    pub fn of_client(r: &ClientReport) -> Result<SideReport> {
+        Ok(SideReport {
+            threads: r
+                .threads
+                .iter()
+                .map(|t| wire_thread(t.cpu_id, &t.cpu, &t.counters, &t.recorder, &t.extra))
+                .collect::<Result<_>>()?,
+            counters: serde_json::to_value(&r.counters)?,
+            ..Default::default()
+        })
+    }
+
+    pub fn of_server(r: &ServerReport) -> Result<SideReport> {
+        Ok(SideReport {
+            threads: r
+                .threads
+                .iter()
+                .map(|t| wire_thread(t.cpu_id, &t.cpu, &t.counters, &t.recorder, &t.extra))
+                .collect::<Result<_>>()?,
+            counters: serde_json::to_value(&r.counters)?,
+            ..Default::default()
+        })
+    }
+
+    pub fn client_report(&self, window: Window) -> Result<ClientReport> {
+        let mut threads = Vec::new();
+        for t in &self.threads {
+            let (counters, recorder, cpu) = t.decode(window)?;
+            threads.push(ClientThreadResult {
+                cpu_id: t.cpu_id,
+                counters,
+                recorder,
+                cpu,
+                extra: t.extra.clone(),
+            });
+        }
+        Ok(ClientReport {
+            threads,
+            counters: serde_json::from_value(self.counters.clone())?,
+        })
+    }
+
+    pub fn server_report(&self, window: Window) -> Result<ServerReport> {
+        let mut threads = Vec::new();
+        for t in &self.threads {
+            let (counters, recorder, cpu) = t.decode(window)?;
+            threads.push(ServerThreadResult {
+                cpu_id: t.cpu_id,
+                counters,
+                recorder,
+                cpu,
+                extra: t.extra.clone(),
+            });
+        }
+        Ok(ServerReport {
+            threads,
+            counters: serde_json::from_value(self.counters.clone())?,
+        })
+    }
+}
+
+impl WireThread {
+    /// Its counters, recorder and CPU time again.
+    fn decode<C: for<'de> Deserialize<'de>>(
+        &self,
+        window: Window,
+    ) -> Result<(C, Recorder, ThreadTimes)> {
+        Ok((
+            serde_json::from_value(self.counters.clone())?,
+            self.recorder.recorder(window)?,
+            times(self.user_us, self.sys_us),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,37 @@ pub struct ResultDoc {
     /// bypass / kernel, figure by figure, for every workload run over both paths.
     #[serde(default)]
     pub ratios: Vec<Ratio>,
+    /// A run across hosts that ended early: which host failed, when, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// Why a run across hosts (agents) ended early.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    /// The agent (`host:port`) that failed, empty when none did (the
+    /// controller was interrupted).
+    pub agent: String,
+    /// Its role: `server` or `client`.
+    pub role: String,
+    pub hostname: String,
+    pub at_utc: String,
+    /// The (workload, path) that was running, if one was.
+    pub workload: Option<String>,
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// One host of a run across hosts: its role, its agent, and what it is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostEnv {
+    pub role: String,
+    pub agent: String,
+    #[serde(flatten)]
+    pub info: crate::remote::HostInfo,
+    /// How its bypass path attached (null: it ran none).
+    pub xdp_mode: Option<String>,
+    pub zero_copy: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -58,6 +89,9 @@ pub struct Env {
     pub sysctls: BTreeMap<String, String>,
     /// The lab's namespaces and addresses (lab mode).
     pub lab: Option<serde_json::Value>,
+    /// Every host of a run across hosts (mode `agents`), server first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostEnv>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -251,7 +285,7 @@ impl Run {
 
 impl ResultDoc {
     pub fn valid(&self) -> bool {
-        !self.interrupted && self.runs.iter().all(|r| !r.invalid())
+        !self.interrupted && self.failure.is_none() && self.runs.iter().all(|r| !r.invalid())
     }
 }
 
@@ -380,6 +414,49 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
             ""
         }
     );
+    if let Some(f) = &doc.failure {
+        let _ = writeln!(
+            s,
+            "**The run ended early** at {}: {} ({} agent {}{}): {}\n",
+            f.at_utc,
+            f.path
+                .as_ref()
+                .zip(f.workload.as_ref())
+                .map_or("between runs".into(), |(p, w)| format!(
+                    "{w} over the {p} path"
+                )),
+            f.role,
+            f.agent,
+            if f.hostname.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", f.hostname)
+            },
+            f.message
+        );
+    }
+    for h in &doc.env.hosts {
+        let _ = writeln!(
+            s,
+            "- {} `{}` (agent {}): kernel {}, {} CPUs, {}, git {}",
+            h.role,
+            h.info.hostname,
+            h.agent,
+            h.info.kernel,
+            h.info.cpus.len(),
+            h.info
+                .ifaces
+                .first()
+                .map_or("no interface".into(), |i| format!(
+                    "{} ({})",
+                    i.name, i.driver
+                )),
+            h.info.git_revision
+        );
+    }
+    if !doc.env.hosts.is_empty() {
+        s.push('\n');
+    }
     s.push_str(&table(doc));
     s.push_str("\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client");
     s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
@@ -560,6 +637,7 @@ mod tests {
             started_utc: String::new(),
             finished_utc: String::new(),
             interrupted: false,
+            failure: None,
             config: BTreeMap::new(),
             env: Env::default(),
             runs,

@@ -303,16 +303,7 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
             if run.flags.iter().any(|f| f == Flag::Interrupted.name()) {
                 interrupted = true;
             }
-            if !hists.is_empty() {
-                let name = format!("{}-{}.hlog", w, path);
-                result::write_hlog(
-                    &dir.join(&name),
-                    &hists,
-                    t0_wall,
-                    &format!("bypass {w} over the {path} path, {}", opts.name),
-                )?;
-                run.hlog = Some(name);
-            }
+            keep_hlog(&dir, &opts.name, &mut run, &hists, t0_wall)?;
             runs.push(run);
         }
         if interrupted {
@@ -334,11 +325,42 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         env,
         ratios: result::path_ratios(&runs),
         runs,
+        failure: None,
     };
-    std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
-    write_report(&dir, &doc)?;
+    write_doc(&dir, &doc)?;
     Ok((doc, dir))
+}
+
+/// Writes a run's interval histograms as `<workload>-<path>.hlog` in the
+/// result directory and names the file in the run (nothing when it has none).
+pub fn keep_hlog(
+    dir: &std::path::Path,
+    name: &str,
+    run: &mut Run,
+    hists: &[hdrhistogram::Histogram<u64>],
+    t0_wall: SystemTime,
+) -> Result<()> {
+    if hists.is_empty() {
+        return Ok(());
+    }
+    let (w, path) = (run.workload, &run.path);
+    let file = format!("{w}-{path}.hlog");
+    result::write_hlog(
+        &dir.join(&file),
+        hists,
+        t0_wall,
+        &format!("bypass {w} over the {path} path, {name}"),
+    )?;
+    run.hlog = Some(file);
+    Ok(())
+}
+
+/// Writes `result.json` and the human report of a result directory.
+pub fn write_doc(dir: &std::path::Path, doc: &ResultDoc) -> Result<()> {
+    std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(doc)?)
+        .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
+    write_report(dir, doc)?;
+    Ok(())
 }
 
 /// Writes the plots and `summary.md` of a result directory; returns the summary.
@@ -390,12 +412,7 @@ fn run_one(
     let connections = opts.connections_for(w);
     let rate = opts.rate_for(w);
     let window = Window::new(Duration::from_millis(300), opts.warmup, opts.duration);
-    let services = Services {
-        tcp_rr: matches!(w, Workload::Rr | Workload::Crr),
-        tcp_sink: w == Workload::Stream,
-        udp_echo: w == Workload::UdpRr,
-        udp_sink: w == Workload::UdpStream,
-    };
+    let services = Services::for_workload(w);
     // "bypass": the server side runs on the bypass path (kernel client);
     // "bypass-client": the client side does (kernel server); "bypass-both":
     // both do
@@ -528,28 +545,14 @@ fn run_one(
     };
     let mut completed = sleep_until(window.t0);
     let t0_wall = SystemTime::now();
-    let ksoftirqd = (
-        metrics::ksoftirqd_pids(&opts.server_cpus),
-        metrics::ksoftirqd_pids(&opts.client_cpus),
-    );
-    let ksi0 = (
-        metrics::run_time(&ksoftirqd.0),
-        metrics::run_time(&ksoftirqd.1),
-    );
-    let stat0 = metrics::proc_stat()?;
-    let snmp_s0 = ns_counters(target.server_ns.as_deref());
-    let snmp_c0 = ns_counters(target.client_ns.as_deref());
+    let server_sampler = Sampler::begin(&opts.server_cpus, target.server_ns.as_deref())?;
+    let client_sampler = Sampler::begin(&opts.client_cpus, target.client_ns.as_deref())?;
     if completed {
         completed = sleep_until(window.t_end);
     }
     let end = Instant::now().min(window.t_end).max(window.t0);
-    let stat1 = metrics::proc_stat()?;
-    let ksoftirqd_time = (
-        metrics::run_time(&ksoftirqd.0).saturating_sub(ksi0.0),
-        metrics::run_time(&ksoftirqd.1).saturating_sub(ksi0.1),
-    );
-    let snmp_s1 = ns_counters(target.server_ns.as_deref());
-    let snmp_c1 = ns_counters(target.client_ns.as_deref());
+    let server_sample = server_sampler.end()?;
+    let client_sample = client_sampler.end()?;
     stop_clients.store(true, Ordering::Relaxed);
     let client_report = clients.join()?;
     // let what is in flight arrive before the server stops counting
@@ -558,7 +561,11 @@ fn run_one(
 
     let measured = end.saturating_duration_since(window.t0);
     let rec = measuring_recorder(w, &client_report, server_report.as_ref(), measured, window);
-    let mut run = compose(
+    let disjoint = opts
+        .server_cpus
+        .iter()
+        .all(|c| !opts.client_cpus.contains(c));
+    let run = finish(
         opts,
         w,
         path,
@@ -567,51 +574,12 @@ fn run_one(
         !completed,
         &client_report,
         server_report.as_ref(),
-        &metrics::cpus_delta(&stat0, &stat1, &opts.server_cpus),
-        &metrics::cpus_delta(&stat0, &stat1, &opts.client_cpus),
-        ksoftirqd_time,
-        target.local_server,
+        (
+            target.local_server.then_some(&server_sample),
+            &client_sample,
+        ),
+        disjoint,
     );
-    run.params
-        .insert("size".into(), format!("{}:{}", sizes.req, sizes.resp));
-    run.params
-        .insert("connections".into(), connections.to_string());
-    run.params.insert(
-        "rate".into(),
-        rate.map_or("closed loop".into(), |r| r.to_string()),
-    );
-    for (k, v) in metrics::counter_deltas(&snmp_s0, &snmp_s1) {
-        run.counters.insert(format!("server.kernel.{k}"), v);
-    }
-    for (k, v) in metrics::counter_deltas(&snmp_c0, &snmp_c1) {
-        run.counters.insert(format!("client.kernel.{k}"), v);
-    }
-    if w == Workload::Stream {
-        // the kernel side's count: the sender's when the client is the
-        // kernel's (the bypass server's segments never reach its
-        // namespace's counters), else the receiver's; with the stack on
-        // both ends, the frames steered to the server's stack (all of them
-        // the client's segments) and the client stack's retransmissions
-        let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
-        let (segs, retrans) = if path == "bypass-both" {
-            (
-                get("server.xdp.steered"),
-                get("client.stack.tcp.retransmits"),
-            )
-        } else {
-            let segs = match get("client.kernel.Tcp.OutSegs") {
-                0 => get("server.kernel.Tcp.InSegs"),
-                n => n,
-            };
-            let retrans = match get("client.kernel.Tcp.RetransSegs") {
-                0 => get("client.stack.tcp.retransmits"),
-                n => n,
-            };
-            (segs, retrans)
-        };
-        run.counters.insert("segments".into(), segs);
-        run.counters.insert("retransmits".into(), retrans);
-    }
     // the interval histograms, for the hlog
     let hists = if w.has_latency() {
         rec.intervals.iter().map(|i| i.hist.clone()).collect()
@@ -621,14 +589,71 @@ fn run_one(
     Ok((run, hists, t0_wall, attach))
 }
 
+/// What one side's machine did in the window: its CPUs' jiffies (summed),
+/// its CPUs' softirq threads' run time, and its namespace's kernel counters.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SideSample {
+    pub cpus: metrics::CpuJiffies,
+    pub ksoftirqd_us: u64,
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl SideSample {
+    /// Adds another host's sample (several client hosts make one side).
+    pub fn add(&mut self, o: &SideSample) {
+        self.cpus = self.cpus.plus(&o.cpus);
+        self.ksoftirqd_us += o.ksoftirqd_us;
+        for (k, v) in &o.counters {
+            *self.counters.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+}
+
+/// Samples one side's machine at the window's edges.
+pub struct Sampler {
+    cpus: Vec<usize>,
+    ns: Option<String>,
+    ksoftirqd: Vec<u32>,
+    ksoftirqd0: Duration,
+    stat0: BTreeMap<usize, metrics::CpuJiffies>,
+    counters0: BTreeMap<String, u64>,
+}
+
+impl Sampler {
+    pub fn begin(cpus: &[usize], ns: Option<&str>) -> Result<Sampler> {
+        let ksoftirqd = metrics::ksoftirqd_pids(cpus);
+        Ok(Sampler {
+            cpus: cpus.to_vec(),
+            ns: ns.map(str::to_string),
+            ksoftirqd0: metrics::run_time(&ksoftirqd),
+            ksoftirqd,
+            stat0: metrics::proc_stat()?,
+            counters0: ns_counters(ns),
+        })
+    }
+
+    pub fn end(self) -> Result<SideSample> {
+        let stat1 = metrics::proc_stat()?;
+        let ksoftirqd = metrics::run_time(&self.ksoftirqd).saturating_sub(self.ksoftirqd0);
+        let counters1 = ns_counters(self.ns.as_deref());
+        Ok(SideSample {
+            cpus: metrics::cpus_delta(&self.stat0, &stat1, &self.cpus),
+            ksoftirqd_us: ksoftirqd.as_micros() as u64,
+            counters: metrics::counter_deltas(&self.counters0, &counters1)
+                .into_iter()
+                .collect(),
+        })
+    }
+}
+
 /// The load generator of one run, over either path.
-enum Clients {
+pub(crate) enum Clients {
     Kernel(KernelClients),
     Bypass(crate::bypass::Client),
 }
 
 impl Clients {
-    fn join(self) -> Result<ClientReport> {
+    pub(crate) fn join(self) -> Result<ClientReport> {
         match self {
             Clients::Kernel(c) => c.join(),
             Clients::Bypass(c) => c.join(),
@@ -637,13 +662,13 @@ impl Clients {
 }
 
 /// The server of one run, over either path.
-enum Server {
+pub(crate) enum Server {
     Kernel(KernelServer),
     Bypass(crate::bypass::Server),
 }
 
 impl Server {
-    fn stop(self) -> Result<ServerReport> {
+    pub(crate) fn stop(self) -> Result<ServerReport> {
         match self {
             Server::Kernel(s) => s.stop(),
             Server::Bypass(s) => s.stop(),
@@ -652,7 +677,7 @@ impl Server {
 }
 
 /// The recorder of the side that measures this workload, merged over threads.
-fn measuring_recorder(
+pub(crate) fn measuring_recorder(
     w: Workload,
     c: &ClientReport,
     s: Option<&ServerReport>,
@@ -675,21 +700,28 @@ fn measuring_recorder(
     rec
 }
 
+/// The run entry of one (workload, path) from both sides' reports and
+/// samples: figures, CPU cost, counters and flags. `server` is None when
+/// the server side is out of reach (`bypass serve` on another machine);
+/// `disjoint`: the sides ran on CPUs of their own (or hosts of their own).
 #[allow(clippy::too_many_arguments)]
-fn compose(
+pub fn finish(
     opts: &RunOptions,
     w: Workload,
     path: &str,
     rec: &Recorder,
     measured: Duration,
     interrupted: bool,
-    c: &ClientReport,
-    s: Option<&ServerReport>,
-    server_cpus: &metrics::CpuJiffies,
-    client_cpus: &metrics::CpuJiffies,
-    ksoftirqd_time: (Duration, Duration),
-    local_server: bool,
+    client_report: &ClientReport,
+    server_report: Option<&ServerReport>,
+    samples: (Option<&SideSample>, &SideSample),
+    disjoint: bool,
 ) -> Run {
+    let (server_sample, client_sample) = samples;
+    let (c, s) = (client_report, server_report);
+    let local_server = server_sample.is_some();
+    let server_cpus = server_sample.map(|s| s.cpus).unwrap_or_default();
+    let client_cpus = client_sample.cpus;
     let secs = measured.as_secs_f64();
     let sizes = opts.sizes_for(w);
     // intervals; for the stream, an operation is one message of --size bytes
@@ -779,14 +811,10 @@ fn compose(
     // softirq times are sampled by the tick, which misses a thread that wakes
     // for a few µs at a time, and its softirq time would count again what the
     // threads' time already holds (this kernel has no IRQ time accounting).
-    let disjoint = opts
-        .server_cpus
-        .iter()
-        .all(|c| !opts.client_cpus.contains(c));
     let (server_ksoftirqd_us, client_ksoftirqd_us, accounting) = if disjoint {
         (
-            us(ksoftirqd_time.0),
-            us(ksoftirqd_time.1),
+            server_sample.map_or(0.0, |s| s.ksoftirqd_us as f64),
+            client_sample.ksoftirqd_us as f64,
             "threads+ksoftirqd",
         )
     } else {
@@ -906,7 +934,7 @@ fn compose(
     } else {
         None
     };
-    Run {
+    let mut run = Run {
         workload: w,
         path: path.to_string(),
         proto: if matches!(w, Workload::Rr | Workload::Crr) {
@@ -933,7 +961,49 @@ fn compose(
         counters,
         intervals,
         hlog: None,
+    };
+    let connections = opts.connections_for(w);
+    run.params
+        .insert("size".into(), format!("{}:{}", sizes.req, sizes.resp));
+    run.params
+        .insert("connections".into(), connections.to_string());
+    run.params.insert(
+        "rate".into(),
+        rate.map_or("closed loop".into(), |r| r.to_string()),
+    );
+    for (k, v) in server_sample.map(|s| &s.counters).into_iter().flatten() {
+        run.counters.insert(format!("server.kernel.{k}"), *v);
     }
+    for (k, v) in &client_sample.counters {
+        run.counters.insert(format!("client.kernel.{k}"), *v);
+    }
+    if w == Workload::Stream {
+        // the kernel side's count: the sender's when the client is the
+        // kernel's (the bypass server's segments never reach its
+        // namespace's counters), else the receiver's; with the stack on
+        // both ends, the frames steered to the server's stack (all of them
+        // the client's segments) and the client stack's retransmissions
+        let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
+        let (segs, retrans) = if path == "bypass-both" {
+            (
+                get("server.xdp.steered"),
+                get("client.stack.tcp.retransmits"),
+            )
+        } else {
+            let segs = match get("client.kernel.Tcp.OutSegs") {
+                0 => get("server.kernel.Tcp.InSegs"),
+                n => n,
+            };
+            let retrans = match get("client.kernel.Tcp.RetransSegs") {
+                0 => get("client.stack.tcp.retransmits"),
+                n => n,
+            };
+            (segs, retrans)
+        };
+        run.counters.insert("segments".into(), segs);
+        run.counters.insert("retransmits".into(), retrans);
+    }
+    run
 }
 
 fn rec_errors(_w: Workload, c: &ClientReport) -> u64 {

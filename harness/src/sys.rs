@@ -172,6 +172,23 @@ pub fn check_hardware(iface: &str, addr: IpAddr, peer: Option<IpAddr>) -> Result
     Ok(())
 }
 
+/// The bypass path on real hardware: `addr` is the stack's own address on
+/// `iface`, which must be free (not the kernel's) and in one of `iface`'s
+/// subnets. Returns the subnet's prefix length.
+pub fn check_stack_addr(iface: &str, addr: std::net::Ipv4Addr, flag: &str) -> Result<u8> {
+    let addrs = iface_addrs(iface)?;
+    if addrs.iter().any(|(x, _)| *x == IpAddr::V4(addr)) {
+        return Err(usage(format!(
+            "{flag} {addr} is the kernel's own address on {iface}: give the stack an unused address of the subnet (the XDP program takes every IPv4 packet for it)"
+        )));
+    }
+    addrs
+        .iter()
+        .find(|(x, p)| in_subnet(IpAddr::V4(addr), *x, *p))
+        .map(|(_, p)| *p)
+        .ok_or_else(|| usage(format!("{flag} {addr} is outside the subnets of {iface}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -849,7 +849,7 @@ fn a_small_window_waits_for_a_full_segment_or_the_override_timeout() {
 }
 
 #[test]
-fn a_peer_that_asked_by_arp_gets_its_segments_at_its_own_mac() {
+fn a_peer_that_asked_by_arp_or_sent_a_syn_gets_its_segments_at_its_own_mac() {
     use stack::frame::{parse_frame, Frame, Network, Transport};
     use stack::phy::Device;
     use stack::wire::{
@@ -884,8 +884,15 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_own_mac() {
         }),
     };
     put(&mut raw, who_has);
-    // ... then C and B (which never asked) each send a SYN.
-    for (mac, ip, port) in [(c_mac, c_ip, 40001), (B_MAC, B_IP, 40002)] {
+    // ... then C, B and D (which never asked) each send a SYN; D's comes
+    // from a MAC that is not the configured neighbour's.
+    let d_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0d]);
+    let d_ip = std::net::Ipv4Addr::new(198, 18, 0, 13);
+    for (mac, ip, port) in [
+        (c_mac, c_ip, 40001),
+        (B_MAC, B_IP, 40002),
+        (d_mac, d_ip, 40003),
+    ] {
         let syn = seg(port, 80, SYN, 1000, 0);
         put(
             &mut raw,
@@ -923,7 +930,11 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_own_mac() {
     syn_acks.sort_by_key(|s| s.1);
     assert_eq!(
         syn_acks,
-        vec![(c_ip, 40001, c_mac), (B_IP, 40002, B_MAC)],
-        "C's at the MAC it told, B's at the configured neighbour"
+        vec![
+            (c_ip, 40001, c_mac),
+            (B_IP, 40002, B_MAC),
+            (d_ip, 40003, d_mac)
+        ],
+        "C's at the MAC it told, B's and D's at the MACs their SYNs came from"
     );
 }

@@ -39,7 +39,7 @@ pub struct BypassConfig {
 }
 
 /// What the attach produced, for the result's env.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct AttachInfo {
     pub xdp_mode: String,
     pub zero_copy: bool,
@@ -99,15 +99,7 @@ pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
     let s = v[0]["address"]
         .as_str()
         .ok_or_else(|| anyhow!("`ip link show dev {iface}` gave no address"))?;
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(anyhow!("{iface}: unexpected MAC address `{s}`"));
-    }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).with_context(|| format!("{iface}: MAC `{s}`"))?;
-    }
-    Ok(mac)
+    parse_mac(s).ok_or_else(|| anyhow!("{iface}: unexpected MAC address `{s}`"))
 }
 
 /// Attaches the steering program (own-address mode) to the interface, in
@@ -473,6 +465,57 @@ pub fn static_neighbour(stack: &BypassConfig, peer: Option<&(String, String)>) -
     Ok(peer_mac)
 }
 
+/// The MAC of `addr` on `iface` as the kernel of this host resolves it by
+/// ARP (the stack's TCP does not ask by itself): a datagram to the discard
+/// port makes the kernel ask, then its neighbour table answers.
+pub fn kernel_neighbour_mac(netns: Option<&str>, iface: &str, addr: Ipv4Addr) -> Result<[u8; 6]> {
+    let poke = {
+        let iface = iface.to_string();
+        move || -> Result<()> {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+            s.bind_device(Some(iface.as_bytes()))
+                .with_context(|| format!("binding a socket to {iface}"))?;
+            let to = std::net::SocketAddrV4::new(addr, 9);
+            let _ = s.send_to(&[], &to.into());
+            Ok(())
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        crate::kernel::in_ns_opt(netns, poke.clone())??;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut args = vec![];
+        if let Some(ns) = netns {
+            args.extend(["-n", ns]);
+        }
+        let a = addr.to_string();
+        args.extend(["-j", "neigh", "show", "to", &a, "dev", iface]);
+        let out = crate::lab::sh("ip", &args)?;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        if let Some(mac) = v[0]["lladdr"].as_str().and_then(parse_mac) {
+            return Ok(mac);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(anyhow!(
+                "{addr} does not answer ARP on {iface}: is the server up and on {iface}'s link?"
+            ));
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` -> bytes.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
 /// What a bypass server of a run needs.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
@@ -523,7 +566,12 @@ impl Server {
                 },
             )?));
         }
-        let peer_mac = static_neighbour(&spec.bypass, spec.peer.as_ref())?;
+        let peer_mac = match &spec.peer {
+            Some(_) => static_neighbour(&spec.bypass, spec.peer.as_ref())?,
+            // another host (an agent's peers): the stack learns each
+            // client's MAC from its ARP request for the stack's address
+            None => [0xff; 6],
+        };
         Ok(Server::Tcp(tcp::BypassTcpServer::start(
             tcp::BypassTcpServerConfig {
                 bypass: spec.bypass,
@@ -599,7 +647,15 @@ impl Client {
         if spec.workload.is_udp() {
             Ok(Client::Udp(udp::BypassUdpClient::start(spec, stop)?))
         } else {
-            let peer_mac = static_neighbour(&spec.bypass, spec.peer.as_ref())?;
+            let peer_mac = match &spec.peer {
+                Some(_) => static_neighbour(&spec.bypass, spec.peer.as_ref())?,
+                // another host: ask this host's kernel, which resolves by ARP
+                None => kernel_neighbour_mac(
+                    spec.bypass.netns.as_deref(),
+                    &spec.bypass.iface,
+                    *spec.server.ip(),
+                )?,
+            };
             Ok(Client::Tcp(tcp::BypassTcpClient::start(
                 spec, peer_mac, stop,
             )?))

@@ -529,6 +529,16 @@ impl ClientThread {
         s.set_nonblocking(true)?;
         s.set_nodelay(true)?;
         if let Some(b) = self.cfg.bind {
+            // Choose the port at connect(), per 4-tuple and with TIME-WAIT
+            // reuse, as an unbound socket gets: a bind to port 0 would
+            // reserve a port alone, and with crr's TIME-WAITs holding most
+            // of the range each bind scans it (milliseconds per connect).
+            // (IPv4 only; an IPv6 socket keeps the bind's choice)
+            let _ = nix::sys::socket::setsockopt(
+                &s,
+                nix::sys::socket::sockopt::IpBindAddressNoPort,
+                &true,
+            );
             s.bind(&SocketAddr::new(b, 0).into())?;
         }
         match s.connect(&self.addr.into()) {

@@ -40,6 +40,17 @@ pub struct Services {
 }
 
 impl Services {
+    /// What a run of `w` needs served.
+    pub fn for_workload(w: crate::workload::Workload) -> Services {
+        use crate::workload::Workload;
+        Services {
+            tcp_rr: matches!(w, Workload::Rr | Workload::Crr),
+            tcp_sink: w == Workload::Stream,
+            udp_echo: w == Workload::UdpRr,
+            udp_sink: w == Workload::UdpStream,
+        }
+    }
+
     pub const ALL: Services = Services {
         tcp_rr: true,
         tcp_sink: true,

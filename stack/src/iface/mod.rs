@@ -11,9 +11,10 @@
 //! verb is nonblocking and fails with an errno-named [`Error`].
 //!
 //! Link-layer addresses: the interface answers ARP for its address and,
-//! as RFC 826 asks, remembers the asker's MAC (a small table, the oldest
-//! entry replaced); a segment goes to the MAC learned for its peer, else to
-//! the configured neighbour. It sends no ARP request of its own.
+//! as RFC 826 asks, remembers the asker's MAC, as it remembers the source
+//! MAC of every SYN it receives (a small table, the oldest entry
+//! replaced); a segment goes to the MAC learned for its peer, else to the
+//! configured neighbour. It sends no ARP request of its own.
 
 mod event;
 mod socket;
@@ -732,6 +733,13 @@ impl Inner {
         };
         match f.network {
             Network::Ipv4(ip, Transport::Tcp(seg)) if ip.dst_addr == self.cfg.addr => {
+                // A connection's first segment tells where its peer (or
+                // the router before it) is: its answers go to that MAC,
+                // whether or not the peer asked for ours by ARP (its
+                // kernel may hold our MAC from an earlier run's ARP).
+                if seg.flags.contains(TcpFlags::SYN) {
+                    self.neighbours.learn(ip.src_addr, f.ethernet.src_addr);
+                }
                 self.tcp_input(ip.src_addr, ip.dst_addr, &seg);
             }
             // RFC 826: answer who-has for our address, so that a peer can
@@ -1240,7 +1248,7 @@ fn transmit_frame<D: Device>(device: &mut D, frame: &Frame<'_>) -> bool {
     })
 }
 
-/// Peers' MACs learned from their ARP requests: a fixed table, the oldest
+/// Peers' MACs learned from their ARP requests and SYNs: a fixed table, the oldest
 /// entry replaced when full (a shard talks to few on-link peers: a client
 /// host or two, a router).
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,526 @@
+//! `bypass agent`: one machine's side of a run across hosts. It waits for a
+//! controller on the management network, authenticates it (see
+//! [`crate::remote`]), tells it what the host is, then runs the server or
+//! client sides it is asked for, one at a time, and reports each.
+//!
+//! It never touches an interface it was not allowed (`--allow-iface`), and
+//! whatever ends a side (its end, an `Abort`, a lost controller, SIGTERM)
+//! stops it the same way: the side is dropped, which detaches its XDP
+//! program (a bpf_link) and closes its sockets.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::error::usage;
+use crate::kernel::client::{ClientConfig, KernelClients};
+use crate::kernel::server::{KernelServer, ServerConfig, Services};
+use crate::metrics::Window;
+use crate::remote::{
+    self, HostInfo, IfaceInfo, Reply, Request, Role, Secret, SideReport, SideSpec,
+};
+use crate::run::{Clients, Sampler, Server, SideSample};
+
+/// How the agent was started.
+pub struct AgentConfig {
+    pub listen: SocketAddr,
+    pub secret: Secret,
+    pub allow_ifaces: Vec<String>,
+    pub stack_addr: Option<Ipv4Addr>,
+    /// Serve one controller, then exit (how `--ssh` starts agents).
+    pub once: bool,
+}
+
+/// The sysctls a result records per host.
+const SYSCTLS: &[&str] = &[
+    "net.core.somaxconn",
+    "net.core.busy_poll",
+    "net.core.rmem_max",
+    "net.core.wmem_max",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_max_syn_backlog",
+];
+
+/// One line of the agent's log (stderr), stamped with the UTC time.
+fn log(msg: impl std::fmt::Display) {
+    eprintln!(
+        "{} bypass agent: {msg}",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+}
+
+/// Checks the configuration against this host and describes it.
+pub fn host_info(cfg: &AgentConfig) -> Result<HostInfo> {
+    if cfg.allow_ifaces.is_empty() {
+        return Err(usage(
+            "name the data interface(s) the agent may use with --allow-iface IF",
+        ));
+    }
+    let mut ifaces = Vec::new();
+    for name in &cfg.allow_ifaces {
+        if !std::path::Path::new("/sys/class/net").join(name).exists() {
+            return Err(usage(format!(
+                "--allow-iface {name}: no such interface on this host (list them with `ip link`)"
+            )));
+        }
+        let addrs = crate::sys::iface_addrs(name)?;
+        let v4 = addrs.iter().find_map(|(a, p)| match a {
+            IpAddr::V4(a) => Some((*a, *p)),
+            IpAddr::V6(_) => None,
+        });
+        if addrs.iter().any(|(a, _)| *a == cfg.listen.ip()) {
+            return Err(usage(format!(
+                "--listen {}: that address is on {name}, a data interface; the control connection belongs on the management network (give --listen an address of another interface)",
+                cfg.listen
+            )));
+        }
+        let queues = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                    .count() as u32
+            })
+            .unwrap_or(1);
+        ifaces.push(IfaceInfo {
+            name: name.clone(),
+            driver: crate::sys::driver(None, name),
+            addr: v4.map(|x| x.0),
+            prefix_len: v4.map_or(0, |x| x.1),
+            queues,
+        });
+    }
+    if cfg.listen.ip().is_unspecified() {
+        return Err(usage(format!(
+            "--listen {}: give the management address to listen on, not a wildcard (the control connection must stay off the data path)",
+            cfg.listen
+        )));
+    }
+    if let Some(a) = cfg.stack_addr {
+        if !cfg
+            .allow_ifaces
+            .iter()
+            .any(|i| crate::sys::check_stack_addr(i, a, "--stack-addr").is_ok())
+        {
+            // the error of the first interface says what is wrong
+            crate::sys::check_stack_addr(&cfg.allow_ifaces[0], a, "--stack-addr")?;
+        }
+    }
+    let mut sysctls = std::collections::BTreeMap::new();
+    for k in SYSCTLS {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        if let Ok(v) = std::fs::read_to_string(&path) {
+            sysctls.insert(
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            );
+        }
+    }
+    Ok(HostInfo {
+        hostname: crate::sys::hostname(),
+        kernel: crate::sys::kernel(),
+        cpu_model: crate::sys::cpu_model(),
+        cpus: crate::sys::cpus(),
+        git_revision: crate::sys::git_revision(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ifaces,
+        stack_addr: cfg.stack_addr,
+        sysctls,
+    })
+}
+
+/// Listens and serves controllers, one at a time, until SIGINT/SIGTERM (or
+/// after the first with `once`).
+pub fn run(cfg: AgentConfig, interrupt: Arc<AtomicBool>) -> Result<()> {
+    let host = host_info(&cfg)?;
+    let listener =
+        TcpListener::bind(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    log(format_args!(
+        "listening on {} (protocol {} v{}); interfaces allowed: {}; stack address: {}",
+        cfg.listen,
+        remote::PROTOCOL,
+        remote::PROTOCOL_VERSION,
+        cfg.allow_ifaces.join(", "),
+        cfg.stack_addr
+            .map_or("none (no bypass path)".into(), |a| a.to_string())
+    ));
+    while !interrupt.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((s, peer)) => {
+                s.set_nonblocking(false)?;
+                if let Err(e) = session(&cfg, &host, s, peer, &interrupt) {
+                    log(format_args!("{e:#}"));
+                }
+                if cfg.once {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e).context("accepting a control connection"),
+        }
+    }
+    log("stopped");
+    Ok(())
+}
+
+/// Keepalive on a control connection, so that a host that vanishes
+/// without a FIN is noticed within seconds.
+pub fn control_socket(s: &TcpStream) -> Result<()> {
+    s.set_nodelay(true)?;
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    socket2::SockRef::from(s).set_tcp_keepalive(&ka)?;
+    Ok(())
+}
+
+/// What the reader thread of a control connection passes on.
+type Incoming = Result<Request>;
+
+fn session(
+    cfg: &AgentConfig,
+    host: &HostInfo,
+    mut s: TcpStream,
+    peer: SocketAddr,
+    interrupt: &AtomicBool,
+) -> Result<()> {
+    control_socket(&s)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    remote::agent_handshake(&mut s, &cfg.secret, &peer.to_string())?;
+    s.set_read_timeout(None)?;
+    log(format_args!("controller {peer} connected"));
+    remote::write_frame(
+        &mut s,
+        &Reply::Hello {
+            host: Box::new(host.clone()),
+        },
+    )?;
+    let (tx, rx) = crossbeam_channel::unbounded::<Incoming>();
+    let mut rd = s.try_clone()?;
+    std::thread::Builder::new()
+        .name("agent-ctl".into())
+        .spawn(move || loop {
+            let m = remote::read_frame_max::<_, Request>(&mut rd, remote::MAX_SESSION_FRAME);
+            let end = m.is_err();
+            if tx.send(m).is_err() || end {
+                break;
+            }
+        })?;
+    loop {
+        let m = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                if interrupt.load(Ordering::Relaxed) {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        match m {
+            Err(e) => {
+                log(format_args!("controller {peer} is gone: {e:#}"));
+                return Ok(());
+            }
+            Ok(Request::Bye) => {
+                log(format_args!("controller {peer} is done"));
+                return Ok(());
+            }
+            Ok(Request::Abort { .. }) => remote::write_frame(&mut s, &Reply::Aborted)?,
+            Ok(Request::Stop) => remote::write_frame(
+                &mut s,
+                &Reply::Error {
+                    message: "nothing runs: Stop without Start".into(),
+                },
+            )?,
+            Ok(Request::Start { spec }) => {
+                if !run_side(cfg, host, &spec, &mut s, &rx, interrupt, peer)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Refuses what the agent was not configured to allow.
+pub fn check_spec(cfg: &AgentConfig, host: &HostInfo, spec: &SideSpec) -> Result<()> {
+    if !cfg.allow_ifaces.contains(&spec.iface) {
+        return Err(anyhow!(
+            "interface {} is not allowed on this agent (it allows: {}; see its --allow-iface)",
+            spec.iface,
+            cfg.allow_ifaces.join(", ")
+        ));
+    }
+    if spec.bypass && cfg.stack_addr.is_none() {
+        return Err(anyhow!(
+            "the bypass path needs an address for the stack: start the agent with --stack-addr"
+        ));
+    }
+    if let Some(c) = spec.cpus.iter().find(|c| !host.cpus.contains(c)) {
+        return Err(anyhow!(
+            "CPU {c} is not available on this host (it has {:?})",
+            host.cpus
+        ));
+    }
+    Ok(())
+}
+
+/// A side that runs.
+enum Side {
+    Server(Server),
+    Client(Clients),
+}
+
+fn start_side(
+    cfg: &AgentConfig,
+    host: &HostInfo,
+    spec: &SideSpec,
+    window: Window,
+    stop: Arc<AtomicBool>,
+) -> Result<(Side, Option<crate::bypass::AttachInfo>)> {
+    check_spec(cfg, host, spec)?;
+    let iface = host
+        .ifaces
+        .iter()
+        .find(|i| i.name == spec.iface)
+        .expect("checked: an allowed interface");
+    let kernel_addr = iface.addr.ok_or_else(|| {
+        anyhow!(
+            "{} has no IPv4 address: give it the data address",
+            iface.name
+        )
+    })?;
+    let w = spec.workload;
+    let bypass_cfg = |busy_poll: bool| -> Result<crate::bypass::BypassConfig> {
+        let addr = cfg.stack_addr.expect("checked: a stack address");
+        Ok(crate::bypass::BypassConfig {
+            netns: None,
+            iface: spec.iface.clone(),
+            addr,
+            prefix_len: crate::sys::check_stack_addr(&spec.iface, addr, "--stack-addr")?,
+            xdp_mode: crate::bypass::xdp_mode(&spec.xdp_mode)?,
+            force: spec.force,
+            // frames from another host carry their checksums
+            trust_checksums: false,
+            busy_poll,
+        })
+    };
+    let window_of = window;
+    let udp_timeout = Duration::from_millis(spec.udp_timeout_ms);
+    Ok(match (spec.role, spec.bypass) {
+        (Role::Server, false) => (
+            Side::Server(Server::Kernel(KernelServer::start(ServerConfig {
+                bind: IpAddr::V4(kernel_addr),
+                port: spec.port,
+                proto: spec.proto,
+                sizes: spec.sizes,
+                services: Services::for_workload(w),
+                cpus: spec.cpus.iter().map(|c| Some(*c)).collect(),
+                netns: None,
+                window: window_of,
+            })?)),
+            None,
+        ),
+        (Role::Server, true) => {
+            let s = crate::bypass::Server::start(crate::bypass::ServerSpec {
+                bypass: bypass_cfg(spec.busy_poll)?,
+                peer: None,
+                port: spec.port,
+                workload: w,
+                proto: spec.proto,
+                sizes: spec.sizes,
+                cpus: spec.cpus.clone(),
+                window: window_of,
+            })?;
+            let a = s.attach().clone();
+            (Side::Server(Server::Bypass(s)), Some(a))
+        }
+        (Role::Client, false) => (
+            Side::Client(Clients::Kernel(KernelClients::start(
+                &ClientConfig {
+                    workload: w,
+                    proto: spec.proto,
+                    sizes: spec.sizes,
+                    server: IpAddr::V4(spec.server),
+                    port: spec.port,
+                    bind: Some(IpAddr::V4(kernel_addr)),
+                    connections: spec.connections,
+                    rate: spec.rate,
+                    cpus: spec.cpus.iter().map(|c| Some(*c)).collect(),
+                    netns: None,
+                    window: window_of,
+                    udp_timeout,
+                },
+                stop,
+            )?)),
+            None,
+        ),
+        (Role::Client, true) => {
+            let c = crate::bypass::Client::start(
+                crate::bypass::ClientSpec {
+                    bypass: bypass_cfg(false)?,
+                    peer: None,
+                    proto: spec.proto,
+                    workload: w,
+                    sizes: spec.sizes,
+                    server: std::net::SocketAddrV4::new(spec.server, w.port(spec.port)),
+                    connections: spec.connections,
+                    rate: spec.rate,
+                    cpus: if spec.multi_shard {
+                        spec.cpus.clone()
+                    } else {
+                        spec.cpus.iter().copied().take(1).collect()
+                    },
+                    window: window_of,
+                    udp_timeout,
+                },
+                stop,
+            )?;
+            let a = c.attach().clone();
+            (Side::Client(Clients::Bypass(c)), Some(a))
+        }
+    })
+}
+
+/// Runs one side to its end. Returns false when the session is over (the
+/// controller is gone, or this agent was interrupted).
+#[allow(clippy::too_many_arguments)]
+fn run_side(
+    cfg: &AgentConfig,
+    host: &HostInfo,
+    spec: &SideSpec,
+    s: &mut TcpStream,
+    rx: &Receiver<Incoming>,
+    interrupt: &AtomicBool,
+    peer: SocketAddr,
+) -> Result<bool> {
+    let ms = Duration::from_millis;
+    let window = Window::new(ms(spec.settle_ms), ms(spec.warmup_ms), ms(spec.duration_ms));
+    let stop = Arc::new(AtomicBool::new(false));
+    let what = format!(
+        "{} side of {} over the {} path on {}",
+        spec.role.name(),
+        spec.workload,
+        if spec.bypass { "bypass" } else { "kernel" },
+        spec.iface
+    );
+    let (side, attach) = match start_side(cfg, host, spec, window, stop.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            log(format_args!("cannot start the {what}: {e:#}"));
+            remote::write_frame(
+                s,
+                &Reply::Error {
+                    message: format!("cannot start the {what}: {e:#}"),
+                },
+            )?;
+            return Ok(true);
+        }
+    };
+    log(format_args!("started the {what}"));
+    remote::write_frame(s, &Reply::Started { attach })?;
+    let mut sampler = None;
+    let mut sample: Option<SideSample> = None;
+    let mut end = None;
+    loop {
+        let now = Instant::now();
+        if sampler.is_none() && sample.is_none() && now >= window.t0 {
+            sampler = Some(Sampler::begin(&spec.cpus, None)?);
+        }
+        if now >= window.t_end && sample.is_none() {
+            sample = Some(match sampler.take() {
+                Some(sm) => sm.end()?,
+                None => SideSample::default(),
+            });
+            end = Some(window.t_end);
+            if spec.role == Role::Client {
+                break;
+            }
+        }
+        let abort = |why: &str| {
+            log(format_args!("ending the {what}: {why}"));
+            stop.store(true, Ordering::Relaxed);
+        };
+        match rx.recv_timeout(ms(20)) {
+            Ok(Ok(Request::Stop)) if spec.role == Role::Server => {
+                if sample.is_none() {
+                    // stopped before the window's end: what was measured
+                    sample = Some(match sampler.take() {
+                        Some(sm) => sm.end()?,
+                        None => SideSample::default(),
+                    });
+                    end = Some(Instant::now().max(window.t0));
+                }
+                break;
+            }
+            Ok(Ok(Request::Abort { reason })) => {
+                abort(&format!("the controller aborts ({reason})"));
+                drop(side);
+                remote::write_frame(s, &Reply::Aborted)?;
+                return Ok(true);
+            }
+            Ok(Ok(Request::Bye)) | Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                abort(&format!("controller {peer} is gone"));
+                drop(side);
+                return Ok(false);
+            }
+            Ok(Ok(other)) => remote::write_frame(
+                s,
+                &Reply::Error {
+                    message: format!("a side runs: {other:?} is not expected now"),
+                },
+            )?,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if interrupt.load(Ordering::Relaxed) {
+            abort("the agent was interrupted");
+            drop(side);
+            let _ = remote::write_frame(
+                s,
+                &Reply::Error {
+                    message: format!("agent on {} was interrupted", host.hostname),
+                },
+            );
+            return Ok(false);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let report = match side {
+        Side::Client(c) => c.join().and_then(|r| SideReport::of_client(&r)),
+        Side::Server(srv) => srv.stop().and_then(|r| SideReport::of_server(&r)),
+    };
+    let mut report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            log(format_args!("the {what} failed: {e:#}"));
+            remote::write_frame(
+                s,
+                &Reply::Error {
+                    message: format!("the {what} failed: {e:#}"),
+                },
+            )?;
+            return Ok(true);
+        }
+    };
+    let end = end.unwrap_or(window.t_end);
+    report.sample = sample.unwrap_or_default();
+    report.measured_us = end.saturating_duration_since(window.t0).as_micros() as u64;
+    report.completed = end >= window.t_end;
+    log(format_args!("the {what} is done; reporting"));
+    remote::write_frame(
+        s,
+        &Reply::Report {
+            report: Box::new(report),
+        },
+    )?;
+    Ok(true)
+}
