@@ -306,7 +306,7 @@ impl Session {
                     self.agents[i].alive = false;
                     return Err(fail(
                         Some(i),
-                        format!("the agent was lost (its control connection closed: {e:#})"),
+                        format!("the agent was lost: {e:#} (did the agent or its host die?)"),
                     ));
                 }
                 Ok(Reply::Error { message }) => return Err(fail(Some(i), message)),

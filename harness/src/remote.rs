@@ -175,8 +175,12 @@ pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> Result<T>
 /// Reads one frame of at most `max` bytes and parses it as `T`.
 pub fn read_frame_max<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R, max: usize) -> Result<T> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len)
-        .context("the control connection closed")?;
+    if let Err(e) = r.read_exact(&mut len) {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            bail!("the other end closed the control connection");
+        }
+        return Err(e).context("reading the control connection");
+    }
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
         bail!("a control message announced {len} bytes (over {max}): the other end does not speak the agent protocol");

@@ -16,12 +16,10 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bypass")
 }
 
+mod common;
+
 fn root() -> bool {
-    let ok = nix::unistd::geteuid().is_root();
-    if !ok {
-        eprintln!("SKIP: lab tests need root (network namespaces, veth); run them as root");
-    }
-    ok
+    common::root("lab tests")
 }
 
 /// A private state directory for `lab up/down`, so tests never touch a lab
