@@ -33,6 +33,12 @@ struct Hosts {
 
 impl Hosts {
     fn up(clients: usize) -> Hosts {
+        let h = Hosts::lab_only(clients);
+        h.start_agents()
+    }
+
+    /// The lab alone, no agent started.
+    fn lab_only(clients: usize) -> Hosts {
         let dir = tempfile::tempdir().unwrap();
         let mut h = Hosts {
             dir,
@@ -48,6 +54,11 @@ impl Hosts {
             "another secret, not the agents'\n",
         )
         .unwrap();
+        h
+    }
+
+    fn start_agents(mut self) -> Hosts {
+        let h = &mut self;
         for i in 0..h.hosts().len() {
             let host = h.hosts()[i].clone();
             let s = |k: &str| host[k].as_str().unwrap().to_string();
@@ -73,7 +84,7 @@ impl Hosts {
         for i in 0..h.procs.len() {
             h.wait_log(i, "listening on", 1, Duration::from_secs(10));
         }
-        h
+        self
     }
 
     fn bypass(&self, args: &[&str]) -> Output {
@@ -444,4 +455,105 @@ fn a_wrong_secret_a_wrong_version_and_a_killed_agent_end_cleanly() {
     let lab = h.lab.clone();
     drop(h);
     assert_namespaces_gone(&lab);
+}
+
+/// Processes whose command line mentions `what`.
+fn processes_mentioning(what: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(what) {
+                found.push(format!("{}: {c}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn ssh_starts_the_agents_hands_them_the_secret_on_stdin_and_stops_them() {
+    if !is_root() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let h = Hosts::lab_only(1);
+    // Stands in for ssh (no sshd here): `-o BatchMode=yes USER@HOST CMD..`
+    // runs CMD in HOST's namespace, standard input passed through, as ssh
+    // runs it in a remote shell.
+    let mut cases = String::new();
+    for x in h.hosts() {
+        cases.push_str(&format!(
+            "  {}) ns={} ;;\n",
+            x["mgmt_addr"].as_str().unwrap(),
+            x["netns"].as_str().unwrap()
+        ));
+    }
+    let ssh = h.dir.path().join("ssh");
+    fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\n[ \"$1 $2\" = \"-o BatchMode=yes\" ] || exit 255\nshift 2\nhost=${{1#*@}}\nshift\ncase $host in\n{cases}  *) echo \"ssh: $host: unknown\" >&2; exit 255 ;;\nesac\nexec ip netns exec \"$ns\" sh -c \"$*\"\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let agent = |i: usize| {
+        let x = &h.hosts()[i];
+        format!(
+            "root@{}:{PORT},iface={},stack-addr={}",
+            x["mgmt_addr"].as_str().unwrap(),
+            x["iface"].as_str().unwrap(),
+            x["stack_addr"].as_str().unwrap()
+        )
+    };
+    let o = Command::new("ip")
+        .args(["netns", "exec", h.lab["switch_netns"].as_str().unwrap()])
+        .arg(env!("CARGO_BIN_EXE_bypass"))
+        .args([
+            "run",
+            "rr",
+            "--path",
+            "both",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+        ])
+        .args(["--server", &agent(0), "--client", &agent(1), "--ssh"])
+        .arg("--ssh-program")
+        .arg(&ssh)
+        .args([
+            "--ssh-binary",
+            env!("CARGO_BIN_EXE_bypass"),
+            "--json",
+            "--out",
+        ])
+        .arg(h.dir.path().join("results"))
+        .env("BYPASS_SECRET", "a secret from the environment")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // the agents ran (their log is the controller's stderr) and ended
+    assert_eq!(
+        err.matches("bypass agent: listening on").count(),
+        2,
+        "{err}"
+    );
+    assert_eq!(err.matches("is done").count(), 2 * 4 + 2, "{err}");
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["config"]["ssh"], "true");
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 4);
+    for r in doc["runs"].as_array().unwrap() {
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+    }
+    let id = h.lab["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        processes_mentioning(&format!("byp{id}d")),
+        Vec::<String>::new()
+    );
+    // and the secret was on no command line
+    assert!(!err.contains("a secret from the environment"));
+    assert_eq!(h.xdp(), vec![false; 2]);
 }
