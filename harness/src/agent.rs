@@ -524,3 +524,55 @@ fn run_side(
     )?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{Proto, Workload};
+
+    fn spec(iface: &str, bypass: bool, cpus: Vec<usize>) -> SideSpec {
+        SideSpec {
+            role: Role::Server,
+            workload: Workload::Rr,
+            bypass,
+            proto: Proto::Raw,
+            sizes: Workload::Rr.default_sizes(),
+            port: 7100,
+            connections: 1,
+            rate: None,
+            multi_shard: false,
+            cpus,
+            settle_ms: 0,
+            warmup_ms: 0,
+            duration_ms: 100,
+            udp_timeout_ms: 200,
+            iface: iface.into(),
+            server: Ipv4Addr::new(198, 18, 0, 1),
+            xdp_mode: "auto".into(),
+            force: false,
+            busy_poll: false,
+        }
+    }
+
+    #[test]
+    fn an_agent_refuses_what_it_was_not_allowed() {
+        let cfg = AgentConfig {
+            listen: "198.19.0.1:7000".parse().unwrap(),
+            secret: Secret::new(b"0123456789abcdef", "a test").unwrap(),
+            allow_ifaces: vec!["eth1".into()],
+            stack_addr: None,
+            once: false,
+        };
+        let host = HostInfo {
+            cpus: vec![0, 1],
+            ..Default::default()
+        };
+        check_spec(&cfg, &host, &spec("eth1", false, vec![1])).unwrap();
+        let e = check_spec(&cfg, &host, &spec("eth0", false, vec![1])).unwrap_err();
+        assert!(e.to_string().contains("eth0 is not allowed"), "{e}");
+        let e = check_spec(&cfg, &host, &spec("eth1", true, vec![1])).unwrap_err();
+        assert!(e.to_string().contains("--stack-addr"), "{e}");
+        let e = check_spec(&cfg, &host, &spec("eth1", false, vec![3])).unwrap_err();
+        assert!(e.to_string().contains("CPU 3"), "{e}");
+    }
+}

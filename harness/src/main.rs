@@ -584,20 +584,22 @@ fn cmd_run_remote(
     let interrupt = interrupt_flag()?;
     let (doc, dir) = controller::run(&opts, &remote, interrupt)?;
     if let Some(f) = &doc.failure {
-        eprintln!(
-            "bypass: the run ended early at {}: {} agent {}{} failed during {} over the {} path: {}",
-            f.at_utc,
-            if f.role.is_empty() { "no" } else { &f.role },
-            if f.agent.is_empty() { "-" } else { &f.agent },
-            if f.hostname.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", f.hostname)
-            },
+        let during = format!(
+            "{} over the {} path",
             f.workload.as_deref().unwrap_or("-"),
-            f.path.as_deref().unwrap_or("-"),
-            f.message
+            f.path.as_deref().unwrap_or("-")
         );
+        if f.agent.is_empty() {
+            eprintln!(
+                "bypass: the run ended early at {} during {during}: {}",
+                f.at_utc, f.message
+            );
+        } else {
+            eprintln!(
+                "bypass: the run ended early at {}: {} agent {} ({}) failed during {during}: {}",
+                f.at_utc, f.role, f.agent, f.hostname, f.message
+            );
+        }
     }
     print_result(&opts, &doc, &dir)
 }
