@@ -822,6 +822,33 @@ mod tests {
     }
 
     #[test]
+    fn hosts_lab_names_fit_and_are_reaped_by_their_owner() {
+        // the longest id: a 6-digit pid, the counter, and `u` (lab up)
+        let id = format!("{:x}{:02x}u", 4_194_304u32, 255);
+        for n in [
+            format!("{PREFIX}{id}bd"),
+            format!("{PREFIX}{id}d{}", MAX_LAB_CLIENTS),
+            format!("{PREFIX}{id}n{}", MAX_LAB_CLIENTS),
+        ] {
+            assert!(n.len() <= 15, "{n}");
+        }
+        // a run's (no `u`): its namespaces belong to its pid
+        let run = format!("{:x}{:02x}", 4_194_304u32, 7);
+        for ns in [format!("byp-{run}-sw"), format!("byp-{run}-h0"), format!("byp-{run}-h8")] {
+            assert_eq!(parse_ns_name(&ns), Some((run.clone(), 4_194_304)), "{ns}");
+        }
+        assert!(parse_ns_name(&format!("byp-{id}-sw")).is_none());
+        assert!(parse_ns_name(&format!("byp-{run}-hx")).is_none());
+        assert!(parse_ns_name(&format!("byp-{run}-h")).is_none());
+        for i in 0..=MAX_LAB_CLIENTS {
+            for base in [HOSTS_DATA_BASE, HOSTS_STACK_BASE, HOSTS_MGMT_BASE] {
+                let o = nth(base, i).octets();
+                assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{o:?}");
+            }
+        }
+    }
+
+    #[test]
     fn ids_are_unique_within_a_process() {
         let a = unique_id();
         let b = unique_id();
