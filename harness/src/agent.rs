@@ -153,7 +153,11 @@ pub fn run(cfg: AgentConfig, interrupt: Arc<AtomicBool>) -> Result<()> {
         match listener.accept() {
             Ok((s, peer)) => {
                 s.set_nonblocking(false)?;
-                if let Err(e) = session(&cfg, &host, s, peer, &interrupt) {
+                let busy = Busy {
+                    listener: &listener,
+                    peer,
+                };
+                if let Err(e) = session(&cfg, &host, s, &busy, &interrupt) {
                     log(format_args!("{e:#}"));
                 }
                 if cfg.once {
@@ -182,6 +186,32 @@ pub fn control_socket(s: &TcpStream) -> Result<()> {
     Ok(())
 }
 
+/// The controller being served, and the listener on which others wait.
+struct Busy<'a> {
+    listener: &'a TcpListener,
+    peer: SocketAddr,
+}
+
+impl Busy<'_> {
+    /// Refuses, with the reason, every other controller that connected
+    /// meanwhile: one controller at a time.
+    fn turn_away(&self) {
+        while let Ok((mut s, other)) = self.listener.accept() {
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+            let reason = format!(
+                "busy: this agent serves the controller at {} (one at a time); try again when its run is over",
+                self.peer
+            );
+            let _ = remote::write_frame(&mut s, &remote::Handshake::Refused { reason });
+            log(format_args!(
+                "turned the controller at {other} away: busy with {}",
+                self.peer
+            ));
+        }
+    }
+}
+
 /// What the reader thread of a control connection passes on.
 type Incoming = Result<Request>;
 
@@ -189,9 +219,10 @@ fn session(
     cfg: &AgentConfig,
     host: &HostInfo,
     mut s: TcpStream,
-    peer: SocketAddr,
+    busy: &Busy,
     interrupt: &AtomicBool,
 ) -> Result<()> {
+    let peer = busy.peer;
     control_socket(&s)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     remote::agent_handshake(&mut s, &cfg.secret, &peer.to_string())?;
@@ -215,6 +246,7 @@ fn session(
             }
         })?;
     loop {
+        busy.turn_away();
         let m = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
@@ -243,7 +275,7 @@ fn session(
                 },
             )?,
             Ok(Request::Start { spec }) => {
-                if !run_side(cfg, host, &spec, &mut s, &rx, interrupt, peer)? {
+                if !run_side(cfg, host, &spec, &mut s, &rx, interrupt, busy)? {
                     return Ok(());
                 }
             }
@@ -401,8 +433,9 @@ fn run_side(
     s: &mut TcpStream,
     rx: &Receiver<Incoming>,
     interrupt: &AtomicBool,
-    peer: SocketAddr,
+    busy: &Busy,
 ) -> Result<bool> {
+    let peer = busy.peer;
     let ms = Duration::from_millis;
     let window = Window::new(ms(spec.settle_ms), ms(spec.warmup_ms), ms(spec.duration_ms));
     let stop = Arc::new(AtomicBool::new(false));
@@ -450,6 +483,7 @@ fn run_side(
             log(format_args!("ending the {what}: {why}"));
             stop.store(true, Ordering::Relaxed);
         };
+        busy.turn_away();
         match rx.recv_timeout(ms(20)) {
             Ok(Ok(Request::Stop)) if spec.role == Role::Server => {
                 if sample.is_none() {

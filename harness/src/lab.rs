@@ -834,7 +834,11 @@ mod tests {
         }
         // a run's (no `u`): its namespaces belong to its pid
         let run = format!("{:x}{:02x}", 4_194_304u32, 7);
-        for ns in [format!("byp-{run}-sw"), format!("byp-{run}-h0"), format!("byp-{run}-h8")] {
+        for ns in [
+            format!("byp-{run}-sw"),
+            format!("byp-{run}-h0"),
+            format!("byp-{run}-h8"),
+        ] {
             assert_eq!(parse_ns_name(&ns), Some((run.clone(), 4_194_304)), "{ns}");
         }
         assert!(parse_ns_name(&format!("byp-{id}-sw")).is_none());

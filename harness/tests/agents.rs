@@ -146,6 +146,19 @@ impl Hosts {
         c
     }
 
+    /// The controller started in the background with the agents' secret,
+    /// its result document on a pipe.
+    fn spawn_controller(&self, args: &[&str]) -> Child {
+        self.controller(args)
+            .arg("--secret-file")
+            .arg(self.secret())
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Whether an XDP program is attached to each host's data interface.
     fn xdp(&self) -> Vec<bool> {
         self.hosts()
@@ -219,7 +232,7 @@ fn one_server_and_two_clients_make_one_merged_result() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let h = Hosts::up(2);
     let o = h
-        .controller(&[
+        .spawn_controller(&[
             "crr",
             "rr",
             "--path",
@@ -228,11 +241,8 @@ fn one_server_and_two_clients_make_one_merged_result() {
             "1",
             "--warmup",
             "0.3",
-            "--secret-file",
-            h.secret().to_str().unwrap(),
-            "--json",
         ])
-        .output()
+        .wait_with_output()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -323,7 +333,7 @@ fn one_server_and_two_clients_make_one_merged_result() {
 }
 
 #[test]
-fn a_wrong_secret_a_wrong_version_and_a_killed_agent_end_cleanly() {
+fn a_wrong_secret_a_wrong_version_a_busy_agent_and_a_killed_agent_end_cleanly() {
     if !is_root() {
         return;
     }
@@ -369,28 +379,49 @@ fn a_wrong_secret_a_wrong_version_and_a_killed_agent_end_cleanly() {
         "a refusal must not end an agent"
     );
 
+    // a second controller while one runs: turned away, the first unharmed
+    let secret = h.secret();
+    let secret = secret.to_str().unwrap();
+    let first = h.spawn_controller(&["rr", "--path", "kernel", "--duration", "2"]);
+    h.wait_log(
+        0,
+        "started the server side of rr over the kernel path",
+        1,
+        Duration::from_secs(30),
+    );
+    let o = h
+        .controller(&["rr", "--secret-file", secret])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("busy: this agent serves the controller at"),
+        "{err}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(h.log(0).contains("turned the controller at"));
+
     // a client agent killed while every side runs on the bypass path
     let started_before = h
         .log(0)
         .matches("started the server side of crr over the bypass path")
         .count();
-    let mut ctl = h
-        .controller(&[
-            "crr",
-            "--path",
-            "bypass",
-            "--duration",
-            "3",
-            "--warmup",
-            "0.3",
-            "--secret-file",
-            h.secret().to_str().unwrap(),
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut ctl = h.spawn_controller(&[
+        "crr",
+        "--path",
+        "bypass",
+        "--duration",
+        "3",
+        "--warmup",
+        "0.3",
+    ]);
     // the bypass path's server side, then bypass-both's
     h.wait_log(
         0,
@@ -556,4 +587,64 @@ fn ssh_starts_the_agents_hands_them_the_secret_on_stdin_and_stops_them() {
     // and the secret was on no command line
     assert!(!err.contains("a secret from the environment"));
     assert_eq!(h.xdp(), vec![false; 2]);
+}
+
+#[test]
+fn an_interrupted_controller_stops_every_side_and_keeps_what_it_measured() {
+    if !is_root() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let mut h = Hosts::up(1);
+    let ctl = h.spawn_controller(&[
+        "rr",
+        "crr",
+        "--path",
+        "bypass",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.3",
+    ]);
+    // rr's bypass path is done once bypass-client's sides have started
+    h.wait_log(
+        1,
+        "started the client side of rr over the bypass path",
+        1,
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        h.xdp(),
+        vec![false, true],
+        "bypass-client attaches on the client"
+    );
+    // Ctrl-C, to the controller this test started
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ctl.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = ctl.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["interrupted"], true);
+    assert_eq!(doc["failure"]["agent"], "");
+    assert_eq!(doc["failure"]["path"], "bypass-client");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "rr over the bypass path was measured");
+    assert!(runs[0]["ops"].as_u64().unwrap() > 0);
+    assert_eq!(h.xdp(), vec![false, false]);
+    assert!(h
+        .log(1)
+        .contains("ending the client side of rr over the bypass path"));
+    assert!(
+        h.alive(0) && h.alive(1),
+        "the agents wait for the next controller"
+    );
+    let lab = h.lab.clone();
+    drop(h);
+    assert_namespaces_gone(&lab);
 }
