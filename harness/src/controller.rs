@@ -727,9 +727,12 @@ fn one(
         },
     )?;
     let server_started = Instant::now();
+    // how this run's bypass path attached: the server's, else a client's
+    let mut attach = None;
     let r = s.wait(&[0], server_started + start_timeout, "starting the server")?;
     if let Some(Reply::Started { attach: Some(a) }) = r.first() {
         s.agents[0].attach = Some(a.clone());
+        attach = Some(a.clone());
     }
     for (k, i) in clients.iter().enumerate() {
         s.send(
@@ -750,6 +753,7 @@ fn one(
     for (i, r) in clients.iter().zip(&started) {
         if let Reply::Started { attach: Some(a) } = r {
             s.agents[*i].attach = Some(a.clone());
+            attach.get_or_insert_with(|| a.clone());
         }
     }
     // the clients report when their windows end
@@ -834,14 +838,11 @@ fn one(
         r.params.insert(format!("client_agent.{}", i - 1), name);
         r.counters.insert(format!("client.{}.ops", i - 1), ops);
     }
-    if let Some(a) = &s.agents[0]
-        .attach
-        .clone()
-        .or_else(|| s.agents[1..].iter().find_map(|a| a.attach.clone()))
-    {
-        if server_bypass || client_bypass {
-            r.params.insert("xdp_mode".into(), a.xdp_mode.clone());
-            r.params.insert("zero_copy".into(), a.zero_copy.to_string());
+    if let Some(a) = attach {
+        r.params.insert("xdp_mode".into(), a.xdp_mode);
+        r.params.insert("zero_copy".into(), a.zero_copy.to_string());
+        if let Some(e) = a.native_error {
+            r.params.insert("xdp_native_refused".into(), e);
         }
     }
     let hists = if w.has_latency() {
