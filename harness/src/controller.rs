@@ -136,6 +136,16 @@ struct Agent {
 /// Agents started over ssh: stopped when dropped.
 struct SshAgents(Vec<(String, Child)>);
 
+impl SshAgents {
+    /// How the ssh session of agent `name` ended, if it did.
+    fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.0
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, c)| c.try_wait().ok().flatten())
+    }
+}
+
 impl Drop for SshAgents {
     fn drop(&mut self) {
         for (name, c) in &mut self.0 {
@@ -207,7 +217,12 @@ fn start_over_ssh(ssh: &Ssh, agents: &[&AgentSpec], secret: &Secret) -> Result<S
 
 /// Connects (retrying while an agent that ssh starts comes up) and
 /// authenticates; returns the stream and the agent's host.
-fn connect(spec: &AgentSpec, secret: &Secret, patience: Duration) -> Result<(TcpStream, HostInfo)> {
+fn connect(
+    spec: &AgentSpec,
+    secret: &Secret,
+    patience: Duration,
+    ssh: Option<&mut SshAgents>,
+) -> Result<(TcpStream, HostInfo)> {
     let name = spec.name();
     let addr = (spec.host.as_str(), spec.port)
         .to_socket_addrs()
@@ -215,10 +230,17 @@ fn connect(spec: &AgentSpec, secret: &Secret, patience: Duration) -> Result<(Tcp
         .next()
         .ok_or_else(|| anyhow!("agent {name}: the name resolves to no address"))?;
     let deadline = Instant::now() + patience;
+    let mut ssh = ssh;
     let mut s = loop {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
             Ok(s) => break s,
             Err(e) if Instant::now() < deadline => {
+                // an agent that ssh started and that ended will not come
+                if let Some(st) = ssh.as_deref_mut().and_then(|a| a.exited(&name)) {
+                    return Err(usage(format!(
+                        "the agent that ssh started for {name} ended ({st}) before it listened: its message is above"
+                    )));
+                }
                 tracing::debug!("agent {name}: {e}; retrying");
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -443,7 +465,7 @@ pub fn run(
             )));
         }
     }
-    let _ssh = match &remote.ssh {
+    let mut ssh_agents = match &remote.ssh {
         Some(ssh) => Some(start_over_ssh(
             ssh,
             &all.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
@@ -466,7 +488,7 @@ pub fn run(
     };
     let mut agents = Vec::new();
     for (spec, role) in &all {
-        let (stream, host) = connect(spec, &remote.secret, patience)?;
+        let (stream, host) = connect(spec, &remote.secret, patience, ssh_agents.as_mut())?;
         agents.push(Agent {
             spec: (*spec).clone(),
             role: *role,

@@ -538,32 +538,35 @@ fn ssh_starts_the_agents_hands_them_the_secret_on_stdin_and_stops_them() {
             x["stack_addr"].as_str().unwrap()
         )
     };
-    let o = Command::new("ip")
-        .args(["netns", "exec", h.lab["switch_netns"].as_str().unwrap()])
-        .arg(env!("CARGO_BIN_EXE_bypass"))
-        .args([
-            "run",
-            "rr",
-            "--path",
-            "both",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.2",
-        ])
-        .args(["--server", &agent(0), "--client", &agent(1), "--ssh"])
-        .arg("--ssh-program")
-        .arg(&ssh)
-        .args([
-            "--ssh-binary",
-            env!("CARGO_BIN_EXE_bypass"),
-            "--json",
-            "--out",
-        ])
-        .arg(h.dir.path().join("results"))
-        .env("BYPASS_SECRET", "a secret from the environment")
-        .output()
-        .unwrap();
+    let run = |client: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", h.lab["switch_netns"].as_str().unwrap()])
+            .arg(env!("CARGO_BIN_EXE_bypass"))
+            .args(["run", "rr", "--path", "both", "--duration", "0.5"])
+            .args(["--warmup", "0.2", "--server", &agent(0), "--client", client])
+            .arg("--ssh")
+            .arg("--ssh-program")
+            .arg(&ssh)
+            .args(["--ssh-binary", env!("CARGO_BIN_EXE_bypass"), "--json"])
+            .arg("--out")
+            .arg(h.dir.path().join("results"))
+            .env("BYPASS_SECRET", "a secret from the environment")
+            .output()
+            .unwrap()
+    };
+    // an agent that cannot start says why, and the run ends at once
+    let mgmt1 = h.hosts()[1]["mgmt_addr"].as_str().unwrap();
+    let t0 = Instant::now();
+    let o = run(&format!("root@{mgmt1}:{PORT},iface=nosuch0"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--allow-iface nosuch0: no such interface"),
+        "{err}"
+    );
+    assert!(err.contains("before it listened"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    let o = run(&agent(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     // the agents ran (their log is the controller's stderr) and ended
