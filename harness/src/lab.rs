@@ -71,12 +71,78 @@ pub struct LabInfo {
     pub sysctls: Vec<(String, String, String)>,
 }
 
-/// A lab that is up. Dropping it removes it.
+/// What a lab records about itself: its id, its namespaces (removing them
+/// removes everything it made), and the extension of its record.
+pub trait LabRecord: Serialize + Clone {
+    const EXT: &'static str;
+    fn id(&self) -> &str;
+    fn namespaces(&self) -> Vec<String>;
+}
+
+impl LabRecord for LabInfo {
+    const EXT: &'static str = "json";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn namespaces(&self) -> Vec<String> {
+        vec![self.server.netns.clone(), self.client.netns.clone()]
+    }
+}
+
+/// A lab that is up. Dropping it removes it, by exact name.
 #[derive(Debug)]
-pub struct Lab {
-    pub info: LabInfo,
+pub struct Up<I: LabRecord> {
+    pub info: I,
     /// When false, `Drop` leaves the lab (it belongs to `lab up`).
     owned: bool,
+}
+
+/// The two-namespace lab.
+pub type Lab = Up<LabInfo>;
+
+impl<I: LabRecord> Up<I> {
+    fn state_path(&self) -> PathBuf {
+        state_dir().join(format!("{}.{}", self.info.id(), I::EXT))
+    }
+
+    /// Records the lab (for `lab status|down`, `serve --lab`).
+    fn save(&self) -> Result<()> {
+        let dir = state_dir();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = self.state_path();
+        fs::write(&path, serde_json::to_vec_pretty(&self.info)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Leaves the lab up when this value is dropped (for `lab up`).
+    pub fn keep(mut self) -> I {
+        self.owned = false;
+        self.info.clone()
+    }
+
+    /// Removes the lab now: every namespace by exact name, all of them even
+    /// when one fails (the first error is returned), and its record.
+    pub fn destroy(&mut self) -> Result<()> {
+        self.owned = false;
+        let mut first_err = None;
+        for ns in self.info.namespaces() {
+            if let Err(e) = delete_netns(&ns) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let _ = fs::remove_file(self.state_path());
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl<I: LabRecord> Drop for Up<I> {
+    fn drop(&mut self) {
+        if self.owned {
+            if let Err(e) = self.destroy() {
+                tracing::warn!("removing lab {}: {e:#}", self.info.id());
+            }
+        }
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -243,29 +309,6 @@ impl Lab {
             .map(|info| Lab { info, owned: false }))
     }
 
-    fn state_path(&self) -> PathBuf {
-        state_dir().join(format!("{}.json", self.info.id))
-    }
-
-    fn save(&self) -> Result<()> {
-        save_state(&self.state_path(), &self.info)
-    }
-
-    /// Leaves the lab up when this value is dropped (for `lab up`).
-    pub fn keep(mut self) -> LabInfo {
-        self.owned = false;
-        self.info.clone()
-    }
-
-    /// Removes the lab now. Errors are reported; removal goes on regardless.
-    pub fn destroy(&mut self) -> Result<()> {
-        self.owned = false;
-        remove_lab(
-            [&self.info.server.netns, &self.info.client.netns],
-            &self.state_path(),
-        )
-    }
-
     /// Current queue counts of the two veth ends (as the kernel reports them).
     pub fn queue_counts(&self) -> Result<Vec<(String, u64, u64)>> {
         [&self.info.server, &self.info.client]
@@ -276,37 +319,6 @@ impl Lab {
             })
             .collect()
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if self.owned {
-            if let Err(e) = self.destroy() {
-                tracing::warn!("removing lab {}: {e:#}", self.info.id);
-            }
-        }
-    }
-}
-
-/// Records a lab of `lab up` at `path` (so that `lab status|down` find it).
-fn save_state(path: &Path, info: &impl Serialize) -> Result<()> {
-    let dir = state_dir();
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::write(path, serde_json::to_vec_pretty(info)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Deletes a lab's namespaces (each by exact name, all of them even when
-/// one fails: the first error is returned) and its record.
-fn remove_lab<S: AsRef<str>>(namespaces: impl IntoIterator<Item = S>, record: &Path) -> Result<()> {
-    let mut first_err = None;
-    for ns in namespaces {
-        if let Err(e) = delete_netns(ns.as_ref()) {
-            first_err.get_or_insert(e);
-        }
-    }
-    let _ = fs::remove_file(record);
-    first_err.map_or(Ok(()), Err)
 }
 
 /// Deletes one namespace by exact name; a namespace that is already gone is fine.
@@ -472,18 +484,12 @@ pub fn down() -> Result<Vec<String>> {
     require_root("`bypass lab down`")?;
     let mut removed = Vec::new();
     for info in load_states()? {
-        for ns in [&info.server.netns, &info.client.netns] {
-            delete_netns(ns)?;
-            removed.push(ns.clone());
-        }
-        let _ = fs::remove_file(state_dir().join(format!("{}.json", info.id)));
+        removed.extend(info.namespaces());
+        Up { info, owned: false }.destroy()?;
     }
     for info in load_hosts_states()? {
-        for ns in info.namespaces() {
-            delete_netns(&ns)?;
-            removed.push(ns);
-        }
-        let _ = fs::remove_file(state_dir().join(format!("{}.hosts", info.id)));
+        removed.extend(info.namespaces());
+        Up { info, owned: false }.destroy()?;
     }
     for ns in leftovers()? {
         delete_netns(&ns)?;
@@ -541,20 +547,20 @@ pub struct HostsLabInfo {
     pub sysctls: Vec<(String, String, String)>,
 }
 
-impl HostsLabInfo {
-    pub fn namespaces(&self) -> Vec<String> {
+impl LabRecord for HostsLabInfo {
+    const EXT: &'static str = "hosts";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn namespaces(&self) -> Vec<String> {
         std::iter::once(self.switch_netns.clone())
             .chain(self.hosts.iter().map(|h| h.netns.clone()))
             .collect()
     }
 }
 
-/// A hosts lab that is up; dropping it removes it (unless kept).
-#[derive(Debug)]
-pub struct HostsLab {
-    pub info: HostsLabInfo,
-    owned: bool,
-}
+/// A lab of hosts that is up; dropping it removes it (unless kept).
+pub type HostsLab = Up<HostsLabInfo>;
 
 impl HostsLab {
     /// A server host and `clients` client hosts, `queues` queues on each
@@ -709,36 +715,6 @@ impl HostsLab {
             lab.save()?;
         }
         Ok(lab)
-    }
-
-    fn state_path(&self) -> PathBuf {
-        state_dir().join(format!("{}.hosts", self.info.id))
-    }
-
-    fn save(&self) -> Result<()> {
-        save_state(&self.state_path(), &self.info)
-    }
-
-    /// Leaves the lab up when this value is dropped (for `lab up`).
-    pub fn keep(mut self) -> HostsLabInfo {
-        self.owned = false;
-        self.info.clone()
-    }
-
-    /// Removes the lab now, every namespace by exact name.
-    pub fn destroy(&mut self) -> Result<()> {
-        self.owned = false;
-        remove_lab(self.info.namespaces(), &self.state_path())
-    }
-}
-
-impl Drop for HostsLab {
-    fn drop(&mut self) {
-        if self.owned {
-            if let Err(e) = self.destroy() {
-                tracing::warn!("removing lab {}: {e:#}", self.info.id);
-            }
-        }
     }
 }
 
