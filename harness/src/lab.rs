@@ -73,7 +73,7 @@ pub struct LabInfo {
 
 /// What a lab records about itself: its id, its namespaces (removing them
 /// removes everything it made), and the extension of its record.
-pub trait LabRecord: Serialize + Clone {
+pub trait LabRecord: Serialize + serde::de::DeserializeOwned + Clone {
     const EXT: &'static str;
     fn id(&self) -> &str;
     fn namespaces(&self) -> Vec<String>;
@@ -389,27 +389,27 @@ pub fn link_queues(ns: &str, iface: &str) -> Result<(u64, u64)> {
 
 /// Labs recorded by `bypass lab up`.
 pub fn load_states() -> Result<Vec<LabInfo>> {
-    load_states_from(&state_dir())
+    records_from(&state_dir())
 }
 
-fn load_states_from(state: &Path) -> Result<Vec<LabInfo>> {
-    let mut out = Vec::new();
-    let dir = match fs::read_dir(state) {
+/// The records of one kind of lab in a state directory, by id.
+fn records_from<I: LabRecord>(dir: &Path) -> Result<Vec<I>> {
+    let mut out: Vec<I> = Vec::new();
+    let rd = match fs::read_dir(dir) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).context(format!("reading {}", state.display())),
+        Err(e) => return Err(e).context(format!("reading {}", dir.display())),
     };
-    for entry in dir.flatten() {
+    for entry in rd.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let bytes = fs::read(&path)?;
-            match serde_json::from_slice::<LabInfo>(&bytes) {
+        if path.extension().is_some_and(|e| e == I::EXT) {
+            match serde_json::from_slice::<I>(&fs::read(&path)?) {
                 Ok(info) => out.push(info),
                 Err(e) => tracing::warn!("ignoring {}: {e}", path.display()),
             }
         }
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out.sort_by(|a, b| a.id().cmp(b.id()));
     Ok(out)
 }
 
@@ -457,14 +457,14 @@ pub fn leftovers() -> Result<Vec<String>> {
     // labs recorded in the default place count as in use even when this
     // process keeps its own records elsewhere (BYPASS_LAB_STATE)
     let mut states = load_states()?;
-    states.extend(load_states_from(Path::new(STATE_DIR)).unwrap_or_default());
+    states.extend(records_from::<LabInfo>(Path::new(STATE_DIR)).unwrap_or_default());
     let mut recorded: Vec<String> = states
         .into_iter()
         .flat_map(|l| [l.server.netns, l.client.netns])
         .collect();
     for h in load_hosts_states()?
         .into_iter()
-        .chain(load_hosts_states_from(Path::new(STATE_DIR)).unwrap_or_default())
+        .chain(records_from::<HostsLabInfo>(Path::new(STATE_DIR)).unwrap_or_default())
     {
         recorded.extend(h.namespaces());
     }
@@ -720,28 +720,9 @@ impl HostsLab {
 
 /// Hosts labs recorded by `bypass lab up --clients N` (in [`state_dir`]).
 pub fn load_hosts_states() -> Result<Vec<HostsLabInfo>> {
-    load_hosts_states_from(&state_dir())
+    records_from(&state_dir())
 }
 
-fn load_hosts_states_from(dir: &Path) -> Result<Vec<HostsLabInfo>> {
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(dir) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).context(format!("reading {}", dir.display())),
-    };
-    for entry in rd.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "hosts") {
-            match serde_json::from_slice::<HostsLabInfo>(&fs::read(&path)?) {
-                Ok(info) => out.push(info),
-                Err(e) => tracing::warn!("ignoring {}: {e}", path.display()),
-            }
-        }
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(out)
-}
 /// What `bypass lab status` reports.
 #[derive(Debug, Serialize)]
 pub struct Status {
