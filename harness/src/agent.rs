@@ -529,8 +529,8 @@ fn run_side(
     }
     stop.store(true, Ordering::Relaxed);
     let report = match side {
-        Side::Client(c) => c.join().and_then(|r| SideReport::of_client(&r)),
-        Side::Server(srv) => srv.stop().and_then(|r| SideReport::of_server(&r)),
+        Side::Client(c) => c.join().and_then(|r| SideReport::of(&r)),
+        Side::Server(srv) => srv.stop().and_then(|r| SideReport::of(&r)),
     };
     let mut report = match report {
         Ok(r) => r,

@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::error::usage;
 use crate::kernel::client::ClientReport;
+use crate::kernel::server::ServerReport;
 use crate::metrics::Window;
 use crate::remote::{self, HostInfo, Reply, Request, Role, Secret, SideSpec};
 use crate::result::{self, Failure, HostEnv, ResultDoc};
@@ -801,7 +802,7 @@ fn one(
     let Some(Reply::Report { report: sr }) = server.into_iter().next() else {
         return Err(fail(Some(0), "answered Stop without a report".into()));
     };
-    let server_report = sr.server_report(window).map_err(|e| bad(0, e))?;
+    let server_report: ServerReport = sr.outcome(window).map_err(|e| bad(0, e))?;
     let mut client_report = ClientReport {
         threads: Vec::new(),
         counters: Default::default(),
@@ -818,7 +819,7 @@ fn one(
         let Reply::Report { report } = r else {
             return Err(fail(Some(*i), "ended its side without a report".into()));
         };
-        let cr = report.client_report(window).map_err(|e| bad(*i, e))?;
+        let cr: ClientReport = report.outcome(window).map_err(|e| bad(*i, e))?;
         per_client.push((
             *i,
             cr.threads

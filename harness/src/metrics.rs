@@ -206,6 +206,26 @@ impl Recorder {
     }
 }
 
+/// One thread's outcome, server or client; `C`: its counters.
+#[derive(Debug)]
+pub struct ThreadResult<C> {
+    pub cpu_id: Option<usize>,
+    pub counters: C,
+    /// What it measured inside the window.
+    pub recorder: Recorder,
+    /// CPU time the thread used inside the window.
+    pub cpu: ThreadTimes,
+    /// Counters of the path's own making, reported as `<side>.<name>`.
+    pub extra: std::collections::BTreeMap<String, u64>,
+}
+
+/// Every thread of a side, and their counters summed.
+#[derive(Debug)]
+pub struct Outcome<C> {
+    pub threads: Vec<ThreadResult<C>>,
+    pub counters: C,
+}
+
 // ---------------------------------------------------------------- CPU time
 
 /// CPU time of the calling thread (user, system), from getrusage(RUSAGE_THREAD).

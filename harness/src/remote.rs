@@ -42,9 +42,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::bypass::AttachInfo;
-use crate::kernel::client::{ClientReport, ClientThreadResult};
-use crate::kernel::server::{ServerReport, ServerThreadResult};
-use crate::metrics::{IntervalRec, Recorder, ThreadTimes, Window};
+use crate::metrics::{IntervalRec, Outcome, Recorder, ThreadResult, ThreadTimes, Window};
 use crate::run::SideSample;
 use crate::workload::{Proto, Sizes, Workload};
 
@@ -549,98 +547,43 @@ fn times(user_us: u64, sys_us: u64) -> ThreadTimes {
     }
 }
 
-/// What a client or server thread's outcome holds alike, as it goes on
-/// the wire.
-fn wire_thread(
-    cpu_id: Option<usize>,
-    cpu: &ThreadTimes,
-    counters: &impl Serialize,
-    recorder: &Recorder,
-    extra: &BTreeMap<String, u64>,
-) -> Result<WireThread> {
-    Ok(WireThread {
-        cpu_id,
-        user_us: us(cpu.user),
-        sys_us: us(cpu.sys),
-        counters: serde_json::to_value(counters)?,
-        recorder: WireRecorder::of(recorder)?,
-        extra: extra.clone(),
-    })
-}
-
 impl SideReport {
-    pub fn of_client(r: &ClientReport) -> Result<SideReport> {
+    /// A side's outcome (server or client), for the wire.
+    pub fn of<C: Serialize>(r: &Outcome<C>) -> Result<SideReport> {
+        let mut threads = Vec::new();
+        for t in &r.threads {
+            threads.push(WireThread {
+                cpu_id: t.cpu_id,
+                user_us: us(t.cpu.user),
+                sys_us: us(t.cpu.sys),
+                counters: serde_json::to_value(&t.counters)?,
+                recorder: WireRecorder::of(&t.recorder)?,
+                extra: t.extra.clone(),
+            });
+        }
         Ok(SideReport {
-            threads: r
-                .threads
-                .iter()
-                .map(|t| wire_thread(t.cpu_id, &t.cpu, &t.counters, &t.recorder, &t.extra))
-                .collect::<Result<_>>()?,
+            threads,
             counters: serde_json::to_value(&r.counters)?,
             ..Default::default()
         })
     }
 
-    pub fn of_server(r: &ServerReport) -> Result<SideReport> {
-        Ok(SideReport {
-            threads: r
-                .threads
-                .iter()
-                .map(|t| wire_thread(t.cpu_id, &t.cpu, &t.counters, &t.recorder, &t.extra))
-                .collect::<Result<_>>()?,
-            counters: serde_json::to_value(&r.counters)?,
-            ..Default::default()
-        })
-    }
-
-    pub fn client_report(&self, window: Window) -> Result<ClientReport> {
+    /// The side's outcome again, its intervals counted from `window.t0`.
+    pub fn outcome<C: for<'de> Deserialize<'de>>(&self, window: Window) -> Result<Outcome<C>> {
         let mut threads = Vec::new();
         for t in &self.threads {
-            let (counters, recorder, cpu) = t.decode(window)?;
-            threads.push(ClientThreadResult {
+            threads.push(ThreadResult {
                 cpu_id: t.cpu_id,
-                counters,
-                recorder,
-                cpu,
+                counters: serde_json::from_value(t.counters.clone())?,
+                recorder: t.recorder.recorder(window)?,
+                cpu: times(t.user_us, t.sys_us),
                 extra: t.extra.clone(),
             });
         }
-        Ok(ClientReport {
+        Ok(Outcome {
             threads,
             counters: serde_json::from_value(self.counters.clone())?,
         })
-    }
-
-    pub fn server_report(&self, window: Window) -> Result<ServerReport> {
-        let mut threads = Vec::new();
-        for t in &self.threads {
-            let (counters, recorder, cpu) = t.decode(window)?;
-            threads.push(ServerThreadResult {
-                cpu_id: t.cpu_id,
-                counters,
-                recorder,
-                cpu,
-                extra: t.extra.clone(),
-            });
-        }
-        Ok(ServerReport {
-            threads,
-            counters: serde_json::from_value(self.counters.clone())?,
-        })
-    }
-}
-
-impl WireThread {
-    /// Its counters, recorder and CPU time again.
-    fn decode<C: for<'de> Deserialize<'de>>(
-        &self,
-        window: Window,
-    ) -> Result<(C, Recorder, ThreadTimes)> {
-        Ok((
-            serde_json::from_value(self.counters.clone())?,
-            self.recorder.recorder(window)?,
-            times(self.user_us, self.sys_us),
-        ))
     }
 }
 

@@ -20,7 +20,7 @@ use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, Sockadd
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::metrics::{Recorder, ThreadTimes, Window, WindowCpu};
+use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
 
 #[derive(Clone, Debug)]
@@ -85,22 +85,12 @@ impl ClientCounters {
     }
 }
 
-#[derive(Debug)]
-pub struct ClientThreadResult {
-    pub cpu_id: Option<usize>,
-    pub counters: ClientCounters,
-    pub recorder: Recorder,
-    pub cpu: ThreadTimes,
-    /// Counters of the generator's own making (the bypass client's stack,
-    /// socket and program), reported as `client.<name>`.
-    pub extra: std::collections::BTreeMap<String, u64>,
-}
+/// One load-generator thread's outcome (its `extra`: the bypass client's
+/// stack, socket and program counters, reported as `client.<name>`).
+pub type ClientThreadResult = crate::metrics::ThreadResult<ClientCounters>;
 
-#[derive(Debug)]
-pub struct ClientReport {
-    pub threads: Vec<ClientThreadResult>,
-    pub counters: ClientCounters,
-}
+/// Every load-generator thread's outcome.
+pub type ClientReport = crate::metrics::Outcome<ClientCounters>;
 
 /// Running load-generator threads.
 pub struct KernelClients {

@@ -27,7 +27,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
-use crate::metrics::{Recorder, ThreadTimes, Window, WindowCpu};
+use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::workload::{self, Proto, Sizes, UDP_HEADER};
 
 /// Which services a server runs.
@@ -108,19 +108,10 @@ impl ServerCounters {
     }
 }
 
-/// One server thread's outcome.
-#[derive(Debug)]
-pub struct ServerThreadResult {
-    pub cpu_id: Option<usize>,
-    pub counters: ServerCounters,
-    /// Receive-side measurements (stream and udp-stream are measured here).
-    pub recorder: Recorder,
-    /// CPU time the thread used inside the window.
-    pub cpu: ThreadTimes,
-    /// Path-specific counters (the bypass path: work time, XSK and XDP
-    /// statistics, the stack's counters).
-    pub extra: std::collections::BTreeMap<String, u64>,
-}
+/// One server thread's outcome (its recorder: the receive-side
+/// measurements of stream and udp-stream; its `extra`: the bypass path's
+/// work time, XSK and XDP statistics and the stack's counters).
+pub type ServerThreadResult = crate::metrics::ThreadResult<ServerCounters>;
 
 /// A running server. `stop` ends it; dropping it stops it too.
 pub struct KernelServer {
@@ -129,11 +120,7 @@ pub struct KernelServer {
 }
 
 /// Everything the server threads report when they end.
-#[derive(Debug)]
-pub struct ServerReport {
-    pub threads: Vec<ServerThreadResult>,
-    pub counters: ServerCounters,
-}
+pub type ServerReport = crate::metrics::Outcome<ServerCounters>;
 
 impl KernelServer {
     /// Starts the threads and returns once every one of them has bound its
