@@ -201,24 +201,30 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks what every lab needs (root, a queue count in range) and gives a
+/// new lab its id.
+fn new_lab_id(queues: u32, persistent: bool) -> Result<String> {
+    require_root("the lab")?;
+    if queues == 0 || queues > MAX_QUEUES {
+        return Err(UsageError(format!(
+            "--queues {queues} is out of range: use 1..={MAX_QUEUES}"
+        ))
+        .into());
+    }
+    // a lab of `lab up` outlives its maker: its id ends in `u`, which keeps
+    // it out of the leftovers that `lab down` reaps by dead owner (whichever
+    // state directory recorded it)
+    Ok(if persistent {
+        format!("{}u", unique_id())
+    } else {
+        unique_id()
+    })
+}
+
 impl Lab {
     /// Builds a lab with `queues` queues on each veth end.
     pub fn create(queues: u32, persistent: bool) -> Result<Lab> {
-        require_root("the lab")?;
-        if queues == 0 || queues > MAX_QUEUES {
-            return Err(UsageError(format!(
-                "--queues {queues} is out of range: use 1..={MAX_QUEUES}"
-            ))
-            .into());
-        }
-        // a lab of `lab up` outlives its maker: its id ends in `u`, which
-        // keeps it out of the leftovers that `lab down` reaps by dead owner
-        // (whichever state directory recorded it)
-        let id = if persistent {
-            format!("{}u", unique_id())
-        } else {
-            unique_id()
-        };
+        let id = new_lab_id(queues, persistent)?;
         let (sns, cns, sif, cif) = names(&id);
         let mut lab = Lab {
             info: LabInfo {
@@ -566,24 +572,13 @@ impl HostsLab {
     /// A server host and `clients` client hosts, `queues` queues on each
     /// data veth.
     pub fn create(clients: usize, queues: u32, persistent: bool) -> Result<HostsLab> {
-        require_root("the lab")?;
         if clients == 0 || clients > MAX_LAB_CLIENTS {
             return Err(UsageError(format!(
                 "--clients {clients} is out of range: use 1..={MAX_LAB_CLIENTS}"
             ))
             .into());
         }
-        if queues == 0 || queues > MAX_QUEUES {
-            return Err(UsageError(format!(
-                "--queues {queues} is out of range: use 1..={MAX_QUEUES}"
-            ))
-            .into());
-        }
-        let id = if persistent {
-            format!("{}u", unique_id())
-        } else {
-            unique_id()
-        };
+        let id = new_lab_id(queues, persistent)?;
         let sw = format!("{PREFIX}-{id}-sw");
         let hosts = (0..=clients)
             .map(|i| LabHost {
