@@ -251,32 +251,7 @@ impl Lab {
         // From here on, an error drops `lab`, which removes what was made.
         sh("ip", &["netns", "add", &sns])?;
         sh("ip", &["netns", "add", &cns])?;
-        let q = queues.to_string();
-        sh(
-            "ip",
-            &[
-                "link",
-                "add",
-                &sif,
-                "netns",
-                &sns,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &cif,
-                "netns",
-                &cns,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-            ],
-        )?;
+        veth_pair((&sif, &sns), (&cif, &cns), queues)?;
         for side in [&lab.info.server, &lab.info.client] {
             let cidr = format!("{}/{}", side.addr, side.prefix_len);
             sh(
@@ -325,6 +300,20 @@ impl Lab {
             })
             .collect()
     }
+}
+
+/// A veth pair between two namespaces, `queues` queues on each end:
+/// (name, namespace) of each end.
+fn veth_pair(a: (&str, &str), b: (&str, &str), queues: u32) -> Result<()> {
+    let q = queues.to_string();
+    let end = |(name, ns): (&str, &str)| {
+        [name, "netns", ns, "numtxqueues", &q, "numrxqueues", &q].map(str::to_string)
+    };
+    let mut args: Vec<String> = vec!["link".into(), "add".into()];
+    args.extend(end(a));
+    args.extend(["type", "veth", "peer", "name"].map(str::to_string));
+    args.extend(end(b));
+    sh("ip", &args.iter().map(String::as_str).collect::<Vec<_>>()).map(|_| ())
 }
 
 /// Deletes one namespace by exact name; a namespace that is already gone is fine.
@@ -618,51 +607,10 @@ impl HostsLab {
         }
         let ctl = format!("{HOSTS_CONTROLLER}/{PREFIX_LEN}");
         sh("ip", &["-n", &sw, "addr", "add", &ctl, "dev", &bm])?;
-        let q = queues.to_string();
         for (i, h) in lab.info.hosts.iter().enumerate() {
             let (dp, mp) = (format!("{PREFIX}{id}p{i}"), format!("{PREFIX}{id}n{i}"));
-            sh(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    &h.iface,
-                    "netns",
-                    &h.netns,
-                    "numtxqueues",
-                    &q,
-                    "numrxqueues",
-                    &q,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &dp,
-                    "netns",
-                    &sw,
-                    "numtxqueues",
-                    &q,
-                    "numrxqueues",
-                    &q,
-                ],
-            )?;
-            sh(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    &h.mgmt_iface,
-                    "netns",
-                    &h.netns,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &mp,
-                    "netns",
-                    &sw,
-                ],
-            )?;
+            veth_pair((&h.iface, &h.netns), (&dp, &sw), queues)?;
+            veth_pair((&h.mgmt_iface, &h.netns), (&mp, &sw), 1)?;
             sh("ip", &["-n", &sw, "link", "set", &dp, "master", &bd, "up"])?;
             sh("ip", &["-n", &sw, "link", "set", &mp, "master", &bm, "up"])?;
             let data = format!("{}/{}", h.addr, h.prefix_len);
