@@ -47,11 +47,18 @@ const SYSCTLS: &[&str] = &[
 ];
 
 /// One line of the agent's log (stderr), stamped with the UTC time.
+///
+/// The line goes out in one `write`: `eprintln!` writes its pieces one by
+/// one, and agents that share a stderr (started over ssh by one controller)
+/// would interleave them mid-line.
 fn log(msg: impl std::fmt::Display) {
-    eprintln!(
-        "{} bypass agent: {msg}",
+    use std::io::Write;
+    let line = format!(
+        "{} bypass agent: {msg}\n",
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     );
+    // a log line that cannot be written (stderr closed) is not worth failing for
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Checks the configuration against this host and describes it.
