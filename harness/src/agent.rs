@@ -43,6 +43,7 @@ const SYSCTLS: &[&str] = &[
     "net.core.wmem_max",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_tw_reuse_delay",
     "net.ipv4.tcp_max_syn_backlog",
 ];
 

@@ -261,17 +261,7 @@ impl Lab {
             sh("ip", &["-n", &side.netns, "link", "set", "lo", "up"])?;
             sh("ip", &["-n", &side.netns, "link", "set", &side.iface, "up"])?;
         }
-        // crr opens a connection per transaction: without these the client runs
-        // out of ephemeral ports to TIME_WAIT within seconds.
-        for (key, value) in [
-            ("net.ipv4.ip_local_port_range", "1024 65535"),
-            ("net.ipv4.tcp_tw_reuse", "1"),
-        ] {
-            set_sysctl(&cns, key, value)?;
-            lab.info
-                .sysctls
-                .push((cns.clone(), key.to_string(), value.to_string()));
-        }
+        tune_client(&cns, &mut lab.info.sysctls)?;
         // Fill the neighbour tables now so that the first packets of a run do
         // not wait for ARP.
         let peer = SERVER_ADDR.to_string();
@@ -332,6 +322,36 @@ pub fn set_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     in_netns(ns, move || {
         fs::write(&path, &value).with_context(|| format!("writing {path}"))
     })?
+}
+
+/// The sysctls a load generator's namespace gets, with the values: crr opens
+/// a connection per transaction, and the client keeps each in TIME-WAIT.
+/// - Without a wide port range and TIME-WAIT reuse it runs out of ports
+///   within seconds.
+/// - TIME-WAIT reuse waits `tcp_tw_reuse_delay` (1 s; recent kernels let it
+///   be set): at 30k connections/s every port has then
+///   been used within the last second, so each `connect()` scans the whole
+///   range for a port it may reuse. That costs milliseconds of the generator's
+///   CPU per connect, all connections stall, and the latency tail of crr (any
+///   server) grows to 50 ms. 100 ms is still a thousand lab round trips.
+pub fn client_sysctls() -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        ("net.ipv4.ip_local_port_range", "1024 65535"),
+        ("net.ipv4.tcp_tw_reuse", "1"),
+    ];
+    if Path::new("/proc/sys/net/ipv4/tcp_tw_reuse_delay").exists() {
+        v.push(("net.ipv4.tcp_tw_reuse_delay", "100"));
+    }
+    v
+}
+
+/// Sets [`client_sysctls`] in namespace `ns`, and records them.
+fn tune_client(ns: &str, record: &mut Vec<(String, String, String)>) -> Result<()> {
+    for (key, value) in client_sysctls() {
+        set_sysctl(ns, key, value)?;
+        record.push((ns.to_string(), key.to_string(), value.to_string()));
+    }
+    Ok(())
 }
 
 /// Reads a sysctl inside a namespace.
@@ -644,15 +664,7 @@ impl HostsLab {
             .map(|h| h.netns.clone())
             .collect();
         for ns in clients_ns {
-            for (key, value) in [
-                ("net.ipv4.ip_local_port_range", "1024 65535"),
-                ("net.ipv4.tcp_tw_reuse", "1"),
-            ] {
-                set_sysctl(&ns, key, value)?;
-                lab.info
-                    .sysctls
-                    .push((ns.clone(), key.to_string(), value.to_string()));
-            }
+            tune_client(&ns, &mut lab.info.sysctls)?;
         }
         if persistent {
             lab.save()?;

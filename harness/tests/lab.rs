@@ -319,6 +319,15 @@ fn every_workload_on_the_kernel_path_in_a_lab() {
     assert!(sysctls
         .iter()
         .any(|(k, v)| k.ends_with("net.ipv4.ip_local_port_range") && v == "1024 65535"));
+    // where the kernel lets TIME-WAIT reuse start sooner, the client does
+    if std::path::Path::new("/proc/sys/net/ipv4/tcp_tw_reuse_delay").exists() {
+        assert!(
+            sysctls
+                .iter()
+                .any(|(k, v)| k.ends_with("net.ipv4.tcp_tw_reuse_delay") && v == "100"),
+            "{sysctls:?}"
+        );
+    }
     assert_lab_gone(&doc);
     // the files
     let dirs: Vec<PathBuf> = std::fs::read_dir(&out)
