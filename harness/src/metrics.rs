@@ -319,6 +319,13 @@ impl CpuJiffies {
     pub fn total(&self) -> u64 {
         self.busy() + self.idle + self.iowait + self.steal
     }
+    /// The share of these CPUs' time the hypervisor gave to other guests
+    /// (`steal`), in percent; None without any time.
+    pub fn steal_pct(&self) -> Option<f64> {
+        let t = self.total();
+        (t > 0).then(|| 100.0 * self.steal as f64 / t as f64)
+    }
+
     /// Both together (the CPUs of several hosts).
     pub fn plus(&self, o: &CpuJiffies) -> CpuJiffies {
         CpuJiffies {
@@ -588,6 +595,14 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m[&0].softirq, 2);
         assert_eq!(m[&0].busy(), 33);
+        // steal is the 8th field: 1 jiffy of cpu1's 8, 12.5%
+        assert_eq!(m[&1].steal, 1);
+        assert_eq!(m[&1].steal_pct(), Some(12.5));
+        assert_eq!(m[&0].steal_pct(), Some(0.0));
+        assert_eq!(CpuJiffies::default().steal_pct(), None);
+        // two hosts' CPUs together: 1 of 71 jiffies
+        let both = m[&0].since(&CpuJiffies::default()).plus(&m[&1]);
+        assert!((both.steal_pct().unwrap() - 100.0 / 71.0).abs() < 1e-9);
         let mut c = BTreeMap::new();
         parse_snmp(
             "Tcp: RtoAlgorithm InSegs\nTcp: 1 42\nUdp: InDatagrams\nUdp: 7\n",

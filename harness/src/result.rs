@@ -164,6 +164,12 @@ pub struct Cpu {
     /// Busy share of the client's CPUs from /proc/stat (all processes,
     /// user+system+irq+softirq): how close the generator was to saturation.
     pub client_cpus_busy_pct: f64,
+    /// The share of the server's / the client's CPUs' time that the
+    /// hypervisor gave to other guests (/proc/stat `steal`), in percent.
+    #[serde(default)]
+    pub server_steal_pct: Option<f64>,
+    #[serde(default)]
+    pub client_steal_pct: Option<f64>,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
     /// Per thread: role, CPU, user µs, system µs.
@@ -239,6 +245,7 @@ pub enum Flag {
     Loss,
     GeneratorSaturated,
     Unsteady,
+    CpuStolen,
 }
 
 impl Flag {
@@ -251,6 +258,7 @@ impl Flag {
             Flag::Loss => "loss",
             Flag::GeneratorSaturated => "generator_saturated",
             Flag::Unsteady => "unsteady",
+            Flag::CpuStolen => "cpu_stolen",
         }
     }
 
@@ -262,7 +270,7 @@ impl Flag {
         )
     }
 
-    pub fn all() -> [Flag; 7] {
+    pub fn all() -> [Flag; 8] {
         [
             Flag::Interrupted,
             Flag::Errors,
@@ -271,6 +279,7 @@ impl Flag {
             Flag::Loss,
             Flag::GeneratorSaturated,
             Flag::Unsteady,
+            Flag::CpuStolen,
         ]
     }
 }
@@ -459,7 +468,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     }
     s.push_str(&table(doc));
     s.push_str("\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client");
-    s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
+    s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `cpu_stolen` = the hypervisor gave more than 5% of the CPUs' time under test to other guests (`cpu.*_steal_pct`), so CPU costs and tails include its pauses; `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
     if !doc.ratios.is_empty() {
         let _ = writeln!(s, "\n## bypass / kernel\n");
         s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round; `bypass-both`: both ends on the bypass path, against the kernel on both ends. Compare server figures for `bypass`, client figures for `bypass-client`, both for `bypass-both`.\n\n");

@@ -700,6 +700,11 @@ pub(crate) fn measuring_recorder(
     rec
 }
 
+/// Above this share of steal time on the CPUs under test, a run is flagged
+/// `cpu_stolen`: on a shared VM the hypervisor's pauses then weigh on the
+/// CPU costs and the latency tail.
+const STOLEN_PCT: f64 = 5.0;
+
 /// The run entry of one (workload, path) from both sides' reports and
 /// samples: figures, CPU cost, counters and flags. `server` is None when
 /// the server side is out of reach (`bypass serve` on another machine);
@@ -840,6 +845,8 @@ pub fn finish(
         client_thread_us,
         client_softirq_us,
         client_cpus_busy_pct: client_busy_pct,
+        server_steal_pct: server_sample.and_then(|_| server_cpus.steal_pct()),
+        client_steal_pct: client_cpus.steal_pct(),
         server_cpus: opts.server_cpus.clone(),
         client_cpus: opts.client_cpus.clone(),
         threads,
@@ -928,6 +935,13 @@ pub fn finish(
     }
     if full.len() >= 3 && steadiness.cv > 0.25 {
         flag(Flag::Unsteady);
+    }
+    if [cpu.server_steal_pct, cpu.client_steal_pct]
+        .iter()
+        .flatten()
+        .any(|&p| p > STOLEN_PCT)
+    {
+        flag(Flag::CpuStolen);
     }
     let latency_us = if w.has_latency() {
         Latency::from_hist(&rec.hist)

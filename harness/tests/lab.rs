@@ -168,6 +168,14 @@ fn check_run(r: &Value) {
         assert!(v > 0.0, "{w}: cpu.{k} = {v}");
     }
     assert!(!cpu["threads"].as_array().unwrap().is_empty());
+    // the hypervisor's share, from /proc/stat, and its flag
+    for k in ["server_steal_pct", "client_steal_pct"] {
+        let v = f(&cpu[k]);
+        assert!((0.0..=100.0).contains(&v), "{w}: cpu.{k} = {v}");
+        if v > 5.0 {
+            assert!(flags.contains(&"cpu_stolen"), "{w}: {k} {v} unflagged");
+        }
+    }
     assert_eq!(r["errors"].as_u64(), Some(0), "{w}");
     match w {
         "crr" | "rr" | "udp-rr" => {
