@@ -189,6 +189,14 @@ pub fn check_stack_addr(iface: &str, addr: std::net::Ipv4Addr, flag: &str) -> Re
         .ok_or_else(|| usage(format!("{flag} {addr} is outside the subnets of {iface}")))
 }
 
+/// A numeric sysctl as the calling thread sees it (its network namespace:
+/// /proc/sys/net follows the thread's namespace); None where the kernel
+/// has no such setting.
+pub fn own_sysctl(key: &str) -> Option<u64> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

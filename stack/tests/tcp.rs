@@ -385,14 +385,29 @@ fn sequential_connections_in(
         time_wait,
         ..TcpConfig::default()
     };
+    let (net, refused) = sequential_connections_with(n, tcp, client_closes_first, sockets);
+    if let Some((i, e)) = refused {
+        panic!("connection {i}: {e}");
+    }
+    net
+}
+
+/// [`sequential_connections_in`] with any TCP configuration; stops at the
+/// first `connect` refused, and returns its number and error.
+fn sequential_connections_with(
+    n: u32,
+    tcp: TcpConfig,
+    client_closes_first: bool,
+    sockets: usize,
+) -> (Net, Option<(u32, Error)>) {
     let mut net = Net::with_sockets(tcp, sockets);
     let l = listener(&mut net.b, B_IP, 80, 64);
     let mut buf = [0u8; 16];
     for i in 0..n {
         let c = net.a.socket().unwrap();
-        net.a
-            .connect(c, sa(B_IP, 80))
-            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        if let Err(e) = net.a.connect(c, sa(B_IP, 80)) {
+            return (net, Some((i, e)));
+        }
         let mut server = None;
         let mut step = 0;
         let ok = net.run_until(Duration::from_secs(5), |n| {
@@ -423,7 +438,7 @@ fn sequential_connections_in(
         });
         assert!(ok, "connection {i} stuck at step {step}");
     }
-    net
+    (net, None)
 }
 
 #[test]
@@ -458,6 +473,31 @@ fn clients_reuse_their_time_wait_tuples_past_the_port_range() {
         net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
         0
     );
+}
+
+#[test]
+fn time_wait_tuples_wait_the_configured_delay_before_reuse() {
+    // As above: a connection takes 0.5 ms of simulated time here, so when
+    // the 16,385th connects, every port is in a TIME-WAIT and the oldest
+    // is about 8.2 s old. A 10 s reuse delay refuses it...
+    let with_delay = |delay| TcpConfig {
+        time_wait: Duration::from_secs(60),
+        tw_reuse_delay: delay,
+        ..TcpConfig::default()
+    };
+    let (mut net, refused) =
+        sequential_connections_with(16_400, with_delay(Duration::from_secs(10)), true, 30_000);
+    let (i, e) = refused.expect("a connect must be refused");
+    assert_eq!(i, 16_384, "{e}");
+    assert_eq!(e, Error::AddrNotAvailable);
+    assert!(net.now > Instant::from_secs(8), "{}", net.now);
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(net.a.count_in_state(State::TimeWait), 16_384);
+    // ...and a 5 s one takes over the oldest tuples
+    let (net, refused) =
+        sequential_connections_with(16_400, with_delay(Duration::from_secs(5)), true, 30_000);
+    assert!(refused.is_none(), "{refused:?}");
+    assert!(net.now < Instant::from_secs(10), "{}", net.now);
 }
 
 #[test]

@@ -343,14 +343,24 @@ impl BypassTcpClient {
                     isn_secret,
                 );
                 // crr leaves a TIME-WAIT per connection on this side (the
-                // client closes first): the ports of the lab's kernel
-                // client (ip_local_port_range 1024-65535), split between
-                // the shards so that no two open the same 4-tuple, a
-                // TIME-WAIT reused after 1 s, and with the table three
-                // quarters full a closed connection skips TIME-WAIT (as
-                // Linux past tcp_max_tw_buckets)
+                // client closes first). The client gets what a kernel
+                // client in its namespace gets, so that neither keeps less
+                // state than the other:
+                // - the ports of the lab's kernel client
+                //   (ip_local_port_range 1024-65535), split between the
+                //   shards so that no two open the same 4-tuple;
+                // - a TIME-WAIT taken over by connect after the namespace's
+                //   tcp_tw_reuse_delay (1 s where the kernel has none);
+                // - room for as many TIME-WAITs as its tcp_max_tw_buckets:
+                //   the table skips TIME-WAIT when three quarters full.
                 icfg.ephemeral_ports = shard_ports(i, shards);
-                icfg.max_sockets = 65536 / shards;
+                if let Some(ms) = crate::sys::own_sysctl("net.ipv4.tcp_tw_reuse_delay") {
+                    icfg.tcp.tw_reuse_delay = Duration::from_millis(ms);
+                }
+                let tw_buckets = crate::sys::own_sysctl("net.ipv4.tcp_max_tw_buckets")
+                    .unwrap_or(65536)
+                    .min(1 << 20) as usize;
+                icfg.max_sockets = (tw_buckets * 4 / 3).max(65536) / shards;
                 if cfg.workload != Workload::Stream {
                     icfg.tcp.rx_buffer = 16 * 1024;
                     icfg.tcp.tx_buffer = 16 * 1024;

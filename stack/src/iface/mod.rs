@@ -459,11 +459,12 @@ impl<D: Device> Interface<D> {
                 });
                 // A tuple is free if no connection has it, or if its
                 // connection is a TIME-WAIT that may be reused.
+                let delay = cfg.tcp.tw_reuse_delay;
                 let in_use = |k: &FlowKey| {
                     flows.get(k).is_some_and(|h| {
                         !slot(slots, *h)
                             .and_then(|s| s.tcb())
-                            .is_some_and(|t| t.reusable_by_connect(now))
+                            .is_some_and(|t| t.reusable_by_connect(now, delay))
                     })
                 };
                 ephemeral
@@ -483,7 +484,7 @@ impl<D: Device> Interface<D> {
         let mut iss = None;
         if let Some(&old) = inner.flows.get(&key) {
             match inner.socket(old).ok().and_then(|s| s.tcb()) {
-                Some(t) if t.reusable_by_connect(now) => {
+                Some(t) if t.reusable_by_connect(now, inner.cfg.tcp.tw_reuse_delay) => {
                     iss = Some(t.time_wait_successor_iss());
                     inner.retire(old);
                 }

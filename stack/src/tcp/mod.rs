@@ -55,6 +55,10 @@ pub struct TcpConfig {
     pub retries: u32,
     /// How long TIME-WAIT lasts: 2*MSL (RFC 9293 §3.4.2; Linux uses 60 s).
     pub time_wait: Duration,
+    /// How old a TIME-WAIT must be before our own `connect` takes over its
+    /// 4-tuple, timestamps on (Linux `tcp_tw_reuse` with
+    /// `tcp_tw_reuse_delay`, 1 s).
+    pub tw_reuse_delay: Duration,
     /// How long a closed socket waits in FIN-WAIT-2 for the peer's FIN
     /// (Linux `tcp_fin_timeout`, 60 s).
     pub fin_wait2_timeout: Duration,
@@ -114,6 +118,7 @@ impl Default for TcpConfig {
             syn_retries: 6,
             retries: 15,
             time_wait: Duration::from_secs(60),
+            tw_reuse_delay: Duration::from_secs(1),
             fin_wait2_timeout: Duration::from_secs(60),
             challenge_ack_limit: 10,
             delayed_ack: Some(Duration::from_millis(40)),

@@ -527,12 +527,12 @@ impl Tcb {
 
     /// Whether our own `connect` may take over this TIME-WAIT's 4-tuple:
     /// timestamps are on (the peer can tell the new connection's segments
-    /// from the old one's by PAWS) and a second has passed, which is Linux's
-    /// `tcp_tw_reuse` rule.
-    pub fn reusable_by_connect(&self, now: Instant) -> bool {
+    /// from the old one's by PAWS) and `delay` has passed (a second by
+    /// default), which is Linux's `tcp_tw_reuse` rule.
+    pub fn reusable_by_connect(&self, now: Instant, delay: Duration) -> bool {
         self.state == State::TimeWait
             && self.ts_enabled
-            && now.saturating_since(self.time_wait_since) >= Duration::from_secs(1)
+            && now.saturating_since(self.time_wait_since) >= delay
     }
 
     /// The ISN for a connection that takes over this TIME-WAIT's 4-tuple:
