@@ -469,6 +469,10 @@ fn clients_reuse_their_time_wait_tuples_past_the_port_range() {
     assert!(net.now < Instant::from_secs(60), "{}", net.now);
     net.run_for(Duration::from_millis(10));
     assert_eq!(net.a.count_in_state(State::TimeWait), 16_384);
+    // every connection past the port range took one over (Linux's
+    // TWRecycled), and none skipped TIME-WAIT
+    assert_eq!(net.a.tcp_stats().time_wait_reused, 20_000 - 16_384);
+    assert_eq!(net.a.tcp_stats().time_wait_overflows, 0);
     assert_eq!(
         net.a.tcp_stats().retransmits + net.b.tcp_stats().retransmits,
         0

@@ -706,6 +706,7 @@ fn tcp_counters(t: &stack::tcp::TcpStats, extra: &mut BTreeMap<String, u64>) {
         ("timeouts", t.timeouts),
         ("challenge_acks", t.challenge_acks),
         ("time_wait_overflows", t.time_wait_overflows),
+        ("time_wait_reused", t.time_wait_reused),
     ] {
         extra.insert(format!("stack.tcp.{k}"), v);
     }

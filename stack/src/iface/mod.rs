@@ -487,6 +487,7 @@ impl<D: Device> Interface<D> {
                 Some(t) if t.reusable_by_connect(now, inner.cfg.tcp.tw_reuse_delay) => {
                     iss = Some(t.time_wait_successor_iss());
                     inner.retire(old);
+                    inner.stats.time_wait_reused += 1;
                 }
                 _ => return Err(Error::AddrInUse),
             }

@@ -72,6 +72,9 @@ pub struct TcpStats {
     /// Connections that skipped TIME-WAIT because the socket table was
     /// three quarters full (Linux: "time wait bucket table overflow").
     pub time_wait_overflows: u64,
+    /// TIME-WAITs whose 4-tuple our own `connect` took over (Linux:
+    /// `TWRecycled`).
+    pub time_wait_reused: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
     /// Connections reset because keepalive probes went unanswered
