@@ -705,7 +705,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     } else {
         let c = &report.counters;
         println!(
-            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} I/O errors",
+            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} connections reset by their peer, {} I/O errors",
             c.accepted,
             c.requests,
             c.requests as f64 / secs.max(1e-9),
@@ -715,6 +715,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
             c.bytes_in,
             c.bytes_out,
             c.stream_verify_errors,
+            c.peer_resets,
             c.io_errors
         );
     }

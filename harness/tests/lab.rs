@@ -978,6 +978,10 @@ fn wrk_against_the_bypass_http_server_keep_alive_and_close() {
     let c = stop_serve(serve);
     assert_eq!(c["bad_requests"].as_u64(), Some(0), "{c}");
     assert!(c["requests"].as_u64().unwrap() >= total, "{c}");
+    // wrk resets the connections it holds when it stops: counted as
+    // such, not as I/O errors of the server
+    assert!(c["peer_resets"].is_u64(), "{c}");
+    assert_eq!(c["io_errors"].as_u64(), Some(0), "{c}");
     // Connection: close opened one connection per request.
     assert!(c["accepted"].as_u64().unwrap() > 1000, "{c}");
     let o = env.run(&["lab", "down"]);

@@ -245,7 +245,8 @@ impl TcpShard {
             return;
         }
         if r.contains(Readiness::ERROR) {
-            self.counters.io_errors += 1;
+            let reset = self.iface.error(h) == Ok(Some(stack::Error::ConnectionReset));
+            self.counters.lost(reset);
             self.finish(h);
             return;
         }
@@ -279,8 +280,8 @@ impl TcpShard {
                     }
                 }
                 Err(stack::Error::WouldBlock) => break,
-                Err(_) => {
-                    self.counters.io_errors += 1;
+                Err(e) => {
+                    self.counters.lost(stack_reset(e));
                     self.finish(h);
                     return;
                 }
@@ -295,8 +296,8 @@ impl TcpShard {
                     break;
                 }
                 Ok(n) => c.wrote(n, &mut self.counters),
-                Err(_) => {
-                    self.counters.io_errors += 1;
+                Err(e) => {
+                    self.counters.lost(stack_reset(e));
                     self.finish(h);
                     return;
                 }
@@ -690,6 +691,11 @@ impl TcpGen {
         s.busy = false;
         s.connected = false;
     }
+}
+
+/// Whether a socket call failed because the peer reset the connection.
+fn stack_reset(e: stack::Error) -> bool {
+    matches!(e, stack::Error::ConnectionReset | stack::Error::BrokenPipe)
 }
 
 /// The stack's TCP counters, as `stack.tcp.<name>`.

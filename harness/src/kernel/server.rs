@@ -88,6 +88,11 @@ pub struct ServerCounters {
     pub udp_out: u64,
     pub udp_measured_in: u64,
     pub udp_runts: u64,
+    /// Connections the peer reset (ECONNRESET, EPIPE): how a client such as
+    /// wrk leaves when it stops, not a fault of the server.
+    #[serde(default)]
+    pub peer_resets: u64,
+    /// Other failed socket calls.
     pub io_errors: u64,
 }
 
@@ -104,8 +109,27 @@ impl ServerCounters {
         self.udp_out += o.udp_out;
         self.udp_measured_in += o.udp_measured_in;
         self.udp_runts += o.udp_runts;
+        self.peer_resets += o.peer_resets;
         self.io_errors += o.io_errors;
     }
+
+    /// A connection ended by a failed socket call: a reset by the peer, or
+    /// another error.
+    pub(crate) fn lost(&mut self, reset_by_peer: bool) {
+        if reset_by_peer {
+            self.peer_resets += 1;
+        } else {
+            self.io_errors += 1;
+        }
+    }
+}
+
+/// Whether a socket error means the peer reset the connection.
+fn reset_by_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+    )
 }
 
 /// One server thread's outcome (its recorder: the receive-side
@@ -450,9 +474,8 @@ impl ServerThread {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    // ECONNRESET and the like: the peer is gone
-                    self.counters.io_errors += 1;
+                Err(e) => {
+                    self.counters.lost(reset_by_peer(&e));
                     return false;
                 }
             }
@@ -460,8 +483,8 @@ impl ServerThread {
         // write what is owed
         let flushed = match flush(c, &self.app, &mut self.counters) {
             Ok(f) => f,
-            Err(_) => {
-                self.counters.io_errors += 1;
+            Err(e) => {
+                self.counters.lost(reset_by_peer(&e));
                 return false;
             }
         };
