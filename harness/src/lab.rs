@@ -329,12 +329,12 @@ pub fn set_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
 /// - Without a wide port range and TIME-WAIT reuse it runs out of ports
 ///   within seconds.
 /// - TIME-WAIT reuse waits `tcp_tw_reuse_delay` (1 s; recent kernels let it
-///   be set): at 30k connections/s every port has then
-///   been used within the last second, so each `connect()` scans the whole
-///   range for a port it may reuse. That costs milliseconds of the generator's
-///   CPU per connect, all connections stall, and the latency tail of crr (any
-///   server) grows to 50 ms. 100 ms is still a thousand lab round trips.
-pub fn client_sysctls() -> Vec<(&'static str, &'static str)> {
+///   be set): at 30k connections/s every port has then been used within the
+///   last second, so each `connect()` scans the whole range for a port it
+///   may reuse. That costs milliseconds of the generator's CPU per connect,
+///   all connections stall, and the latency tail of crr (any server) grows
+///   to 50 ms. 100 ms is still a thousand lab round trips.
+fn client_sysctls() -> Vec<(&'static str, &'static str)> {
     let mut v = vec![
         ("net.ipv4.ip_local_port_range", "1024 65535"),
         ("net.ipv4.tcp_tw_reuse", "1"),
