@@ -120,12 +120,8 @@ pub fn host_info(cfg: &AgentConfig) -> Result<HostInfo> {
     }
     let mut sysctls = std::collections::BTreeMap::new();
     for k in SYSCTLS {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        if let Ok(v) = std::fs::read_to_string(&path) {
-            sysctls.insert(
-                k.to_string(),
-                v.split_whitespace().collect::<Vec<_>>().join(" "),
-            );
+        if let Ok(v) = crate::sys::read_sysctl(k) {
+            sysctls.insert(k.to_string(), v);
         }
     }
     Ok(HostInfo {

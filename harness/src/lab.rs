@@ -317,7 +317,7 @@ pub fn delete_netns(ns: &str) -> Result<()> {
 /// Sets a sysctl inside a namespace (net.* sysctls are per namespace, so the
 /// setting vanishes with the namespace: nothing to restore).
 pub fn set_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let path = crate::sys::sysctl_path(key);
     let value = value.to_string();
     in_netns(ns, move || {
         fs::write(&path, &value).with_context(|| format!("writing {path}"))
@@ -339,7 +339,7 @@ fn client_sysctls() -> Vec<(&'static str, &'static str)> {
         ("net.ipv4.ip_local_port_range", "1024 65535"),
         ("net.ipv4.tcp_tw_reuse", "1"),
     ];
-    if Path::new("/proc/sys/net/ipv4/tcp_tw_reuse_delay").exists() {
+    if Path::new(&crate::sys::sysctl_path("net.ipv4.tcp_tw_reuse_delay")).exists() {
         v.push(("net.ipv4.tcp_tw_reuse_delay", "100"));
     }
     v
@@ -356,11 +356,10 @@ fn tune_client(ns: &str, record: &mut Vec<(String, String, String)>) -> Result<(
 
 /// Reads a sysctl inside a namespace.
 pub fn get_sysctl(ns: &str, key: &str) -> Result<String> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let key = key.to_string();
     in_netns(ns, move || {
-        fs::read_to_string(&path)
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .with_context(|| format!("reading {path}"))
+        crate::sys::read_sysctl(&key)
+            .with_context(|| format!("reading {}", crate::sys::sysctl_path(&key)))
     })?
 }
 

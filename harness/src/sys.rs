@@ -189,12 +189,24 @@ pub fn check_stack_addr(iface: &str, addr: std::net::Ipv4Addr, flag: &str) -> Re
         .ok_or_else(|| usage(format!("{flag} {addr} is outside the subnets of {iface}")))
 }
 
-/// A numeric sysctl as the calling thread sees it (its network namespace:
-/// /proc/sys/net follows the thread's namespace); None where the kernel
+/// The file of a sysctl: `net.ipv4.tcp_tw_reuse` is
+/// /proc/sys/net/ipv4/tcp_tw_reuse.
+pub fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}
+
+/// A sysctl as the calling thread sees it (its network namespace:
+/// /proc/sys/net follows the thread's namespace), whitespace runs as one
+/// space ("1024 65535").
+pub fn read_sysctl(key: &str) -> std::io::Result<String> {
+    std::fs::read_to_string(sysctl_path(key))
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A numeric sysctl as the calling thread sees it; None where the kernel
 /// has no such setting.
 pub fn own_sysctl(key: &str) -> Option<u64> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_sysctl(key).ok()?.parse().ok()
 }
 
 #[cfg(test)]
