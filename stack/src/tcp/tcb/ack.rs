@@ -2,7 +2,7 @@
 //! window is updated, duplicate ACKs and SACK information start loss
 //! recovery (RFC 5681, RFC 6582, RFC 6675).
 
-use super::{Tcb, TcpStats, DUPACK_THRESHOLD};
+use super::{Tcb, TcpStats, Timer, DUPACK_THRESHOLD};
 use crate::tcp::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
@@ -144,11 +144,11 @@ impl Tcb {
         // turn off the retransmission timer." §5.3: "When an ACK is
         // received that acknowledges new data, restart the retransmission
         // timer".
-        self.rto_deadline = if self.snd_una == self.snd_max {
-            None
+        if self.snd_una == self.snd_max {
+            self.timers.clear(Timer::Rto);
         } else {
-            Some(now + self.rtt.rto())
-        };
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
     }
 
     /// Fast retransmit: RFC 6582 §3.2 step 2, recover <- the highest

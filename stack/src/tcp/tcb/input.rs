@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use super::{Reaction, Tcb, TcpStats};
+use super::{Reaction, Tcb, TcpStats, Timer};
 use crate::error::Error;
 use crate::tcp::{SeqNumber, State};
 use crate::time::Instant;
@@ -95,7 +95,7 @@ impl Tcb {
             // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts
             // the 2 MSL timeout.
             if self.state == State::TimeWait && f.contains(TcpFlags::FIN) {
-                self.linger_deadline = Some(now + self.time_wait);
+                self.timers.set(Timer::Linger, now + self.time_wait);
             }
             return Reaction::None;
         }
@@ -170,7 +170,7 @@ impl Tcb {
             State::FinWait1 if self.fin_acked => {
                 self.state = State::FinWait2;
                 if self.orphan {
-                    self.linger_deadline = Some(now + self.fin_wait2_timeout);
+                    self.timers.set(Timer::Linger, now + self.fin_wait2_timeout);
                 }
             }
             // CLOSING: "if the ACK acknowledges our FIN, then enter the
@@ -205,7 +205,7 @@ impl Tcb {
             }
             self.ack_pending = true;
             if self.state == State::TimeWait {
-                self.linger_deadline = Some(now + self.time_wait);
+                self.timers.set(Timer::Linger, now + self.time_wait);
             }
         }
         self.take_fin(now);
@@ -386,8 +386,8 @@ impl Tcb {
     fn delay_ack(&mut self, now: Instant) {
         match self.delayed_ack {
             Some(d) if (self.rcv_nxt.since(self.last_ack_sent) as usize) < 2 * self.mss => {
-                if self.delack_deadline.is_none() {
-                    self.delack_deadline = Some(now + d);
+                if self.timers.get(Timer::DelayedAck).is_none() {
+                    self.timers.set(Timer::DelayedAck, now + d);
                 }
             }
             _ => self.ack_pending = true,

@@ -18,6 +18,8 @@ mod timers;
 
 pub use stats::{Reaction, TcpStats};
 
+use timers::{Timer, TimerTable};
+
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
@@ -105,7 +107,9 @@ pub struct Tcb {
     rd_shut: bool,
 
     rtt: RttEstimator,
-    rto_deadline: Option<Instant>,
+    /// The connection's deadlines, one a timer: what fires next is one
+    /// lookup.
+    timers: TimerTable,
     /// The end of a segment being timed, and when it was sent (one RTT
     /// measurement at a time; none across a retransmission, Karn's rule).
     rtt_probe: Option<(SeqNumber, Instant)>,
@@ -136,8 +140,6 @@ pub struct Tcb {
     sws_held: bool,
     /// The override timeout fired: send what the window takes, once.
     sws_override: bool,
-    /// TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 timeout.
-    linger_deadline: Option<Instant>,
     /// When TIME-WAIT began.
     time_wait_since: Instant,
     /// Our user closed the socket: nobody will read or write it again.
@@ -145,8 +147,6 @@ pub struct Tcb {
 
     ack_pending: bool,
     acks_owed: u8,
-    /// A delayed ACK is owed by then.
-    delack_deadline: Option<Instant>,
     delayed_ack: Option<Duration>,
     nagle: bool,
     /// RCV.NXT when an ACK last went out.
@@ -162,8 +162,6 @@ pub struct Tcb {
     time_wait: Duration,
     fin_wait2_timeout: Duration,
     keepalive: Option<Keepalive>,
-    /// When the next keepalive probe is due (or the connection given up).
-    keepalive_deadline: Option<Instant>,
     /// Probes sent since the peer was last heard from.
     keepalive_sent: u32,
     keepalive_pending: bool,
@@ -225,7 +223,7 @@ impl Tcb {
             rx_eof: false,
             rd_shut: false,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
-            rto_deadline: None,
+            timers: TimerTable::default(),
             rtt_probe: None,
             retries: 0,
             dupacks: 0,
@@ -239,12 +237,10 @@ impl Tcb {
             max_snd_wnd: 0,
             sws_held: false,
             sws_override: false,
-            linger_deadline: None,
             time_wait_since: Instant::ZERO,
             orphan: false,
             ack_pending: false,
             acks_owed: 0,
-            delack_deadline: None,
             delayed_ack: cfg.delayed_ack,
             nagle: cfg.nagle,
             last_ack_sent: SeqNumber(0),
@@ -258,7 +254,6 @@ impl Tcb {
             time_wait: cfg.time_wait,
             fin_wait2_timeout: cfg.fin_wait2_timeout,
             keepalive: cfg.keepalive,
-            keepalive_deadline: None,
             keepalive_sent: 0,
             keepalive_pending: false,
         }
@@ -632,7 +627,7 @@ impl Tcb {
         }
         let _ = self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.linger_deadline = Some(now + self.fin_wait2_timeout);
+            self.timers.set(Timer::Linger, now + self.fin_wait2_timeout);
         }
         self.shrink_if_done();
     }
@@ -689,13 +684,10 @@ impl Tcb {
         if error.is_some() {
             self.error = error;
         }
-        self.rto_deadline = None;
-        self.linger_deadline = None;
+        self.timers.clear_all();
         self.ack_pending = false;
         self.acks_owed = 0;
-        self.delack_deadline = None;
         self.rexmit_budget = 0;
-        self.keepalive_deadline = None;
         self.keepalive_pending = false;
     }
 
@@ -703,7 +695,7 @@ impl Tcb {
         self.state = State::TimeWait;
         self.time_wait_since = now;
         self.shrink_if_done();
-        self.rto_deadline = None;
-        self.linger_deadline = Some(now + self.time_wait);
+        self.timers.clear(Timer::Rto);
+        self.timers.set(Timer::Linger, now + self.time_wait);
     }
 }

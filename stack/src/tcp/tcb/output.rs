@@ -2,7 +2,7 @@
 //! windows (with loss recovery's retransmissions), and the segments
 //! themselves.
 
-use super::{Tcb, TcpStats, DUPACK_THRESHOLD, TS_OPTION_LEN};
+use super::{Tcb, TcpStats, Timer, DUPACK_THRESHOLD, TS_OPTION_LEN};
 use crate::tcp::{SeqNumber, State};
 use crate::time::Instant;
 use crate::wire::tcp::SackBlocks;
@@ -189,9 +189,9 @@ impl Tcb {
         if (self.snd_wnd == 0 || self.sws_held)
             && self.snd_una == self.snd_max
             && self.text_at(self.snd_nxt, 1).is_some()
-            && self.rto_deadline.is_none()
+            && self.timers.get(Timer::Rto).is_none()
         {
-            self.rto_deadline = Some(now + self.rtt.rto());
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         true
     }
@@ -385,8 +385,8 @@ impl Tcb {
             self.snd_nxt = self.snd_nxt.max(end);
             self.snd_max = self.snd_max.max(end);
             // RFC 6298 §5.1: start the timer if it is not running.
-            if self.rto_deadline.is_none() {
-                self.rto_deadline = Some(now + self.rtt.rto());
+            if self.timers.get(Timer::Rto).is_none() {
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
             }
         }
         self.acked_now();
@@ -394,7 +394,7 @@ impl Tcb {
 
     fn acked_now(&mut self) {
         self.ack_pending = false;
-        self.delack_deadline = None;
+        self.timers.clear(Timer::DelayedAck);
         self.last_ack_sent = self.rcv_nxt;
         self.acks_owed = self.acks_owed.saturating_sub(1);
         self.rcv_adv = self.rcv_nxt + self.advertised_window_bytes();
