@@ -24,28 +24,22 @@ impl Tcb {
         let mss = self.mss as u32;
         // RFC 2018: remember what the peer holds beyond SND.UNA (offsets
         // from SND.UNA as it is before this ACK moves it).
-        let mut newly_sacked = false;
-        if self.sack_permitted && !seg.options.sack_blocks.is_empty() {
-            let before = self.sacked.bytes();
-            for &(l, r) in seg.options.sack_blocks.as_slice() {
-                let (l, r) = (SeqNumber(l), SeqNumber(r));
-                if l.ge(self.snd_una) && l.lt(r) && r.le(self.snd_max) {
-                    let _ = self
-                        .sacked
-                        .add(l.since(self.snd_una), r.since(self.snd_una));
-                }
-            }
-            newly_sacked = self.sacked.bytes() > before;
-        }
+        let newly_sacked = self.sack_permitted
+            && !seg.options.sack_blocks.is_empty()
+            && self.sack.update(
+                seg.options.sack_blocks.as_slice(),
+                self.snd_una,
+                self.snd_max,
+            );
         if ack.gt(self.snd_una) {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
             let acked = ack.since(self.snd_una);
             self.acknowledge_to(now, ack);
             self.dupacks = 0;
-            match self.recover {
+            match self.sack.recover {
                 Some(recover) if ack.ge(recover) => {
                     // RFC 6582 §3.2 step 3, full acknowledgment.
-                    self.recover = None;
+                    self.sack.recover = None;
                     if self.cc.in_fast_recovery() {
                         self.cc.on_full_ack();
                     } else {
@@ -59,7 +53,7 @@ impl Tcb {
                     // RFC 6582 §3.2 step 5, partial acknowledgment:
                     // "retransmit the first unacknowledged segment" (the
                     // next hole, with SACK).
-                    self.rexmit_budget = (self.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
+                    self.sack.rexmit_budget = (self.sack.rexmit_budget + 1).min(MAX_REXMIT_BUDGET);
                     self.cc.on_partial_ack(acked, mss);
                 }
                 // Outside fast recovery (after a timeout, too: go-back-N
@@ -79,7 +73,7 @@ impl Tcb {
             // both ways would otherwise never count a duplicate: every ACK
             // rides on data, and each loss would cost a timeout.)
             self.dupacks += 1;
-            if self.dupacks == DUPACK_THRESHOLD && self.recover.is_none() {
+            if self.dupacks == DUPACK_THRESHOLD && self.sack.recover.is_none() {
                 stats.fast_retransmits += 1;
                 self.enter_recovery(mss);
             } else if self.dupacks > DUPACK_THRESHOLD && !self.sack_permitted {
@@ -88,10 +82,10 @@ impl Tcb {
         }
         // RFC 6675 §5 step 4: "(b) ... IsLost (HighACK + 1) returns true"
         // starts loss recovery too, before the third duplicate.
-        if self.recover.is_none()
+        if self.sack.recover.is_none()
             && self.sack_permitted
             && self.snd_max != self.snd_una
-            && self.is_lost(0)
+            && self.sack.is_lost(0, mss)
         {
             stats.fast_retransmits += 1;
             self.enter_recovery(mss);
@@ -118,7 +112,7 @@ impl Tcb {
     /// covers, take an RTT sample, restart or stop the timer.
     pub(super) fn acknowledge_to(&mut self, now: Instant, ack: SeqNumber) {
         if ack.gt(self.snd_una) {
-            self.sacked.advance(ack.since(self.snd_una));
+            self.sack.sacked.advance(ack.since(self.snd_una));
         }
         if ack.gt(self.tx_base) {
             let covered = ack.since(self.tx_base) as usize;
@@ -158,14 +152,14 @@ impl Tcb {
     /// window inflation).
     fn enter_recovery(&mut self, mss: u32) {
         let flight = self.snd_max.since(self.snd_una);
-        self.recover = Some(self.snd_max);
-        self.rexmit_next = self.snd_una;
+        self.sack.recover = Some(self.snd_max);
+        self.sack.rexmit_next = self.snd_una;
         if self.sack_permitted {
             self.cc.on_sack_recovery(flight, mss);
-            self.rescued = false;
+            self.sack.rescued = false;
         } else {
             self.cc.on_fast_retransmit(flight, mss);
-            self.rexmit_budget = 1;
+            self.sack.rexmit_budget = 1;
         }
     }
 }

@@ -18,6 +18,7 @@ mod timers;
 
 pub use stats::{Reaction, TcpStats};
 
+use sack::SackScoreboard;
 use timers::{Timer, TimerTable};
 
 use core::net::SocketAddrV4;
@@ -117,20 +118,8 @@ pub struct Tcb {
     dupacks: u32,
     /// The congestion window (RFC 5681, RFC 9438).
     cc: Congestion,
-    /// RFC 6582 `recover`: in fast recovery until this is acknowledged.
-    recover: Option<SeqNumber>,
-    /// Retransmissions of holes this recovery may still send (one per
-    /// ACK that arrives during fast recovery).
-    rexmit_budget: u8,
-    /// Everything before this was retransmitted in this recovery (RFC
-    /// 6675's HighRxt, plus one).
-    rexmit_next: SeqNumber,
-    /// RFC 6675 §4 rule 4: the rescue retransmission of this recovery was
-    /// sent.
-    rescued: bool,
-    /// What the peer's SACK blocks say it holds, as ranges from SND.UNA
-    /// (RFC 2018; a fixed array, at most 32 ranges kept).
-    sacked: Assembler,
+    /// Loss recovery: the SACK scoreboard and how far this recovery went.
+    sack: SackScoreboard,
     probe_zero_window: bool,
     /// The largest window the peer offered (RFC 9293 §3.8.6.2.1,
     /// Max(SND.WND)).
@@ -228,11 +217,7 @@ impl Tcb {
             retries: 0,
             dupacks: 0,
             cc: Congestion::new(cfg.congestion, u32::from(DEFAULT_MSS)),
-            recover: None,
-            rexmit_budget: 0,
-            rexmit_next: ep.iss,
-            rescued: false,
-            sacked: Assembler::default(),
+            sack: SackScoreboard::new(ep.iss),
             probe_zero_window: false,
             max_snd_wnd: 0,
             sws_held: false,
@@ -687,7 +672,7 @@ impl Tcb {
         self.timers.clear_all();
         self.ack_pending = false;
         self.acks_owed = 0;
-        self.rexmit_budget = 0;
+        self.sack.rexmit_budget = 0;
         self.keepalive_pending = false;
     }
 

@@ -86,11 +86,11 @@ impl Tcb {
         if self.sack_permitted && self.cc.in_fast_recovery() {
             return self.send_in_sack_recovery(now, stats, emit);
         }
-        while self.rexmit_budget > 0 {
+        while self.sack.rexmit_budget > 0 {
             // Fast retransmit, partial ACKs: the next hole, whatever
             // the window (it was in it when first sent).
-            let Some((seq, hole)) = self.next_hole() else {
-                self.rexmit_budget = 0;
+            let Some((seq, hole)) = self.sack.next_hole(self.snd_una, self.snd_max) else {
+                self.sack.rexmit_budget = 0;
                 break;
             };
             if let Some((data, fin)) = self.text_at(seq, hole.min(self.payload_room())) {
@@ -100,22 +100,22 @@ impl Tcb {
                 }
                 let len = data.len() + usize::from(fin);
                 self.on_sent(now, seq, len, stats);
-                self.rexmit_next = seq + len.max(1);
+                self.sack.rexmit_next = seq + len.max(1);
             } else {
-                self.rexmit_next = seq + hole.max(1);
+                self.sack.rexmit_next = seq + hole.max(1);
             }
-            self.rexmit_budget -= 1;
+            self.sack.rexmit_budget -= 1;
         }
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
         self.sws_held = false;
         loop {
             // What the peer holds (SACKed) is not sent again after a
             // timeout.
-            self.snd_nxt = self.skip_sacked(self.snd_nxt);
+            self.snd_nxt = self.sack.skip_sacked(self.snd_nxt, self.snd_una);
             // RFC 5681 §3.1: send no more than min(cwnd, rwnd) past SND.UNA;
             // RFC 3042 (limited transmit): one more segment for each of the
             // first two duplicate ACKs.
-            let limited = if self.recover.is_none() && self.dupacks < DUPACK_THRESHOLD {
+            let limited = if self.sack.recover.is_none() && self.dupacks < DUPACK_THRESHOLD {
                 self.dupacks * self.mss as u32
             } else {
                 0
@@ -227,11 +227,12 @@ impl Tcb {
     ) -> bool {
         let mss = self.mss as u32;
         loop {
-            if self.pipe().saturating_add(mss) > self.cc.window() {
+            let pipe = self.sack.pipe(self.snd_una, self.snd_max, mss);
+            if pipe.saturating_add(mss) > self.cc.window() {
                 return true;
             }
             let room = self.payload_room();
-            let rx = self.rexmit_next.max(self.snd_una).since(self.snd_una);
+            let rx = self.sack.rexmit_next.max(self.snd_una).since(self.snd_una);
             let rwnd_end = self.snd_una + self.snd_wnd;
             let new_room = if rwnd_end.gt(self.snd_max) {
                 (rwnd_end.since(self.snd_max) as usize).min(room)
@@ -239,14 +240,14 @@ impl Tcb {
                 0
             };
             let has_new = new_room > 0 && self.text_at(self.snd_max, new_room).is_some();
-            let (seq, max, rexmit) = if let Some((at, len)) = self.hole_from(rx, true) {
+            let (seq, max, rexmit) = if let Some((at, len)) = self.sack.hole_from(rx, true, mss) {
                 (self.snd_una + at, len as usize, true)
             } else if has_new {
                 (self.snd_max, new_room, false)
-            } else if let Some((at, len)) = self.hole_from(rx, false) {
+            } else if let Some((at, len)) = self.sack.hole_from(rx, false, mss) {
                 (self.snd_una + at, len as usize, true)
-            } else if let Some((at, len)) = self.rescue() {
-                self.rescued = true;
+            } else if let Some((at, len)) = self.sack.rescue(self.snd_una, self.snd_max, mss) {
+                self.sack.rescued = true;
                 (self.snd_una + at, len as usize, false)
             } else {
                 return true;
@@ -261,7 +262,7 @@ impl Tcb {
             let len = data.len() + usize::from(fin);
             self.on_sent(now, seq, len, stats);
             if rexmit {
-                self.rexmit_next = self.rexmit_next.max(seq + len.max(1));
+                self.sack.rexmit_next = self.sack.rexmit_next.max(seq + len.max(1));
             }
         }
     }

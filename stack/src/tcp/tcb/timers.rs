@@ -164,7 +164,7 @@ impl Tcb {
         self.dupacks = 0;
         // RFC 6582 §4: after a timeout, no fast retransmit until what was
         // sent before it is acknowledged.
-        self.recover = Some(self.snd_max);
+        self.sack.recover = Some(self.snd_max);
         self.timers.set(Timer::Rto, now + self.rtt.rto());
     }
 
