@@ -291,19 +291,13 @@ impl Tcb {
 
     /// RFC 5961 §3.2 and §4.2: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
     ///
-    /// RFC 5961 §7: challenge ACKs are rate limited, here per connection:
-    /// at most `challenge_ack_limit` per second; the rest are counted and
-    /// not sent.
+    /// RFC 5961 §7: challenge ACKs are rate limited, here per connection
+    /// ([`ChallengeLimit`]); the rest are counted and not sent.
     fn challenge_ack(&mut self, now: Instant, stats: &mut TcpStats) {
-        if now.saturating_since(self.challenge_window) >= Duration::from_secs(1) {
-            self.challenge_window = now;
-            self.challenges = 0;
-        }
-        if self.challenges >= self.challenge_ack_limit {
+        if !self.challenges.allow(now) {
             stats.challenge_acks_suppressed += 1;
             return;
         }
-        self.challenges += 1;
         stats.challenge_acks += 1;
         self.ack_pending = true;
     }
@@ -418,5 +412,39 @@ impl Tcb {
             State::FinWait2 => self.enter_time_wait(now),
             _ => {}
         }
+    }
+}
+
+/// RFC 5961 §7's rate limit of challenge ACKs, per connection: at most
+/// `limit` in a second (`challenge_ack_limit`).
+#[derive(Debug)]
+pub(super) struct ChallengeLimit {
+    /// Challenge ACKs sent in the second that began at `window`.
+    sent: u32,
+    window: Instant,
+    limit: u32,
+}
+
+impl ChallengeLimit {
+    /// None sent yet, at most `limit` a second.
+    pub(super) fn new(limit: u32) -> ChallengeLimit {
+        ChallengeLimit {
+            sent: 0,
+            window: Instant::ZERO,
+            limit,
+        }
+    }
+
+    /// Whether one more challenge ACK may go at `now`; if so, it counts.
+    fn allow(&mut self, now: Instant) -> bool {
+        if now.saturating_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.sent = 0;
+        }
+        if self.sent >= self.limit {
+            return false;
+        }
+        self.sent += 1;
+        true
     }
 }

@@ -18,6 +18,7 @@ mod timers;
 
 pub use stats::{Reaction, TcpStats};
 
+use input::ChallengeLimit;
 use sack::SackScoreboard;
 use timers::{Timer, TimerTable};
 
@@ -140,10 +141,8 @@ pub struct Tcb {
     nagle: bool,
     /// RCV.NXT when an ACK last went out.
     last_ack_sent: SeqNumber,
-    /// Challenge ACKs sent in the second that began at `challenge_window`.
-    challenges: u32,
-    challenge_window: Instant,
-    challenge_ack_limit: u32,
+    /// How many challenge ACKs may still go this second (RFC 5961 §7).
+    challenges: ChallengeLimit,
     rst_pending: bool,
     error: Option<Error>,
     syn_retries: u32,
@@ -229,9 +228,7 @@ impl Tcb {
             delayed_ack: cfg.delayed_ack,
             nagle: cfg.nagle,
             last_ack_sent: SeqNumber(0),
-            challenges: 0,
-            challenge_window: Instant::ZERO,
-            challenge_ack_limit: cfg.challenge_ack_limit,
+            challenges: ChallengeLimit::new(cfg.challenge_ack_limit),
             rst_pending: false,
             error: None,
             syn_retries: cfg.syn_retries,
