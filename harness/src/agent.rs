@@ -367,17 +367,15 @@ fn start_side(
             None,
         ),
         (Role::Server, true) => {
-            let s = crate::bypass::Server::start(crate::bypass::ServerSpec {
+            let s = crate::bypass::BypassServer::start(crate::bypass::ServerSpec {
                 bypass: bypass_cfg(spec.busy_poll)?,
-                peer: None,
                 port: spec.port,
-                workload: w,
                 proto: spec.proto,
                 sizes: spec.sizes,
                 cpus: spec.cpus.clone(),
                 window: window_of,
             })?;
-            let a = s.attach().clone();
+            let a = s.attach.clone();
             (Side::Server(Server::Bypass(s)), Some(a))
         }
         (Role::Client, false) => (
@@ -404,7 +402,6 @@ fn start_side(
             let c = crate::bypass::Client::start(
                 crate::bypass::ClientSpec {
                     bypass: bypass_cfg(false)?,
-                    peer: None,
                     proto: spec.proto,
                     workload: w,
                     sizes: spec.sizes,

@@ -295,15 +295,6 @@ impl Placement {
     }
 }
 
-/// What `bypass serve --path bypass` serves (one stack per interface).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Transport {
-    /// rr/crr (raw or HTTP) on PORT, the stream sink on PORT+1.
-    Tcp,
-    /// UDP echo on PORT, the UDP sink on PORT+1.
-    Udp,
-}
-
 /// How the bypass path attaches and polls (`run` and `serve`).
 #[derive(Args)]
 struct BypassArgs {
@@ -324,11 +315,6 @@ struct ServeArgs {
     /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
     #[arg(long, value_enum, default_value = "kernel")]
     path: PathChoice,
-    /// With --path bypass: serve TCP (the default) or UDP; one stack drives
-    /// the interface's sockets, and it serves one of them. The kernel path
-    /// serves both.
-    #[arg(long, value_enum)]
-    transport: Option<Transport>,
     #[arg(long, value_enum, default_value = "raw")]
     proto: Proto,
     /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
@@ -640,11 +626,6 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     if a.path == PathChoice::Bypass {
         return serve_bypass(a);
     }
-    if a.transport.is_some() {
-        return Err(usage(
-            "--transport is for --path bypass: the kernel path serves TCP and UDP at once",
-        ));
-    }
     let (server_cpus, _) = a.placement.resolve()?;
     let (bind, netns) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
@@ -723,18 +704,15 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
 }
 
 /// `bypass serve --path bypass`: the userspace stack over AF_XDP serves
-/// TCP (rr/crr raw or HTTP, the stream sink) or UDP (echo, sink).
+/// TCP (rr/crr raw or HTTP, the stream sink) and UDP (echo, sink) at once,
+/// on the kernel server's ports.
 fn serve_bypass(a: ServeArgs) -> Result<i32> {
     let (server_cpus, _) = a.placement.resolve()?;
-    // The MAC the stack's TCP answers a peer at when the peer did not ask
-    // for the stack's address by ARP (it learns those that do).
-    let mut peer_mac = [0xff; 6];
     let (netns, iface, addr, prefix_len) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
         let Some(l) = lab::Lab::find_persistent()? else {
             return Err(usage("no lab is up: run `bypass lab up` first"));
         };
-        peer_mac = bypass::iface_mac(Some(&l.info.client.netns), &l.info.client.iface)?;
         (
             Some(l.info.server.netns.clone()),
             l.info.server.iface.clone(),
@@ -750,75 +728,33 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
         let p = sys::check_stack_addr(iface, addr, "--addr")?;
         (None, iface.clone(), addr, p)
     };
-    if a.port == 0 || a.port == u16::MAX {
-        return Err(usage(
-            "--port must be between 1 and 65534 (the sink uses PORT+1)",
-        ));
-    }
     let interrupt = interrupt_flag()?;
-    let bypass_cfg = bypass::BypassConfig {
-        netns,
-        iface: iface.clone(),
-        addr,
-        prefix_len,
-        xdp_mode: bypass::xdp_mode(&a.bypass.xdp_mode)?,
-        force: a.bypass.force,
-        trust_checksums: a.lab,
-        busy_poll: a.bypass.busy_poll,
-    };
-    let window = metrics::Window::open_ended();
-    let transport = a.transport.unwrap_or(Transport::Tcp);
-    let (attach, stop): (_, Box<dyn FnOnce() -> Result<kernel::server::ServerReport>>) =
-        match transport {
-            Transport::Tcp => {
-                let server =
-                    bypass::tcp::BypassTcpServer::start(bypass::tcp::BypassTcpServerConfig {
-                        bypass: bypass_cfg,
-                        peer_mac,
-                        port: a.port,
-                        proto: a.proto,
-                        sizes: a.size,
-                        cpus: server_cpus.clone(),
-                        window,
-                    })?;
-                (server.attach.clone(), Box::new(move || server.stop()))
-            }
-            Transport::Udp => {
-                let server =
-                    bypass::udp::BypassUdpServer::start(bypass::udp::BypassServerConfig {
-                        bypass: bypass_cfg,
-                        port: a.port,
-                        sizes: a.size,
-                        cpus: server_cpus.clone(),
-                        window,
-                        // in the lab every shard knows the client's MAC
-                        neighbours: if a.lab {
-                            vec![
-                                (lab::CLIENT_ADDR, peer_mac),
-                                (lab::STACK_CLIENT_ADDR, peer_mac),
-                            ]
-                        } else {
-                            Vec::new()
-                        },
-                    })?;
-                (server.attach.clone(), Box::new(move || server.stop()))
-            }
-        };
+    let server = bypass::BypassServer::start(bypass::ServerSpec {
+        bypass: bypass::BypassConfig {
+            netns,
+            iface: iface.clone(),
+            addr,
+            prefix_len,
+            xdp_mode: bypass::xdp_mode(&a.bypass.xdp_mode)?,
+            force: a.bypass.force,
+            trust_checksums: a.lab,
+            busy_poll: a.bypass.busy_poll,
+        },
+        port: a.port,
+        proto: a.proto,
+        sizes: a.size,
+        cpus: server_cpus.clone(),
+        window: metrics::Window::open_ended(),
+    })?;
+    let attach = server.attach.clone();
     let started = std::time::Instant::now();
     if !a.json {
-        let what = match transport {
-            Transport::Tcp => format!(
-                "TCP {p} ({} rr/crr), TCP {p1} (stream sink)",
-                a.proto,
-                p = a.port,
-                p1 = a.port + 1
-            ),
-            Transport::Udp => format!(
-                "UDP {p} (echo), UDP {p1} (sink)",
-                p = a.port,
-                p1 = a.port + 1
-            ),
-        };
+        let what = format!(
+            "TCP {p} ({} rr/crr) and UDP {p} (echo), TCP and UDP {p1} (sinks)",
+            a.proto,
+            p = a.port,
+            p1 = a.port + 1
+        );
         eprintln!(
             "serving over the bypass path on {iface}: {addr} {what}; XDP {} mode, zero-copy {}; Ctrl-C to stop",
             attach.xdp_mode, attach.zero_copy,
@@ -827,7 +763,7 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
     while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let report = stop()?;
+    let report = server.stop()?;
     let secs = started.elapsed().as_secs_f64();
     let mut v = serde_json::to_value(&report.counters)?;
     v["duration_s"] = serde_json::json!(secs);

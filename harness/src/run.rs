@@ -447,20 +447,15 @@ fn run_one(
                 trust_checksums: true,
                 busy_poll: opts.busy_poll,
             };
-            let s = crate::bypass::Server::start(crate::bypass::ServerSpec {
+            let s = crate::bypass::BypassServer::start(crate::bypass::ServerSpec {
                 bypass: cfg,
-                peer: target
-                    .client_ns
-                    .clone()
-                    .zip(Some(target.client_iface.clone())),
                 port: opts.port,
-                workload: w,
                 proto: opts.proto,
                 sizes,
                 cpus: opts.server_cpus.clone(),
                 window,
             })?;
-            attach = Some(s.attach().clone());
+            attach = Some(s.attach.clone());
             Some(Server::Bypass(s))
         }
     };
@@ -468,10 +463,6 @@ fn run_one(
     let clients = if bypass_client {
         let c = crate::bypass::Client::start(
             crate::bypass::ClientSpec {
-                peer: target
-                    .server_ns
-                    .clone()
-                    .zip(Some(target.server_iface.clone())),
                 proto: opts.proto,
                 bypass: crate::bypass::BypassConfig {
                     netns: target.client_ns.clone(),
@@ -664,7 +655,7 @@ impl Clients {
 /// The server of one run, over either path.
 pub(crate) enum Server {
     Kernel(KernelServer),
-    Bypass(crate::bypass::Server),
+    Bypass(crate::bypass::BypassServer),
 }
 
 impl Server {

@@ -629,7 +629,7 @@ fn udp_workloads_over_the_bypass_path_on_either_side() {
                 "{w}: {c}"
             );
             assert_eq!(
-                c["server.stack.udp.parse_dropped"].as_u64(),
+                c["server.stack.parse_dropped"].as_u64(),
                 Some(0),
                 "{w}: {c}"
             );
@@ -771,17 +771,7 @@ fn serve_bypass_answers_ping_and_udp_and_leaves_kernel_tcp_alone() {
     let cns = info["client"]["netns"].as_str().unwrap().to_string();
     let serve = env
         .cmd(&[
-            "serve",
-            "--lab",
-            "--path",
-            "bypass",
-            "--transport",
-            "udp",
-            "--port",
-            "7400",
-            "--size",
-            "64:200",
-            "--json",
+            "serve", "--lab", "--path", "bypass", "--port", "7400", "--size", "64:200", "--json",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -876,9 +866,144 @@ print(ok)
     if got.is_some() {
         assert!(c["udp_out"].as_u64().unwrap() >= 1000, "{c}");
     }
-    assert_eq!(c["stack.udp.parse_dropped"].as_u64(), Some(0), "{c}");
+    assert_eq!(c["stack.parse_dropped"].as_u64(), Some(0), "{c}");
     let o = env.run(&["lab", "down"]);
     assert_eq!(o.status.code(), Some(0));
+}
+
+/// Runs `f` on a thread of its own inside network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// One `bypass serve --path bypass` serves TCP and UDP at once on one
+/// stack: curl (HTTP over TCP) and a kernel UDP client in the client
+/// namespace, side by side. Then a second serve on the same lab: the
+/// client's kernel still holds the stack's MAC and does not ask, so the
+/// new stack must ask for the client by ARP itself (tcpdump shows its
+/// request); no namespace has a static neighbour entry.
+#[test]
+fn serve_bypass_answers_curl_and_udp_at_once_and_asks_for_its_peer_by_arp() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let info = json_of_success(&env.run(&["lab", "up", "--json"]));
+    let cns = info["client"]["netns"].as_str().unwrap().to_string();
+    let ciface = info["client"]["iface"].as_str().unwrap().to_string();
+    let sns = info["server"]["netns"].as_str().unwrap().to_string();
+    for round in 0..2 {
+        let dump = (round == 1).then(|| {
+            let d = Command::new("ip")
+                .args(["netns", "exec", &cns, "timeout", "20", "tcpdump"])
+                .args(["-i", &ciface, "-nn", "-l", "arp"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tcpdump");
+            std::thread::sleep(Duration::from_millis(1500));
+            d
+        });
+        let serve = env
+            .cmd(&["serve", "--lab", "--path", "bypass", "--proto", "http"])
+            .args(["--port", "7400", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // UDP on one thread (echo: each datagram's sequence header comes
+        // back), curl on this one, at the same time
+        let udp = std::thread::spawn({
+            let cns = cns.clone();
+            move || {
+                in_netns(&cns, || {
+                    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
+                    let deadline = Instant::now() + Duration::from_secs(15);
+                    let (mut ok, mut i) = (0u32, 0u64);
+                    let mut buf = [0u8; 2048];
+                    while ok < 200 && Instant::now() < deadline {
+                        let mut m = i.to_be_bytes().to_vec();
+                        m.extend_from_slice(&[7u8; 56]);
+                        let _ = s.send_to(&m, "198.18.0.3:7400");
+                        // echoes of datagrams the kernel held while it
+                        // resolved the stack may come first: take every
+                        // echo of one sent, until this one's
+                        while let Ok((n, _)) = s.recv_from(&mut buf) {
+                            let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+                            ok += u32::from(n == 64 && seq <= i);
+                            if seq == i {
+                                break;
+                            }
+                        }
+                        i += 1;
+                    }
+                    ok
+                })
+            }
+        });
+        let mut curls = 0;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while curls < 20 && Instant::now() < deadline {
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &cns,
+                    "curl",
+                    "-s",
+                    "-m",
+                    "2",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args(["-w", "%{http_code}", "http://198.18.0.3:7400/"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&o.stdout) == "200" {
+                curls += 1;
+            } else {
+                std::thread::sleep(Duration::from_millis(100)); // still starting
+            }
+        }
+        let echoed = udp.join().unwrap();
+        let c = stop_serve(serve);
+        assert_eq!(curls, 20, "round {round}: {c}");
+        assert!(echoed >= 200, "round {round}: {echoed} echoes: {c}");
+        assert!(c["accepted"].as_u64().unwrap() >= 20, "{c}");
+        assert!(c["udp_out"].as_u64().unwrap() >= 200, "{c}");
+        assert_eq!(c["stack.parse_dropped"].as_u64(), Some(0), "{c}");
+        if let Some(d) = dump {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(d.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            let out = String::from_utf8_lossy(&d.wait_with_output().unwrap().stdout).to_string();
+            assert!(
+                out.contains("Request who-has 198.18.0.2 tell 198.18.0.3"),
+                "the stack asks for its peer by ARP: {out}"
+            );
+            assert!(c["stack.arp_requests_sent"].as_u64().unwrap() >= 1, "{c}");
+        }
+    }
+    for ns in [&cns, &sns] {
+        let o = Command::new("ip")
+            .args(["-n", ns, "neigh", "show", "nud", "permanent"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "", "{ns}");
+    }
+    assert_eq!(env.run(&["lab", "down"]).status.code(), Some(0));
 }
 
 /// wrk against `bypass serve --path bypass --proto http` (the stack's TCP

@@ -38,6 +38,14 @@ pub enum Error {
     NoBuffers,
     /// `EAFNOSUPPORT`: IPv6 (not in this slice) or a mix of families.
     AddressFamily,
+    /// `EMSGSIZE`: a datagram longer than the MTU allows (no
+    /// fragmentation).
+    MessageTooLong,
+    /// `ENETUNREACH`: the destination is off the subnet and there is no
+    /// gateway.
+    NetworkUnreachable,
+    /// `EHOSTUNREACH`: ARP failed for the next hop lately (hold-down).
+    HostUnreachable,
 }
 
 impl Error {
@@ -59,6 +67,9 @@ impl Error {
             Error::TooManySockets => "EMFILE",
             Error::NoBuffers => "ENOBUFS",
             Error::AddressFamily => "EAFNOSUPPORT",
+            Error::MessageTooLong => "EMSGSIZE",
+            Error::NetworkUnreachable => "ENETUNREACH",
+            Error::HostUnreachable => "EHOSTUNREACH",
         }
     }
 
@@ -80,6 +91,9 @@ impl Error {
             Error::TooManySockets => 24,
             Error::NoBuffers => 105,
             Error::AddressFamily => 97,
+            Error::MessageTooLong => 90,
+            Error::NetworkUnreachable => 101,
+            Error::HostUnreachable => 113,
         }
     }
 }

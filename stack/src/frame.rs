@@ -88,6 +88,15 @@ impl Frame<'_> {
 }
 
 impl Transport<'_> {
+    /// The IP protocol number that carries it.
+    pub fn protocol(&self) -> IpProtocol {
+        match self {
+            Transport::Tcp(_) => IpProtocol::TCP,
+            Transport::Udp(_) => IpProtocol::UDP,
+            Transport::Icmpv4(_) => IpProtocol::ICMP,
+        }
+    }
+
     /// Bytes the transport header and payload take.
     pub fn buffer_len(&self) -> usize {
         match self {

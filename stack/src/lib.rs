@@ -21,12 +21,13 @@
 //! - [`storage`]: the per-socket byte ring and out-of-order assembler;
 //! - [`tcp`]: sequence arithmetic, the states, the RTO estimator, the ISN
 //!   and the connection state machine ([`tcp::Tcb`]);
-//! - [`iface`]: one shard's [`Interface`]: device, tables and sockets behind
-//!   the nonblocking sockets verbs and readiness [`Event`]s;
-//! - [`error`]: the socket API's [`Error`], named by errno;
-//! - [`udp`]: UDP sockets with the ARP and ICMP a host needs, over one
-//!   device ([`udp::UdpStack`]), built on [`arp`] (the neighbour cache) and
-//!   [`icmp`] (when an ICMP error may be sent, and its rate limit).
+//! - [`arp`]: the neighbour cache (RFC 826) with retries and hold-down;
+//! - [`icmp`]: when an ICMP error may be sent, and its rate limit;
+//! - [`iface`]: one shard's [`Interface`] over one device: Ethernet, ARP,
+//!   IPv4, ICMP, TCP and UDP sockets behind the nonblocking sockets verbs
+//!   and readiness [`Event`]s, one input file per protocol and one egress
+//!   path through the neighbour cache;
+//! - [`error`]: the socket API's [`Error`], named by errno.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -41,9 +42,11 @@ pub mod phy;
 pub mod storage;
 pub mod tcp;
 pub mod time;
-pub mod udp;
 pub mod wire;
 
 pub use drop::{Counters, DropReason};
 pub use error::Error;
-pub use iface::{Event, Interface, InterfaceConfig, Readiness, RssConfig, Shutdown, SocketHandle};
+pub use iface::{
+    Event, Interface, InterfaceConfig, InterfaceCounters, Readiness, RssConfig, Shutdown,
+    SocketHandle,
+};

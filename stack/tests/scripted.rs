@@ -616,8 +616,9 @@ fn arp_requests_for_our_address_are_answered() {
         (reply.target_hardware_addr, reply.target_protocol_addr),
         (B_MAC, B_IP)
     );
-    assert_eq!(raw.iface.arp_replies_sent(), 1);
-    assert_eq!(raw.iface.unhandled_frames(), 1);
+    assert_eq!(raw.iface.counters().arp_replies_sent, 1);
+    // The request for B's address is not for A.
+    assert_eq!(raw.iface.counters().not_for_us, 1);
 }
 
 #[test]
@@ -849,7 +850,7 @@ fn a_small_window_waits_for_a_full_segment_or_the_override_timeout() {
 }
 
 #[test]
-fn a_peer_that_asked_by_arp_or_sent_a_syn_gets_its_segments_at_its_own_mac() {
+fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_asked_first() {
     use stack::frame::{parse_frame, Frame, Network, Transport};
     use stack::phy::Device;
     use stack::wire::{
@@ -884,8 +885,8 @@ fn a_peer_that_asked_by_arp_or_sent_a_syn_gets_its_segments_at_its_own_mac() {
         }),
     };
     put(&mut raw, who_has);
-    // ... then C, B and D (which never asked) each send a SYN; D's comes
-    // from a MAC that is not the configured neighbour's.
+    // ... then C, B (a permanent neighbour) and D (which never asked)
+    // each send a SYN. A learns nothing from a SYN: it asks who D is.
     let d_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0d]);
     let d_ip = std::net::Ipv4Addr::new(198, 18, 0, 13);
     for (mac, ip, port) in [
@@ -920,21 +921,62 @@ fn a_peer_that_asked_by_arp_or_sent_a_syn_gets_its_segments_at_its_own_mac() {
         );
     }
     raw.iface.poll(ms(0));
-    let mut syn_acks = Vec::new();
-    raw.peer.receive(8, |f| {
-        let f = parse_frame(f, Checksums::Verify).unwrap();
-        if let Network::Ipv4(ip, Transport::Tcp(t)) = f.network {
-            syn_acks.push((ip.dst_addr, t.dst_port, f.ethernet.dst_addr));
-        }
-    });
-    syn_acks.sort_by_key(|s| s.1);
+    let drain = |raw: &mut Raw| {
+        let mut syn_acks = Vec::new();
+        let mut asked = Vec::new();
+        raw.peer
+            .receive(8, |f| match parse_frame(f, Checksums::Verify).unwrap() {
+                Frame {
+                    ethernet,
+                    network: Network::Ipv4(ip, Transport::Tcp(t)),
+                } => syn_acks.push((ip.dst_addr, t.dst_port, ethernet.dst_addr)),
+                Frame {
+                    ethernet,
+                    network: Network::Arp(arp),
+                } => asked.push((arp.operation, arp.target_protocol_addr, ethernet.dst_addr)),
+                other => panic!("unexpected {other:?}"),
+            });
+        syn_acks.sort_by_key(|s| s.1);
+        (syn_acks, asked)
+    };
+    let (syn_acks, asked) = drain(&mut raw);
     assert_eq!(
         syn_acks,
-        vec![
-            (c_ip, 40001, c_mac),
-            (B_IP, 40002, B_MAC),
-            (d_ip, 40003, d_mac)
-        ],
-        "C's at the MAC it told, B's and D's at the MACs their SYNs came from"
+        vec![(c_ip, 40001, c_mac), (B_IP, 40002, B_MAC)],
+        "C's at the MAC it told, B's at its permanent entry's, D's held"
     );
+    assert_eq!(
+        asked,
+        vec![
+            (ArpOperation::Reply, c_ip, c_mac),
+            (ArpOperation::Request, d_ip, EthernetAddress::BROADCAST)
+        ],
+        "C's answer, and who has D's address?"
+    );
+    // D answers; the SYN-ACK that waited goes to the MAC D told.
+    put(
+        &mut raw,
+        Frame {
+            ethernet: EthernetRepr {
+                src_addr: d_mac,
+                dst_addr: A_MAC,
+                vlan: None,
+                ethertype: EtherType::ARP,
+            },
+            network: Network::Arp(ArpRepr {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: d_mac,
+                source_protocol_addr: d_ip,
+                target_hardware_addr: A_MAC,
+                target_protocol_addr: A_IP,
+            }),
+        },
+    );
+    raw.iface.poll(ms(1));
+    let (syn_acks, asked) = drain(&mut raw);
+    assert_eq!(syn_acks, vec![(d_ip, 40003, d_mac)]);
+    assert!(asked.is_empty());
+    let c = raw.iface.counters();
+    assert_eq!((c.arp_requests_sent, c.arp_pending_sent), (1, 1));
+    assert_eq!(raw.iface.neighbour(d_ip), Some(d_mac));
 }

@@ -1,4 +1,4 @@
-//! The stack's UDP, ARP and ICMP over an AF_XDP socket, in a throwaway lab:
+//! The stack's interface (UDP, ARP and ICMP) over an AF_XDP socket, in a throwaway lab:
 //! the stack has its own address (198.18.0.3) on side a's veth, and the
 //! steering program takes only the frames for it (own-address mode); the
 //! kernel of side b resolves it with ARP, exchanges 10,000 datagrams of mixed
@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{in_ns, Lab, ADDR_B};
-use stack::udp::{SendError, UdpConfig, UdpStack};
 use stack::wire::EthernetAddress;
+use stack::{Error, Interface, InterfaceConfig};
 use xdp::{Steering, Xsk};
 
 /// The stack's own address, beside the kernel's 198.18.0.1 on the same veth.
@@ -47,20 +47,20 @@ fn now(origin: Instant) -> stack::time::Instant {
 
 /// Runs the stack's echo server until `stop` (bounded by RUN_LIMIT): every
 /// datagram goes back to its sender, as it came.
-fn echo_server(mut st: UdpStack<Xsk>, stop: Arc<AtomicBool>) -> UdpStack<Xsk> {
-    let h = st.bind(ECHO_PORT).expect("bind the echo port");
+fn echo_server(mut st: Interface<Xsk>, stop: Arc<AtomicBool>) -> Interface<Xsk> {
+    let h = st.udp_bind(ECHO_PORT).expect("bind the echo port");
     let origin = Instant::now();
     let mut buf = vec![0u8; 2048];
     while !stop.load(Ordering::Relaxed) && origin.elapsed() < RUN_LIMIT {
         if !st.poll(now(origin)) {
             st.device_mut().poll(1).expect("poll(2) on the XSK");
         }
-        while let Some((n, from)) = st.recv_from(h, &mut buf) {
+        while let Ok((n, from)) = st.recv_from(h, &mut buf) {
             let mut tries = 0;
             loop {
-                match st.send_to(h, from, &buf[..n], now(origin)) {
+                match st.send_to(h, from, &buf[..n]) {
                     Ok(()) => break,
-                    Err(SendError::Exhausted) if tries < 1000 => {
+                    Err(Error::WouldBlock) if tries < 1000 => {
                         tries += 1;
                         st.poll(now(origin));
                     }
@@ -76,13 +76,13 @@ fn echo_server(mut st: UdpStack<Xsk>, stop: Arc<AtomicBool>) -> UdpStack<Xsk> {
 /// STACK_ADDR, an XSK on queue 0 in its map, and a stack on that socket
 /// with side a's MAC. Side b's kernel sends full checksums (tx offload
 /// off), so the stack verifies them.
-fn stack_on_a(lab: &Lab) -> (Steering, UdpStack<Xsk>) {
+fn stack_on_a(lab: &Lab) -> (Steering, Interface<Xsk>) {
     common::tx_csum_off(lab);
     let mac = EthernetAddress(common::mac_of(&lab.a, &lab.veth_a));
     let (steering, xsk) = common::own_address_socket(lab, STACK_ADDR);
-    let mut cfg = UdpConfig::new(mac, STACK_ADDR, 24);
-    cfg.mtu = Some(1500); // the veth's; the UMEM frames hold more
-    let st = UdpStack::new(xsk, cfg);
+    let mut cfg = InterfaceConfig::new(mac, STACK_ADDR, 24, [1, 2, 3, 4], [5, 6, 7, 8]);
+    cfg.mtu = Some(1500); // the veth's
+    let st = Interface::new(xsk, cfg);
     assert_eq!(st.max_payload(), 1472);
     (steering, st)
 }
@@ -255,19 +255,20 @@ fn the_stack_resolves_a_kernel_peer_and_exchanges_with_its_udp_server() {
             server.send_to(&buf[..n], from).expect("kernel server send");
         }
     });
-    let h = st.bind(0).unwrap();
+    let h = st.udp_bind(0).unwrap();
     let origin = Instant::now();
     let mut buf = vec![0u8; 2048];
     for i in 0..ROUNDS {
         let p = payload(i);
-        st.send_to(h, server_addr, &p, now(origin))
+        st.poll(now(origin));
+        st.send_to(h, server_addr, &p)
             .unwrap_or_else(|e| panic!("send {i}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(5);
         let got = loop {
             if !st.poll(now(origin)) {
                 st.device_mut().poll(1).expect("poll(2) on the XSK");
             }
-            if let Some((n, from)) = st.recv_from(h, &mut buf) {
+            if let Ok((n, from)) = st.recv_from(h, &mut buf) {
                 assert_eq!(from, server_addr);
                 break n;
             }

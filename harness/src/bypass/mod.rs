@@ -1,7 +1,10 @@
 //! The bypass path: the XDP program steers the stack's frames into an AF_XDP
 //! socket, and the userspace stack serves them on the same thread, run to
-//! completion: receive a batch, answer it, transmit, repeat. `tcp`: crr, rr
-//! and stream on the stack's TCP; `udp`: udp-rr and udp-stream.
+//! completion: receive a batch, answer it, transmit, repeat. `shard`: one
+//! shard's sockets and interface (every protocol), on which `server` serves
+//! every workload at once, and the generators run: `tcp` (crr, rr, stream)
+//! and `udp` (udp-rr, udp-stream). `relay`: what one shard learns by ARP,
+//! passed to its siblings.
 //!
 //! In the lab the stack has an address of its own on the server's veth
 //! (own-address steering: ARP for it and IPv4 to it go to the socket, the
@@ -228,8 +231,13 @@ pub fn stack_now(t: Instant) -> stack::time::Instant {
 }
 
 pub mod queues;
+pub mod relay;
+pub mod server;
+pub mod shard;
 pub mod tcp;
 pub mod udp;
+
+pub use server::{BypassServer, ServerSpec};
 
 /// What a shard reports once it is attached.
 pub trait ShardInfo {
@@ -350,7 +358,8 @@ pub struct Shards<R> {
 impl<R: Send + 'static> Shards<R> {
     /// Attaches the program and spawns one shard per entry of `cpus`
     /// (at most one per queue; one unpinned shard when `cpus` is empty):
-    /// shard `i` runs `open(i, program, its queues)` then `work`.
+    /// shard `i` runs `open` with its index, the program, its queues and
+    /// its end of the neighbour relay, then `work`.
     pub fn spawn<S, O, W>(
         name: &str,
         cfg: &BypassConfig,
@@ -361,20 +370,28 @@ impl<R: Send + 'static> Shards<R> {
     ) -> Result<Shards<R>>
     where
         S: ShardInfo,
-        O: Fn(usize, Arc<xdp::Steering>, Vec<u32>) -> Result<S> + Clone + Send + 'static,
+        O: Fn(shard::ShardParts) -> Result<S> + Clone + Send + 'static,
         W: Fn(S, &AtomicBool) -> Result<R> + Clone + Send + 'static,
     {
         let steering = attach_program(cfg)?;
         let parts = shard_queues(cfg, cpus.len().max(1))?;
+        let relays = relay::NeighbourRelay::mesh(parts.len());
         let mut threads = Vec::with_capacity(parts.len());
-        for (i, queue_ids) in parts.into_iter().enumerate() {
+        for (i, (queue_ids, relay)) in parts.into_iter().zip(relays).enumerate() {
             let (open, work, steering) = (open.clone(), work.clone(), steering.clone());
             threads.push(ShardThread::spawn(
                 &format!("{name}-{i}"),
                 cpus.get(i).copied(),
                 cfg.netns.clone(),
                 stop.clone(),
-                move || open(i, steering, queue_ids),
+                move || {
+                    open(shard::ShardParts {
+                        index: i,
+                        steering,
+                        queue_ids,
+                        relay,
+                    })
+                },
                 move |s, stop: &AtomicBool| work(s, stop),
             )?);
         }
@@ -431,78 +448,6 @@ impl<R> Drop for ShardThread<R> {
     }
 }
 
-/// The stack's TCP has no ARP yet: gives the kernel peer (its namespace and
-/// interface) a permanent neighbour entry for the stack's address, and
-/// returns the peer's MAC, where the stack sends every frame. The entry goes
-/// away with the lab's namespaces.
-pub fn static_neighbour(stack: &BypassConfig, peer: Option<&(String, String)>) -> Result<[u8; 6]> {
-    let (ns, iface) = peer.ok_or_else(|| {
-        usage("the bypass path's TCP needs the lab (its peer's MAC and a neighbour entry)")
-    })?;
-    let peer_mac = iface_mac(Some(ns), iface)?;
-    let own_mac = iface_mac(stack.netns.as_deref(), &stack.iface)?;
-    let lladdr = own_mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    crate::lab::sh(
-        "ip",
-        &[
-            "-n",
-            ns,
-            "neigh",
-            "replace",
-            &stack.addr.to_string(),
-            "lladdr",
-            &lladdr,
-            "dev",
-            iface,
-            "nud",
-            "permanent",
-        ],
-    )?;
-    Ok(peer_mac)
-}
-
-/// The MAC of `addr` on `iface` as the kernel of this host resolves it by
-/// ARP (the stack's TCP does not ask by itself): a datagram to the discard
-/// port makes the kernel ask, then its neighbour table answers.
-pub fn kernel_neighbour_mac(netns: Option<&str>, iface: &str, addr: Ipv4Addr) -> Result<[u8; 6]> {
-    let poke = {
-        let iface = iface.to_string();
-        move || -> Result<()> {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-            s.bind_device(Some(iface.as_bytes()))
-                .with_context(|| format!("binding a socket to {iface}"))?;
-            let to = std::net::SocketAddrV4::new(addr, 9);
-            let _ = s.send_to(&[], &to.into());
-            Ok(())
-        }
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        crate::kernel::in_ns_opt(netns, poke.clone())??;
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let mut args = vec![];
-        if let Some(ns) = netns {
-            args.extend(["-n", ns]);
-        }
-        let a = addr.to_string();
-        args.extend(["-j", "neigh", "show", "to", &a, "dev", iface]);
-        let out = crate::lab::sh("ip", &args)?;
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        if let Some(mac) = v[0]["lladdr"].as_str().and_then(parse_mac) {
-            return Ok(mac);
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(anyhow!(
-                "{addr} does not answer ARP on {iface}: is the server up and on {iface}'s link?"
-            ));
-        }
-    }
-}
-
 /// `aa:bb:cc:dd:ee:ff` -> bytes.
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
@@ -516,96 +461,10 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     Some(mac)
 }
 
-/// What a bypass server of a run needs.
-#[derive(Clone, Debug)]
-pub struct ServerSpec {
-    pub bypass: BypassConfig,
-    /// The kernel peer's namespace and interface (the stack's TCP has no ARP
-    /// yet: it sends to this interface's MAC, and the peer gets a permanent
-    /// neighbour entry for the stack's address).
-    pub peer: Option<(String, String)>,
-    pub port: u16,
-    pub workload: crate::workload::Workload,
-    pub proto: crate::workload::Proto,
-    pub sizes: crate::workload::Sizes,
-    /// One shard per CPU (at most one per queue).
-    pub cpus: Vec<usize>,
-    pub window: crate::metrics::Window,
-}
-
-/// A bypass server over TCP or UDP.
-pub enum Server {
-    Tcp(tcp::BypassTcpServer),
-    Udp(udp::BypassUdpServer),
-}
-
-impl Server {
-    pub fn start(spec: ServerSpec) -> Result<Server> {
-        if spec.workload.is_udp() {
-            // the UDP stack resolves by ARP itself; with several shards
-            // each is told the lab client's MAC (its kernel address, and
-            // the client stack's when both ends are on the bypass path)
-            let neighbours = match &spec.peer {
-                Some((ns, iface)) => {
-                    let mac = iface_mac(Some(ns), iface)?;
-                    vec![
-                        (crate::lab::CLIENT_ADDR, mac),
-                        (crate::lab::STACK_CLIENT_ADDR, mac),
-                    ]
-                }
-                None => Vec::new(),
-            };
-            return Ok(Server::Udp(udp::BypassUdpServer::start(
-                udp::BypassServerConfig {
-                    bypass: spec.bypass,
-                    port: spec.port,
-                    sizes: spec.sizes,
-                    cpus: spec.cpus,
-                    window: spec.window,
-                    neighbours,
-                },
-            )?));
-        }
-        let peer_mac = match &spec.peer {
-            Some(_) => static_neighbour(&spec.bypass, spec.peer.as_ref())?,
-            // another host (an agent's peers): the stack learns each
-            // client's MAC from its ARP request for the stack's address
-            None => [0xff; 6],
-        };
-        Ok(Server::Tcp(tcp::BypassTcpServer::start(
-            tcp::BypassTcpServerConfig {
-                bypass: spec.bypass,
-                peer_mac,
-                port: spec.port,
-                proto: spec.proto,
-                sizes: spec.sizes,
-                cpus: spec.cpus,
-                window: spec.window,
-            },
-        )?))
-    }
-
-    pub fn attach(&self) -> &AttachInfo {
-        match self {
-            Server::Tcp(s) => &s.attach,
-            Server::Udp(s) => &s.attach,
-        }
-    }
-
-    pub fn stop(self) -> Result<crate::kernel::server::ServerReport> {
-        match self {
-            Server::Tcp(s) => s.stop(),
-            Server::Udp(s) => s.stop(),
-        }
-    }
-}
-
 /// What a bypass load generator of a run needs.
 #[derive(Clone, Debug)]
 pub struct ClientSpec {
     pub bypass: BypassConfig,
-    /// The kernel server's namespace and interface (TCP: static neighbours).
-    pub peer: Option<(String, String)>,
     pub proto: crate::workload::Proto,
     pub workload: crate::workload::Workload,
     pub sizes: crate::workload::Sizes,
@@ -647,18 +506,7 @@ impl Client {
         if spec.workload.is_udp() {
             Ok(Client::Udp(udp::BypassUdpClient::start(spec, stop)?))
         } else {
-            let peer_mac = match &spec.peer {
-                Some(_) => static_neighbour(&spec.bypass, spec.peer.as_ref())?,
-                // another host: ask this host's kernel, which resolves by ARP
-                None => kernel_neighbour_mac(
-                    spec.bypass.netns.as_deref(),
-                    &spec.bypass.iface,
-                    *spec.server.ip(),
-                )?,
-            };
-            Ok(Client::Tcp(tcp::BypassTcpClient::start(
-                spec, peer_mac, stop,
-            )?))
+            Ok(Client::Tcp(tcp::BypassTcpClient::start(spec, stop)?))
         }
     }
 

@@ -80,6 +80,21 @@ impl EphemeralPorts {
         }
     }
 
+    /// A local port for a socket bound without one (a UDP `bind` to port
+    /// 0), which has no peer to hash: the next port of the range, by the
+    /// counter connections share, that `in_use` says is free. `None` when
+    /// every port is taken.
+    pub fn allocate_local(&mut self, mut in_use: impl FnMut(u16) -> bool) -> Option<u16> {
+        for _ in 0..self.count {
+            let port = self.first + (self.next % self.count) as u16;
+            self.next = self.next.wrapping_add(1);
+            if !in_use(port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
     /// A local port for a connection from `local_addr` to
     /// `remote_addr:remote_port`, whose 5-tuple `in_use` says is free, and,
     /// with `rss`, whose reply lands on `rss.queue`. `None` when every port

@@ -1,9 +1,12 @@
-//! Socket slots and listeners.
+//! Socket slots, and the kinds of socket a slot holds: a listener, a TCP
+//! connection or a UDP socket.
 
+use core::net::SocketAddrV4;
 use std::collections::VecDeque;
 
 use super::event::Readiness;
 use crate::flow::ListenKey;
+use crate::storage::SlotRing;
 use crate::tcp::{State, Tcb};
 
 /// A socket's name: a slot index and the slot's generation, so that a
@@ -75,12 +78,23 @@ impl Listener {
     }
 }
 
+/// A bound UDP socket: its receive queue, one datagram a slot with its
+/// sender, allocated at `bind`.
+#[derive(Debug)]
+pub(super) struct UdpSocket {
+    pub(super) rx: SlotRing<SocketAddrV4>,
+    /// Datagrams lost because `rx` was full.
+    pub(super) drops: u64,
+}
+
 #[derive(Debug)]
 pub(super) enum Kind {
-    /// Neither listening nor connected.
+    /// A TCP socket neither listening nor connected.
     Idle,
     Listener(Listener),
     Tcb(Box<Tcb>),
+    /// A UDP socket (`SOCK_DGRAM`): unbound until `bind`.
+    Udp(Option<UdpSocket>),
 }
 
 #[derive(Debug)]
@@ -130,9 +144,23 @@ impl Socket {
         }
     }
 
+    pub(super) fn udp_mut(&mut self) -> Option<&mut UdpSocket> {
+        match &mut self.kind {
+            Kind::Udp(u) => u.as_mut(),
+            _ => None,
+        }
+    }
+
     pub(super) fn readiness(&self) -> Readiness {
         match &self.kind {
-            Kind::Idle => Readiness::NONE,
+            Kind::Idle | Kind::Udp(None) => Readiness::NONE,
+            Kind::Udp(Some(u)) => {
+                if u.rx.len() > 0 {
+                    Readiness::READABLE | Readiness::WRITABLE
+                } else {
+                    Readiness::WRITABLE
+                }
+            }
             Kind::Listener(l) => {
                 if l.accept_queue.is_empty() {
                     Readiness::NONE

@@ -1,12 +1,15 @@
 //! Socket buffers: a byte ring whose storage comes with its first byte (or
-//! from a pool of finished connections' rings), and the assembler that
-//! tracks out-of-order data written beyond the ring's readable part.
+//! from a pool of finished connections' rings), the assembler that
+//! tracks out-of-order data written beyond the ring's readable part, and a
+//! ring of fixed-size slots for whole datagrams and frames.
 
 mod assembler;
 mod ring;
+mod slots;
 
 pub use assembler::{Assembler, TooManyHoles};
 pub use ring::RingBuffer;
+pub(crate) use slots::SlotRing;
 
 /// Ring storage given back by finished connections, for new ones: a
 /// short connection (a benchmark's crr) then neither allocates nor zeroes

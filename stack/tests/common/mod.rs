@@ -24,19 +24,17 @@ pub const MTU: usize = 1500;
 pub type Dev = FaultInjector<Loopback>;
 pub type Iface = Interface<Dev>;
 
-pub fn config(
-    mac: EthernetAddress,
-    ip: Ipv4Addr,
-    peer: EthernetAddress,
-    tcp: TcpConfig,
-) -> InterfaceConfig {
-    let mut c = InterfaceConfig::new(mac, ip, peer, [1, 2, 3, 4], [5, 6, 7, ip.to_bits() as u64]);
+pub fn config(mac: EthernetAddress, ip: Ipv4Addr, tcp: TcpConfig) -> InterfaceConfig {
+    let mut c = InterfaceConfig::new(mac, ip, 24, [1, 2, 3, 4], [5, 6, 7, ip.to_bits() as u64]);
     c.tcp = tcp;
     c
 }
 
 /// Two interfaces, A (198.18.0.1) and B (198.18.0.2), joined back to back;
-/// faults are injected on what each receives.
+/// faults are injected on what each receives. Each knows the other's MAC
+/// from the start (a permanent neighbour, as `ip neigh ... nud permanent`),
+/// so that what is measured is TCP alone; [`Net::resolving`] leaves that
+/// to ARP.
 pub struct Net {
     pub a: Iface,
     pub b: Iface,
@@ -67,9 +65,23 @@ impl Net {
         seed: u64,
         adjust: impl Fn(&mut InterfaceConfig),
     ) -> Net {
+        let mut net = Net::resolving(tcp, faults, seed, adjust);
+        assert!(net.a.set_permanent_neighbour(B_IP, B_MAC));
+        assert!(net.b.set_permanent_neighbour(A_IP, A_MAC));
+        net
+    }
+
+    /// Like [`Net::build`], but each interface knows nothing of the other
+    /// and resolves it by ARP, as hosts do.
+    pub fn resolving(
+        tcp: TcpConfig,
+        faults: Faults,
+        seed: u64,
+        adjust: impl Fn(&mut InterfaceConfig),
+    ) -> Net {
         let (da, db) = Loopback::pair(MTU, 1024);
-        let mut ca = config(A_MAC, A_IP, B_MAC, tcp);
-        let mut cb = config(B_MAC, B_IP, A_MAC, tcp);
+        let mut ca = config(A_MAC, A_IP, tcp);
+        let mut cb = config(B_MAC, B_IP, tcp);
         adjust(&mut ca);
         adjust(&mut cb);
         let a = Interface::new(FaultInjector::new(da, faults, seed), ca);
@@ -166,13 +178,16 @@ impl Raw {
         Raw::build(tcp, |_| {})
     }
 
-    /// A's configuration adjusted by `adjust`.
+    /// A's configuration adjusted by `adjust`. A knows B's MAC (a
+    /// permanent neighbour): the raw peer answers no ARP.
     pub fn build(tcp: TcpConfig, adjust: impl Fn(&mut InterfaceConfig)) -> Raw {
         let (da, db) = Loopback::pair(MTU, 1024);
-        let mut c = config(A_MAC, A_IP, B_MAC, tcp);
+        let mut c = config(A_MAC, A_IP, tcp);
         adjust(&mut c);
+        let mut iface = Interface::new(da, c);
+        assert!(iface.set_permanent_neighbour(B_IP, B_MAC));
         Raw {
-            iface: Interface::new(da, c),
+            iface,
             peer: db,
             now: Instant::ZERO,
         }

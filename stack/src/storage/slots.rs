@@ -2,8 +2,9 @@
 //!
 //! Each entry is a datagram (at most `slot` bytes) and a little metadata.
 //! The payloads live in one buffer of `capacity * slot` bytes, so queueing
-//! and dequeueing a datagram is one copy and no allocation: a socket's
-//! receive queue and the queue of datagrams waiting for ARP are both this.
+//! and dequeueing a datagram is one copy and no allocation: a UDP socket's
+//! receive queue, the frames waiting for ARP and the frames the interface
+//! makes itself (ARP, ICMP) are all this.
 
 /// The ring.
 #[derive(Debug, Clone)]
@@ -71,6 +72,11 @@ impl<M: Copy> SlotRing<M> {
         self.meta[i] = Some((meta, n));
         self.len += 1;
         true
+    }
+
+    /// Whether the metadata of any entry satisfies `f`.
+    pub(crate) fn any(&self, mut f: impl FnMut(&M) -> bool) -> bool {
+        (0..self.len).any(|k| self.meta[self.index(k)].is_some_and(|(m, _)| f(&m)))
     }
 
     /// The oldest entry.

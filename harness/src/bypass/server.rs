@@ -1,0 +1,316 @@
+//! The bypass server: on each shard, one interface serves every workload
+//! at once on the same ports as the kernel server — TCP request/response
+//! (raw or HTTP) on the base port and the verifying stream sink on the next,
+//! UDP echo on the base port and the UDP sink on the next — run to
+//! completion: receive a batch, answer it, transmit, repeat. When nothing
+//! comes for a while the thread sleeps in poll(2) on its sockets, and the
+//! time its loop spent on work is reported beside its CPU time.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use stack::{Readiness, SocketHandle};
+
+use super::shard::{Shard, ShardSetup};
+use super::{AttachInfo, BypassConfig, Shards, IDLE_ROUNDS};
+use crate::app::{AppConn, ServerApp};
+use crate::error::usage;
+use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
+use crate::metrics::{Recorder, Window, WindowCpu};
+use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
+
+/// What a bypass server needs.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub bypass: BypassConfig,
+    /// The base port (request/response, echo); the sinks are on the next.
+    pub port: u16,
+    pub proto: Proto,
+    pub sizes: Sizes,
+    /// One shard per CPU (at most one per queue); none: one unpinned.
+    pub cpus: Vec<usize>,
+    pub window: Window,
+}
+
+/// A running bypass server: its shards, until stopped.
+pub struct BypassServer {
+    inner: Shards<ServerThreadResult>,
+    pub attach: AttachInfo,
+}
+
+impl BypassServer {
+    pub fn start(spec: ServerSpec) -> Result<BypassServer> {
+        if spec.port == 0 || spec.port == u16::MAX {
+            return Err(usage(
+                "--port must be between 1 and 65534 (the sinks use PORT+1)",
+            ));
+        }
+        let setup = ShardSetup::read(&spec.bypass)?;
+        let open_spec = spec.clone();
+        let inner = Shards::spawn(
+            "byp-srv",
+            &spec.bypass,
+            &spec.cpus,
+            Arc::new(AtomicBool::new(false)),
+            move |parts| {
+                let spec = &open_spec;
+                let shard = Shard::open(&spec.bypass, &setup, parts, |c| {
+                    c.max_sockets = 16384;
+                    c.syn_backlog = 1024;
+                    // a flood's burst must not overflow a UDP socket
+                    // before the loop reads it
+                    c.udp_rx_queue = 4096;
+                })?;
+                ServerShard::listen(shard, spec)
+            },
+            |mut s: ServerShard, stop: &AtomicBool| s.serve(stop),
+        )?;
+        Ok(BypassServer {
+            attach: inner.attach.clone(),
+            inner,
+        })
+    }
+
+    pub fn stop(self) -> Result<ServerReport> {
+        self.inner.server_report()
+    }
+}
+
+/// One shard's server: its listeners, UDP sockets and connections.
+struct ServerShard {
+    shard: Shard,
+    busy_poll: bool,
+    rr: SocketHandle,
+    sink: SocketHandle,
+    echo: SocketHandle,
+    udp_sink: SocketHandle,
+    conns: HashMap<SocketHandle, AppConn>,
+    app: ServerApp,
+    cpu_id: Option<usize>,
+    counters: ServerCounters,
+    recorder: Recorder,
+    buf: Vec<u8>,
+    /// The echo's answer: `--size`'s response bytes.
+    resp: Vec<u8>,
+    window: Window,
+}
+
+impl super::ShardInfo for ServerShard {
+    fn base(&self) -> &super::ShardBase {
+        &self.shard.base
+    }
+}
+
+impl ServerShard {
+    /// Listens on the TCP ports and binds the UDP ones.
+    fn listen(mut shard: Shard, spec: &ServerSpec) -> Result<ServerShard> {
+        let addr = spec.bypass.addr;
+        let iface = &mut shard.iface;
+        let mut tcp = |port: u16| -> Result<SocketHandle> {
+            let h = iface.socket().map_err(|e| anyhow!("socket: {e}"))?;
+            iface
+                .bind(h, SocketAddrV4::new(addr, port))
+                .map_err(|e| usage(format!("binding TCP port {port} on the stack: {e}")))?;
+            iface
+                .listen(h, 1024)
+                .map_err(|e| anyhow!("listen on TCP port {port}: {e}"))?;
+            Ok(h)
+        };
+        let rr = tcp(Workload::Rr.port(spec.port))?;
+        let sink = tcp(Workload::Stream.port(spec.port))?;
+        let mut udp = |port: u16| {
+            iface
+                .udp_bind(port)
+                .map_err(|e| usage(format!("binding UDP port {port} on the stack: {e}")))
+        };
+        let echo = udp(Workload::UdpRr.port(spec.port))?;
+        let udp_sink = udp(Workload::UdpStream.port(spec.port))?;
+        let resp_len = spec.sizes.resp.clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
+        Ok(ServerShard {
+            busy_poll: spec.bypass.busy_poll,
+            cpu_id: spec.cpus.get(shard.base.index).copied(),
+            shard,
+            rr,
+            sink,
+            echo,
+            udp_sink,
+            conns: HashMap::new(),
+            app: ServerApp::new(spec.proto, spec.sizes, spec.window, 256 * 1024),
+            counters: ServerCounters::default(),
+            recorder: Recorder::new(spec.window),
+            buf: vec![0; 256 * 1024],
+            resp: vec![0; resp_len],
+            window: spec.window,
+        })
+    }
+
+    fn serve(&mut self, stop: &AtomicBool) -> Result<ServerThreadResult> {
+        let mut cpu = WindowCpu::default();
+        let mut work = Duration::ZERO;
+        let mut work_at_t0: Option<Duration> = None;
+        let mut work_in_window: Option<Duration> = None;
+        let mut idle_rounds = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let start = Instant::now();
+            cpu.tick(&self.window, start);
+            if work_at_t0.is_none() && start >= self.window.t0 {
+                work_at_t0 = Some(work);
+            }
+            if work_in_window.is_none() && start >= self.window.t_end {
+                work_in_window = Some(work - work_at_t0.unwrap_or(work));
+            }
+            let mut did = self.shard.poll(start);
+            while let Some(ev) = self.shard.iface.next_event() {
+                did = true;
+                self.event(ev.handle, ev.readiness);
+            }
+            did |= self.udp(self.echo, true);
+            did |= self.udp(self.udp_sink, false);
+            if did {
+                self.shard
+                    .iface
+                    .poll_egress(super::stack_now(Instant::now()));
+                work += start.elapsed();
+                idle_rounds = 0;
+            } else {
+                idle_rounds += 1;
+                if idle_rounds > IDLE_ROUNDS && !self.busy_poll {
+                    self.shard.sleep();
+                    idle_rounds = 0;
+                }
+            }
+        }
+        cpu.finish();
+        let work_in_window = work_in_window.unwrap_or(work - work_at_t0.unwrap_or(work));
+        let mut extra = self.shard.counters();
+        extra.insert("work_us".to_string(), work_in_window.as_micros() as u64);
+        Ok(ServerThreadResult {
+            cpu_id: self.cpu_id,
+            counters: self.counters.clone(),
+            recorder: self.recorder.clone(),
+            cpu: cpu.used,
+            extra,
+        })
+    }
+
+    /// The datagrams queued on a UDP socket: echoed (udp-rr: the request's
+    /// header and `--size`'s response bytes) or counted (the sink).
+    /// Returns whether there were any.
+    fn udp(&mut self, h: SocketHandle, echo: bool) -> bool {
+        let mut any = false;
+        let iface = &mut self.shard.iface;
+        while let Ok((n, src)) = iface.recv_from(h, &mut self.buf) {
+            any = true;
+            let c = &mut self.counters;
+            c.udp_in += 1;
+            c.bytes_in += n as u64;
+            let Some((_, measured)) = workload::udp_header(&self.buf[..n]) else {
+                c.udp_runts += 1;
+                continue;
+            };
+            if echo {
+                self.resp[..UDP_HEADER].copy_from_slice(&self.buf[..UDP_HEADER]);
+                match iface.send_to(h, src, &self.resp) {
+                    Ok(()) => {
+                        c.udp_out += 1;
+                        c.bytes_out += self.resp.len() as u64;
+                    }
+                    Err(_) => c.io_errors += 1,
+                }
+            } else if measured {
+                c.udp_measured_in += 1;
+                self.recorder.op(Instant::now(), None, n as u64);
+            }
+        }
+        any
+    }
+
+    fn event(&mut self, h: SocketHandle, r: Readiness) {
+        if h == self.rr || h == self.sink {
+            let sink = h == self.sink;
+            while let Ok((c, _peer)) = self.shard.iface.accept(h) {
+                self.counters.accepted += 1;
+                let kind = self.app.kind(sink);
+                self.conns.insert(c, AppConn::new(kind));
+                // data may have come with the handshake
+                self.serve_conn(c);
+            }
+            return;
+        }
+        if !self.conns.contains_key(&h) {
+            return;
+        }
+        if r.contains(Readiness::ERROR) {
+            let reset = self.shard.iface.error(h) == Ok(Some(stack::Error::ConnectionReset));
+            self.counters.lost(reset);
+            self.finish(h);
+            return;
+        }
+        self.serve_conn(h);
+    }
+
+    fn finish(&mut self, h: SocketHandle) {
+        if self.conns.remove(&h).is_some() {
+            let _ = self.shard.iface.close(h);
+            self.counters.closed += 1;
+        }
+    }
+
+    fn serve_conn(&mut self, h: SocketHandle) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let iface = &mut self.shard.iface;
+        let mut eof = false;
+        loop {
+            match iface.recv(h, &mut self.buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    let (app, counters, recorder) =
+                        (&self.app, &mut self.counters, &mut self.recorder);
+                    c.input(app, &self.buf[..n], Instant::now(), counters, recorder);
+                    if c.close_after() {
+                        break;
+                    }
+                }
+                Err(stack::Error::WouldBlock) => break,
+                Err(e) => {
+                    self.counters.lost(stack_reset(e));
+                    self.finish(h);
+                    return;
+                }
+            }
+        }
+        // write what is owed, as far as the send buffer takes it
+        let mut flushed = true;
+        while let Some(data) = c.pending(&self.app) {
+            match iface.send(h, data) {
+                Ok(0) | Err(stack::Error::WouldBlock) => {
+                    flushed = false;
+                    break;
+                }
+                Ok(n) => c.wrote(n, &mut self.counters),
+                Err(e) => {
+                    self.counters.lost(stack_reset(e));
+                    self.finish(h);
+                    return;
+                }
+            }
+        }
+        if eof || (c.close_after() && flushed) {
+            self.finish(h);
+        }
+    }
+}
+
+/// Whether a socket call failed because the peer reset the connection.
+fn stack_reset(e: stack::Error) -> bool {
+    matches!(e, stack::Error::ConnectionReset | stack::Error::BrokenPipe)
+}
