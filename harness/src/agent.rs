@@ -20,10 +20,11 @@ use crate::error::usage;
 use crate::kernel::client::{ClientConfig, KernelClients};
 use crate::kernel::server::{KernelServer, ServerConfig, Services};
 use crate::metrics::Window;
+use crate::metrics::{Sampler, SideSample};
 use crate::remote::{
     self, HostInfo, IfaceInfo, Reply, Request, Role, Secret, SideReport, SideSpec,
 };
-use crate::run::{Clients, Sampler, Server, SideSample};
+use crate::run::{Clients, Server};
 
 /// How the agent was started.
 pub struct AgentConfig {

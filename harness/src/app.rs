@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use crate::kernel::server::ServerCounters;
 use crate::metrics::{Recorder, Window};
+use crate::outcome::ServerCounters;
 use crate::workload::{self, Proto, Sizes};
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]

@@ -20,12 +20,12 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::error::usage;
-use crate::kernel::client::ClientReport;
-use crate::kernel::server::ServerReport;
+use crate::metrics::SideSample;
 use crate::metrics::Window;
+use crate::outcome::{ClientReport, ServerReport};
 use crate::remote::{self, HostInfo, Reply, Request, Role, Secret, SideSpec};
 use crate::result::{self, Failure, HostEnv, ResultDoc};
-use crate::run::{self, RunOptions, SideSample};
+use crate::run::{self, RunOptions};
 use crate::workload::Workload;
 
 /// The port an agent listens on unless told otherwise.

@@ -11,13 +11,13 @@ use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
+use crate::sys::sh;
 
 /// Where labs made by `bypass lab up` are recorded, unless the environment
 /// variable `BYPASS_LAB_STATE` names another directory (tests use their own).
@@ -165,28 +165,6 @@ fn names(id: &str) -> (String, String, String, String) {
         format!("{PREFIX}{id}s"),
         format!("{PREFIX}{id}c"),
     )
-}
-
-/// Runs a command and returns its stdout; on failure the error carries the
-/// command line and its stderr.
-pub fn sh(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd).args(args).output().map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            anyhow!(UsageError(format!(
-                "`{cmd}` is not installed: install it (Debian: apt-get install iproute2 ethtool procps)"
-            )))
-        } else {
-            anyhow!("running `{cmd}`: {e}")
-        }
-    })?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Fails with a usage error unless the process is root (the lab, XDP and the
@@ -710,6 +688,30 @@ pub fn status() -> Result<Status> {
         hosts_labs: load_hosts_states()?,
         leftovers: leftovers()?,
     })
+}
+
+/// Pins the calling thread to `cpu` (when given) and moves it into `netns`
+/// (when given).
+pub fn place_thread(cpu: Option<usize>, netns: Option<&str>) -> Result<()> {
+    if let Some(cpu) = cpu {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            return Err(anyhow!(
+                "cannot pin a thread to CPU {cpu}: is it online and in this process's affinity mask?"
+            ));
+        }
+    }
+    if let Some(ns) = netns {
+        enter_netns(ns)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` inside `netns` when given, else on the calling thread.
+pub fn in_ns_opt<T: Send>(netns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T> {
+    match netns {
+        Some(ns) => in_netns(ns, f),
+        None => Ok(f()),
+    }
 }
 
 #[cfg(test)]

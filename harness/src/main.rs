@@ -12,6 +12,7 @@ mod error;
 mod kernel;
 mod lab;
 mod metrics;
+mod outcome;
 mod remote;
 mod report;
 mod result;

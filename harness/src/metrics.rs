@@ -542,6 +542,68 @@ pub fn steadiness(rates: &[f64]) -> Steadiness {
     Steadiness { cv, correlation }
 }
 
+/// Kernel counters of a namespace (or of this one).
+fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
+    crate::lab::in_ns_opt(ns, net_counters).unwrap_or_default()
+}
+
+/// What one side's machine did in the window: its CPUs' jiffies (summed),
+/// its CPUs' softirq threads' run time, and its namespace's kernel counters.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SideSample {
+    pub cpus: CpuJiffies,
+    pub ksoftirqd_us: u64,
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl SideSample {
+    /// Adds another host's sample (several client hosts make one side).
+    pub fn add(&mut self, o: &SideSample) {
+        self.cpus = self.cpus.plus(&o.cpus);
+        self.ksoftirqd_us += o.ksoftirqd_us;
+        for (k, v) in &o.counters {
+            *self.counters.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+}
+
+/// Samples one side's machine at the window's edges.
+pub struct Sampler {
+    cpus: Vec<usize>,
+    ns: Option<String>,
+    ksoftirqd: Vec<u32>,
+    ksoftirqd0: Duration,
+    stat0: BTreeMap<usize, CpuJiffies>,
+    counters0: BTreeMap<String, u64>,
+}
+
+impl Sampler {
+    pub fn begin(cpus: &[usize], ns: Option<&str>) -> Result<Sampler> {
+        let ksoftirqd = ksoftirqd_pids(cpus);
+        Ok(Sampler {
+            cpus: cpus.to_vec(),
+            ns: ns.map(str::to_string),
+            ksoftirqd0: run_time(&ksoftirqd),
+            ksoftirqd,
+            stat0: proc_stat()?,
+            counters0: ns_counters(ns),
+        })
+    }
+
+    pub fn end(self) -> Result<SideSample> {
+        let stat1 = proc_stat()?;
+        let ksoftirqd = run_time(&self.ksoftirqd).saturating_sub(self.ksoftirqd0);
+        let counters1 = ns_counters(self.ns.as_deref());
+        Ok(SideSample {
+            cpus: cpus_delta(&self.stat0, &stat1, &self.cpus),
+            ksoftirqd_us: ksoftirqd.as_micros() as u64,
+            counters: counter_deltas(&self.counters0, &counters1)
+                .into_iter()
+                .collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

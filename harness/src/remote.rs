@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::bypass::AttachInfo;
+use crate::metrics::SideSample;
 use crate::metrics::{IntervalRec, Outcome, Recorder, ThreadResult, ThreadTimes, Window};
-use crate::run::SideSample;
 use crate::workload::{Proto, Sizes, Workload};
 
 /// The protocol's name, so that something else listening on the port is

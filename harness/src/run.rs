@@ -12,10 +12,12 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::usage;
-use crate::kernel::client::{ClientConfig, ClientReport, KernelClients};
-use crate::kernel::server::{KernelServer, ServerConfig, ServerReport, Services};
+use crate::kernel::client::{ClientConfig, KernelClients};
+use crate::kernel::server::{KernelServer, ServerConfig, Services};
 use crate::lab::Lab;
 use crate::metrics::{self, Recorder, Window};
+use crate::metrics::{Sampler, SideSample};
+use crate::outcome::{ClientReport, ServerReport};
 use crate::result::{self, Cpu, Flag, Interval, Latency, ResultDoc, Run, ThreadCpu};
 use crate::workload::{Proto, Sizes, Workload};
 
@@ -383,11 +385,6 @@ pub fn write_report(dir: &std::path::Path, doc: &ResultDoc) -> Result<String> {
     Ok(s)
 }
 
-/// Kernel counters of a namespace (or of this one).
-fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
-    crate::kernel::in_ns_opt(ns, metrics::net_counters).unwrap_or_default()
-}
-
 /// One (workload, path) measured: the run entry, its interval histograms
 /// (for the hlog), the wall time its window began, and how the bypass path
 /// attached (when it ran).
@@ -578,63 +575,6 @@ fn run_one(
         Vec::new()
     };
     Ok((run, hists, t0_wall, attach))
-}
-
-/// What one side's machine did in the window: its CPUs' jiffies (summed),
-/// its CPUs' softirq threads' run time, and its namespace's kernel counters.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct SideSample {
-    pub cpus: metrics::CpuJiffies,
-    pub ksoftirqd_us: u64,
-    pub counters: BTreeMap<String, u64>,
-}
-
-impl SideSample {
-    /// Adds another host's sample (several client hosts make one side).
-    pub fn add(&mut self, o: &SideSample) {
-        self.cpus = self.cpus.plus(&o.cpus);
-        self.ksoftirqd_us += o.ksoftirqd_us;
-        for (k, v) in &o.counters {
-            *self.counters.entry(k.clone()).or_insert(0) += v;
-        }
-    }
-}
-
-/// Samples one side's machine at the window's edges.
-pub struct Sampler {
-    cpus: Vec<usize>,
-    ns: Option<String>,
-    ksoftirqd: Vec<u32>,
-    ksoftirqd0: Duration,
-    stat0: BTreeMap<usize, metrics::CpuJiffies>,
-    counters0: BTreeMap<String, u64>,
-}
-
-impl Sampler {
-    pub fn begin(cpus: &[usize], ns: Option<&str>) -> Result<Sampler> {
-        let ksoftirqd = metrics::ksoftirqd_pids(cpus);
-        Ok(Sampler {
-            cpus: cpus.to_vec(),
-            ns: ns.map(str::to_string),
-            ksoftirqd0: metrics::run_time(&ksoftirqd),
-            ksoftirqd,
-            stat0: metrics::proc_stat()?,
-            counters0: ns_counters(ns),
-        })
-    }
-
-    pub fn end(self) -> Result<SideSample> {
-        let stat1 = metrics::proc_stat()?;
-        let ksoftirqd = metrics::run_time(&self.ksoftirqd).saturating_sub(self.ksoftirqd0);
-        let counters1 = ns_counters(self.ns.as_deref());
-        Ok(SideSample {
-            cpus: metrics::cpus_delta(&self.stat0, &stat1, &self.cpus),
-            ksoftirqd_us: ksoftirqd.as_micros() as u64,
-            counters: metrics::counter_deltas(&self.counters0, &counters1)
-                .into_iter()
-                .collect(),
-        })
-    }
 }
 
 /// The load generator of one run, over either path.

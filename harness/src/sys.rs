@@ -2,11 +2,35 @@
 //! environment that turn into clear errors.
 
 use std::fs;
+use std::io;
 use std::net::IpAddr;
+use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Result};
 
-use crate::error::usage;
+use crate::error::{usage, UsageError};
+
+/// Runs a command and returns its stdout; on failure the error carries the
+/// command line and its stderr.
+pub fn sh(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd).args(args).output().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            anyhow!(UsageError(format!(
+                "`{cmd}` is not installed: install it (Debian: apt-get install iproute2 ethtool procps)"
+            )))
+        } else {
+            anyhow!("running `{cmd}`: {e}")
+        }
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 pub fn kernel() -> String {
     nix::sys::utsname::uname()
@@ -52,8 +76,8 @@ pub fn git_revision() -> String {
 /// Driver of an interface (as `ethtool -i` reports it), run in `netns` when given.
 pub fn driver(netns: Option<&str>, iface: &str) -> String {
     let out = match netns {
-        Some(ns) => crate::lab::sh("ip", &["netns", "exec", ns, "ethtool", "-i", iface]),
-        None => crate::lab::sh("ethtool", &["-i", iface]),
+        Some(ns) => sh("ip", &["netns", "exec", ns, "ethtool", "-i", iface]),
+        None => sh("ethtool", &["-i", iface]),
     };
     match out {
         Ok(s) => s
@@ -111,7 +135,7 @@ pub fn check_cpus(list: &[usize], flag: &str) -> Result<()> {
 
 /// Interface addresses as (address, prefix length), from `ip -j addr`.
 pub fn iface_addrs(iface: &str) -> Result<Vec<(IpAddr, u8)>> {
-    let out = crate::lab::sh("ip", &["-j", "addr", "show", "dev", iface]).map_err(|_| {
+    let out = sh("ip", &["-j", "addr", "show", "dev", iface]).map_err(|_| {
         usage(format!(
             "no such interface `{iface}`: list them with `ip link` and pass one with --iface"
         ))

@@ -71,7 +71,7 @@ pub fn iface_mtu(netns: Option<&str>, iface: &str) -> Result<usize> {
         args.extend(["-n", ns]);
     }
     args.extend(["-j", "link", "show", "dev", iface]);
-    let v: serde_json::Value = serde_json::from_str(&crate::lab::sh("ip", &args)?)?;
+    let v: serde_json::Value = serde_json::from_str(&crate::sys::sh("ip", &args)?)?;
     v[0]["mtu"]
         .as_u64()
         .map(|m| m as usize)
@@ -97,7 +97,7 @@ pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
         args.extend(["-n", ns]);
     }
     args.extend(["-j", "link", "show", "dev", iface]);
-    let out = crate::lab::sh("ip", &args)?;
+    let out = crate::sys::sh("ip", &args)?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     let s = v[0]["address"]
         .as_str()
@@ -186,7 +186,7 @@ fn rx_queues(netns: Option<&str>, iface: &str) -> Result<u32> {
     let n = match netns {
         Some(ns) => crate::lab::link_queues(ns, iface)?.0,
         None => {
-            let out = crate::lab::sh("ip", &["-d", "-j", "link", "show", "dev", iface])?;
+            let out = crate::sys::sh("ip", &["-d", "-j", "link", "show", "dev", iface])?;
             let v: serde_json::Value = serde_json::from_str(&out)?;
             v[0]["num_rx_queues"].as_u64().unwrap_or(1)
         }
@@ -300,8 +300,7 @@ impl<R: Send + 'static> ShardThread<R> {
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || -> Result<R> {
-                let setup =
-                    crate::kernel::place_thread(cpu, netns.as_deref()).and_then(|()| open());
+                let setup = crate::lab::place_thread(cpu, netns.as_deref()).and_then(|()| open());
                 let shard = match setup {
                     Ok(s) => s,
                     Err(e) => {
@@ -414,28 +413,28 @@ impl<R: Send + 'static> Shards<R> {
     }
 }
 
-impl Shards<crate::kernel::server::ServerThreadResult> {
+impl Shards<crate::outcome::ServerThreadResult> {
     /// Stops the server's shards: their report, per shard and in total.
-    pub fn server_report(self) -> Result<crate::kernel::server::ServerReport> {
+    pub fn server_report(self) -> Result<crate::outcome::ServerReport> {
         let threads = self.collect(true)?;
-        let mut counters = crate::kernel::server::ServerCounters::default();
+        let mut counters = crate::outcome::ServerCounters::default();
         for t in &threads {
             counters.add(&t.counters);
         }
-        Ok(crate::kernel::server::ServerReport { threads, counters })
+        Ok(crate::outcome::ServerReport { threads, counters })
     }
 }
 
-impl Shards<crate::kernel::client::ClientThreadResult> {
+impl Shards<crate::outcome::ClientThreadResult> {
     /// Waits for the generator's shards: their report, per shard and in
     /// total.
-    pub fn client_report(self) -> Result<crate::kernel::client::ClientReport> {
+    pub fn client_report(self) -> Result<crate::outcome::ClientReport> {
         let threads = self.collect(false)?;
-        let mut counters = crate::kernel::client::ClientCounters::default();
+        let mut counters = crate::outcome::ClientCounters::default();
         for t in &threads {
             counters.add(&t.counters);
         }
-        Ok(crate::kernel::client::ClientReport { threads, counters })
+        Ok(crate::outcome::ClientReport { threads, counters })
     }
 }
 
@@ -517,7 +516,7 @@ impl Client {
         }
     }
 
-    pub fn join(self) -> Result<crate::kernel::client::ClientReport> {
+    pub fn join(self) -> Result<crate::outcome::ClientReport> {
         match self {
             Client::Udp(c) => c.join(),
             Client::Tcp(c) => c.join(),

@@ -19,8 +19,8 @@ use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, BypassConfig, Shards, IDLE_ROUNDS};
 use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
-use crate::kernel::server::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::metrics::{Recorder, Window, WindowCpu};
+use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
 
 /// What a bypass server needs.

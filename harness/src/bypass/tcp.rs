@@ -12,8 +12,8 @@ use stack::{Readiness, SocketHandle};
 
 use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, ClientSpec, Shards};
-use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::metrics::{Recorder, WindowCpu};
+use crate::outcome::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::workload::{self, Proto, Workload};
 
 /// A bypass TCP load generator (the client side under test, against a

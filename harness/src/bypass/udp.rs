@@ -9,8 +9,8 @@ use anyhow::{anyhow, Result};
 
 use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, Shards};
-use crate::kernel::client::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::metrics::{Recorder, WindowCpu};
+use crate::outcome::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::workload::{self, Workload, UDP_HEADER};
 
 /// A bypass UDP load generator (the client side under test): one shard

@@ -17,10 +17,10 @@ use anyhow::{anyhow, Context, Result};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::metrics::{Recorder, Window, WindowCpu};
+use crate::outcome::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
 
 #[derive(Clone, Debug)]
@@ -44,54 +44,6 @@ pub struct ClientConfig {
     pub udp_timeout: Duration,
 }
 
-/// What the load generator counted, summed over its threads.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ClientCounters {
-    pub connects: u64,
-    pub connect_errors: u64,
-    pub io_errors: u64,
-    pub protocol_errors: u64,
-    /// udp-rr requests that got no answer in time.
-    pub udp_timeouts: u64,
-    /// udp-rr answers that came after their timeout.
-    pub udp_late: u64,
-    /// Datagrams (udp-stream) or requests sent in total, and inside the window.
-    pub sent: u64,
-    pub sent_measured: u64,
-    /// udp-stream datagrams the socket refused (send buffer full).
-    pub send_refused: u64,
-    /// Connects refused for want of a free local port (every ephemeral port
-    /// held by a connection or a TIME-WAIT): the generator's own limit.
-    #[serde(default)]
-    pub ports_exhausted: u64,
-    pub bytes_out: u64,
-    pub bytes_in: u64,
-}
-
-impl ClientCounters {
-    pub(crate) fn add(&mut self, o: &ClientCounters) {
-        self.connects += o.connects;
-        self.connect_errors += o.connect_errors;
-        self.io_errors += o.io_errors;
-        self.protocol_errors += o.protocol_errors;
-        self.udp_timeouts += o.udp_timeouts;
-        self.udp_late += o.udp_late;
-        self.sent += o.sent;
-        self.sent_measured += o.sent_measured;
-        self.send_refused += o.send_refused;
-        self.ports_exhausted += o.ports_exhausted;
-        self.bytes_out += o.bytes_out;
-        self.bytes_in += o.bytes_in;
-    }
-}
-
-/// One load-generator thread's outcome (its `extra`: the bypass client's
-/// stack, socket and program counters, reported as `client.<name>`).
-pub type ClientThreadResult = crate::metrics::ThreadResult<ClientCounters>;
-
-/// Every load-generator thread's outcome.
-pub type ClientReport = crate::metrics::Outcome<ClientCounters>;
-
 /// Running load-generator threads.
 pub struct KernelClients {
     threads: Vec<JoinHandle<Result<ClientThreadResult>>>,
@@ -113,7 +65,7 @@ impl KernelClients {
             let h = std::thread::Builder::new()
                 .name(format!("cli-{i}"))
                 .spawn(move || -> Result<ClientThreadResult> {
-                    crate::kernel::place_thread(cpu, cfg.netns.as_deref())?;
+                    crate::lab::place_thread(cpu, cfg.netns.as_deref())?;
                     let mut t = ClientThread::new(cfg, cpu, conns, rate);
                     t.run(&stop)
                 })

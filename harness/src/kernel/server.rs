@@ -22,12 +22,12 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
+use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
 use crate::workload::{self, Proto, Sizes, UDP_HEADER};
 
 /// Which services a server runs.
@@ -74,56 +74,6 @@ pub struct ServerConfig {
     pub window: Window,
 }
 
-/// What the server counted, summed over its threads.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ServerCounters {
-    pub accepted: u64,
-    pub closed: u64,
-    pub requests: u64,
-    pub bad_requests: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub stream_verify_errors: u64,
-    pub udp_in: u64,
-    pub udp_out: u64,
-    pub udp_measured_in: u64,
-    pub udp_runts: u64,
-    /// Connections the peer reset (ECONNRESET, EPIPE): how a client such as
-    /// wrk leaves when it stops, not a fault of the server.
-    #[serde(default)]
-    pub peer_resets: u64,
-    /// Other failed socket calls.
-    pub io_errors: u64,
-}
-
-impl ServerCounters {
-    pub(crate) fn add(&mut self, o: &ServerCounters) {
-        self.accepted += o.accepted;
-        self.closed += o.closed;
-        self.requests += o.requests;
-        self.bad_requests += o.bad_requests;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-        self.stream_verify_errors += o.stream_verify_errors;
-        self.udp_in += o.udp_in;
-        self.udp_out += o.udp_out;
-        self.udp_measured_in += o.udp_measured_in;
-        self.udp_runts += o.udp_runts;
-        self.peer_resets += o.peer_resets;
-        self.io_errors += o.io_errors;
-    }
-
-    /// A connection ended by a failed socket call: a reset by the peer, or
-    /// another error.
-    pub(crate) fn lost(&mut self, reset_by_peer: bool) {
-        if reset_by_peer {
-            self.peer_resets += 1;
-        } else {
-            self.io_errors += 1;
-        }
-    }
-}
-
 /// Whether a socket error means the peer reset the connection.
 fn reset_by_peer(e: &io::Error) -> bool {
     matches!(
@@ -132,19 +82,11 @@ fn reset_by_peer(e: &io::Error) -> bool {
     )
 }
 
-/// One server thread's outcome (its recorder: the receive-side
-/// measurements of stream and udp-stream; its `extra`: the bypass path's
-/// work time, XSK and XDP statistics and the stack's counters).
-pub type ServerThreadResult = crate::metrics::ThreadResult<ServerCounters>;
-
 /// A running server. `stop` ends it; dropping it stops it too.
 pub struct KernelServer {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<ServerThreadResult>>>,
 }
-
-/// Everything the server threads report when they end.
-pub type ServerReport = crate::metrics::Outcome<ServerCounters>;
 
 impl KernelServer {
     /// Starts the threads and returns once every one of them has bound its
@@ -155,7 +97,7 @@ impl KernelServer {
         }
         // SO_REUSEPORT would silently share a port with another process's
         // SO_REUSEPORT socket: probe with an exclusive bind first.
-        crate::kernel::in_ns_opt(cfg.netns.as_deref(), || probe_ports(&cfg))??;
+        crate::lab::in_ns_opt(cfg.netns.as_deref(), || probe_ports(&cfg))??;
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<()>>();
         let mut threads = Vec::new();
@@ -167,7 +109,7 @@ impl KernelServer {
                 .name(format!("srv-{i}"))
                 .spawn(move || -> Result<ServerThreadResult> {
                     let setup = (|| -> Result<ServerThread> {
-                        crate::kernel::place_thread(cpu, cfg.netns.as_deref())?;
+                        crate::lab::place_thread(cpu, cfg.netns.as_deref())?;
                         ServerThread::new(&cfg, cpu)
                     })();
                     match setup {
