@@ -17,14 +17,15 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::error::usage;
-use crate::kernel::client::{ClientConfig, KernelClients};
-use crate::kernel::server::{KernelServer, ServerConfig, Services};
+use crate::kernel::server::Services;
 use crate::metrics::Window;
 use crate::metrics::{Sampler, SideSample};
 use crate::remote::{
     self, HostInfo, IfaceInfo, Reply, Request, Role, Secret, SideReport, SideSpec,
 };
-use crate::run::{Clients, Server};
+use crate::side::{
+    self, BypassOptions, Clients, Engine, Messages, Placement, Server, WorkloadSpec,
+};
 
 /// How the agent was started.
 pub struct AgentConfig {
@@ -336,91 +337,59 @@ fn start_side(
             iface.name
         )
     })?;
-    let w = spec.workload;
-    let bypass_cfg = |busy_poll: bool| -> Result<crate::bypass::BypassConfig> {
-        let addr = cfg.stack_addr.expect("checked: a stack address");
-        Ok(crate::bypass::BypassConfig {
-            netns: None,
-            iface: spec.iface.clone(),
-            addr,
-            prefix_len: crate::sys::check_stack_addr(&spec.iface, addr, "--stack-addr")?,
-            xdp_mode: crate::bypass::xdp_mode(&spec.xdp_mode)?,
-            force: spec.force,
-            // frames from another host carry their checksums
-            trust_checksums: false,
-            busy_poll,
-        })
+    let stack = match (spec.bypass, cfg.stack_addr) {
+        (true, Some(a)) => Some((
+            a,
+            crate::sys::check_stack_addr(&spec.iface, a, "--stack-addr")?,
+        )),
+        _ => None,
     };
-    let window_of = window;
-    let udp_timeout = Duration::from_millis(spec.udp_timeout_ms);
-    Ok(match (spec.role, spec.bypass) {
-        (Role::Server, false) => (
-            Side::Server(Server::Kernel(KernelServer::start(ServerConfig {
-                bind: IpAddr::V4(kernel_addr),
-                port: spec.port,
-                proto: spec.proto,
-                sizes: spec.sizes,
-                services: Services::for_workload(w),
-                cpus: spec.cpus.iter().map(|c| Some(*c)).collect(),
-                netns: None,
-                window: window_of,
-            })?)),
-            None,
-        ),
-        (Role::Server, true) => {
-            let s = crate::bypass::BypassServer::start(crate::bypass::ServerSpec {
-                bypass: bypass_cfg(spec.busy_poll)?,
-                port: spec.port,
-                proto: spec.proto,
-                sizes: spec.sizes,
-                cpus: spec.cpus.clone(),
-                window: window_of,
-            })?;
-            let a = s.attach.clone();
-            (Side::Server(Server::Bypass(s)), Some(a))
+    let place = Placement {
+        netns: None,
+        iface: spec.iface.clone(),
+        kernel_addr: Some(IpAddr::V4(kernel_addr)),
+        stack,
+        cpus: spec.cpus.clone(),
+        // frames from another host carry their checksums
+        trust_checksums: false,
+    };
+    let opts = BypassOptions {
+        xdp_mode: spec.xdp_mode.mode(),
+        force: spec.force,
+        busy_poll: spec.busy_poll,
+    };
+    let messages = Messages {
+        proto: spec.proto,
+        sizes: spec.sizes,
+        port: spec.port,
+    };
+    let engine = Engine::of(spec.bypass);
+    Ok(match spec.role {
+        Role::Server => {
+            let services = Services::for_workload(spec.workload);
+            let (s, a) = side::start_server(engine, &messages, services, &place, &opts, window)?;
+            (Side::Server(s), a)
         }
-        (Role::Client, false) => (
-            Side::Client(Clients::Kernel(KernelClients::start(
-                &ClientConfig {
-                    workload: w,
-                    proto: spec.proto,
-                    sizes: spec.sizes,
-                    server: IpAddr::V4(spec.server),
-                    port: spec.port,
-                    bind: Some(IpAddr::V4(kernel_addr)),
-                    connections: spec.connections,
-                    rate: spec.rate,
-                    cpus: spec.cpus.iter().map(|c| Some(*c)).collect(),
-                    netns: None,
-                    window: window_of,
-                    udp_timeout,
-                },
-                stop,
-            )?)),
-            None,
-        ),
-        (Role::Client, true) => {
-            let c = crate::bypass::Client::start(
-                crate::bypass::ClientSpec {
-                    bypass: bypass_cfg(false)?,
-                    proto: spec.proto,
-                    workload: w,
-                    sizes: spec.sizes,
-                    server: std::net::SocketAddrV4::new(spec.server, w.port(spec.port)),
-                    connections: spec.connections,
-                    rate: spec.rate,
-                    cpus: if spec.multi_shard {
-                        spec.cpus.clone()
-                    } else {
-                        spec.cpus.iter().copied().take(1).collect()
-                    },
-                    window: window_of,
-                    udp_timeout,
-                },
+        Role::Client => {
+            let load = WorkloadSpec {
+                workload: spec.workload,
+                messages,
+                connections: spec.connections,
+                rate: spec.rate,
+                udp_timeout: Duration::from_millis(spec.udp_timeout_ms),
+            };
+            let server = IpAddr::V4(spec.server);
+            let (c, a) = side::start_clients(
+                engine,
+                &load,
+                server,
+                spec.multi_shard,
+                &place,
+                &opts,
+                window,
                 stop,
             )?;
-            let a = c.attach().clone();
-            (Side::Client(Clients::Bypass(c)), Some(a))
+            (Side::Client(c), a)
         }
     })
 }
@@ -584,7 +553,7 @@ mod tests {
             udp_timeout_ms: 200,
             iface: iface.into(),
             server: Ipv4Addr::new(198, 18, 0, 1),
-            xdp_mode: "auto".into(),
+            xdp_mode: crate::datapath::XdpModeArg::Auto,
             force: false,
             busy_poll: false,
         }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::datapath::DataPath;
 use crate::error::usage;
 use crate::metrics::SideSample;
 use crate::metrics::Window;
@@ -528,15 +529,9 @@ pub fn run(
             )));
         }
     }
-    let paths: Vec<&str> = opts
-        .workloads
-        .iter()
-        .flat_map(|w| run::paths_for(opts.path, *w).iter().copied())
-        .collect();
-    let server_bypass = paths.iter().any(|p| matches!(*p, "bypass" | "bypass-both"));
-    let client_bypass = paths
-        .iter()
-        .any(|p| matches!(*p, "bypass-client" | "bypass-both"));
+    let paths = opts.path.paths();
+    let server_bypass = paths.iter().any(|p| p.server_bypass());
+    let client_bypass = paths.iter().any(|p| p.client_bypass());
     for (k, a) in agents.iter().enumerate() {
         let needs = if k == 0 { server_bypass } else { client_bypass };
         if needs && a.host.stack_addr.is_none() {
@@ -578,7 +573,7 @@ pub fn run(
     let mut runs = Vec::new();
     let mut failure = None;
     'all: for w in &opts.workloads {
-        for path in run::paths_for(opts.path, *w) {
+        for &path in opts.path.paths() {
             if !opts.json {
                 eprintln!(
                     "{w} over the {path} path: server {}, clients {}",
@@ -692,10 +687,10 @@ fn one(
     ifaces: &[remote::IfaceInfo],
     client_cpus: &[Vec<usize>],
     w: Workload,
-    path: &str,
+    path: DataPath,
 ) -> Result<(result::Run, Vec<hdrhistogram::Histogram<u64>>, SystemTime), Fail> {
-    let server_bypass = matches!(path, "bypass" | "bypass-both");
-    let client_bypass = matches!(path, "bypass-client" | "bypass-both");
+    let server_bypass = path.server_bypass();
+    let client_bypass = path.client_bypass();
     let n = s.agents.len() - 1;
     let server_addr = if server_bypass {
         s.agents[0].host.stack_addr.expect("checked")
@@ -734,7 +729,7 @@ fn one(
                 .name
                 .clone(),
             server: server_addr,
-            xdp_mode: opts.xdp_mode.clone(),
+            xdp_mode: opts.xdp_mode,
             force: opts.force,
             busy_poll: opts.busy_poll && role == Role::Server,
         }

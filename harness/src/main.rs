@@ -8,6 +8,7 @@ mod agent;
 mod app;
 mod bypass;
 mod controller;
+mod datapath;
 mod error;
 mod kernel;
 mod lab;
@@ -17,6 +18,7 @@ mod remote;
 mod report;
 mod result;
 mod run;
+mod side;
 mod sys;
 mod workload;
 
@@ -29,8 +31,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::datapath::{PathChoice, XdpModeArg};
 use crate::error::usage;
-use crate::run::{Hardware, PathChoice, RunOptions};
+use crate::run::{Hardware, RunOptions};
 use crate::workload::{Proto, Sizes, Workload};
 
 #[derive(Parser)]
@@ -300,8 +303,8 @@ impl Placement {
 #[derive(Args)]
 struct BypassArgs {
     /// XDP attach mode of the bypass path.
-    #[arg(long, default_value = "auto", value_parser = ["native", "generic", "auto"])]
-    xdp_mode: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpModeArg,
     /// Replace an XDP program already on the interface.
     #[arg(long)]
     force: bool,
@@ -309,6 +312,16 @@ struct BypassArgs {
     /// when idle: the lowest latency, a whole core per shard.
     #[arg(long)]
     busy_poll: bool,
+}
+
+impl BypassArgs {
+    fn options(&self) -> side::BypassOptions {
+        side::BypassOptions {
+            xdp_mode: self.xdp_mode.mode(),
+            force: self.force,
+            busy_poll: self.busy_poll,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -507,7 +520,7 @@ fn run_options(
         out: a.out.clone(),
         name: a.name.clone(),
         json: a.json,
-        xdp_mode: a.bypass.xdp_mode.clone(),
+        xdp_mode: a.bypass.xdp_mode,
         force: a.bypass.force,
         busy_poll: a.bypass.busy_poll,
     };
@@ -624,10 +637,91 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
             "`bypass serve` serves one path: --path kernel or --path bypass",
         ));
     }
-    if a.path == PathChoice::Bypass {
-        return serve_bypass(a);
-    }
     let (server_cpus, _) = a.placement.resolve()?;
+    let (engine, place, banner) = if a.path == PathChoice::Bypass {
+        serve_on_the_stack(&a, server_cpus)?
+    } else {
+        serve_on_the_kernel(&a, server_cpus)?
+    };
+    if a.port == 0 || a.port == u16::MAX {
+        return Err(usage(
+            "--port must be between 1 and 65534 (the sinks use PORT+1)",
+        ));
+    }
+    let interrupt = interrupt_flag()?;
+    let (server, attach) = side::start_server(
+        engine,
+        &side::Messages {
+            proto: a.proto,
+            sizes: a.size,
+            port: a.port,
+        },
+        kernel::server::Services::ALL,
+        &place,
+        &a.bypass.options(),
+        metrics::Window::open_ended(),
+    )?;
+    let started = std::time::Instant::now();
+    if !a.json {
+        let how = attach.map_or(String::new(), |at| {
+            format!("; XDP {} mode, zero-copy {}", at.xdp_mode, at.zero_copy)
+        });
+        eprintln!(
+            "serving {banner}: TCP {p} ({} rr/crr) and UDP {p} (echo), TCP and UDP {p1} (sinks); threads on CPUs {:?}{how}; Ctrl-C to stop",
+            a.proto,
+            place.cpus,
+            p = a.port,
+            p1 = a.port + 1
+        );
+    }
+    while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = server.stop()?;
+    let secs = started.elapsed().as_secs_f64();
+    // the stack's and the sockets' counters, summed over the shards
+    let mut extra: std::collections::BTreeMap<String, u64> = Default::default();
+    for t in &report.threads {
+        for (k, x) in &t.extra {
+            *extra.entry(k.clone()).or_insert(0) += x;
+        }
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&report.counters)?;
+        v["duration_s"] = serde_json::json!(secs);
+        for (k, x) in &extra {
+            v[k] = serde_json::json!(x);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let c = &report.counters;
+        println!(
+            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} connections reset by their peer, {} I/O errors",
+            c.accepted,
+            c.requests,
+            c.requests as f64 / secs.max(1e-9),
+            c.bad_requests,
+            c.udp_in,
+            c.udp_out,
+            c.bytes_in,
+            c.bytes_out,
+            c.stream_verify_errors,
+            c.peer_resets,
+            c.io_errors
+        );
+        for (k, x) in &extra {
+            println!("{k}={x}");
+        }
+    }
+    Ok(0)
+}
+
+/// Where `bypass serve --path kernel` serves: the lab's server namespace,
+/// or this host at `--addr`.
+fn serve_on_the_kernel(
+    a: &ServeArgs,
+    server_cpus: Vec<usize>,
+) -> Result<(side::Engine, side::Placement, String)> {
     let (bind, netns) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
         let Some(l) = lab::Lab::find_persistent()? else {
@@ -650,65 +744,24 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
             None,
         )
     };
-    if a.port == 0 || a.port == u16::MAX {
-        return Err(usage(
-            "--port must be between 1 and 65534 (the sinks use PORT+1)",
-        ));
-    }
-    let interrupt = interrupt_flag()?;
-    let server = kernel::server::KernelServer::start(kernel::server::ServerConfig {
-        bind,
-        port: a.port,
-        proto: a.proto,
-        sizes: a.size,
-        services: kernel::server::Services::ALL,
-        cpus: server_cpus.iter().map(|c| Some(*c)).collect(),
+    let place = side::Placement {
         netns,
-        window: metrics::Window::open_ended(),
-    })?;
-    let started = std::time::Instant::now();
-    if !a.json {
-        eprintln!(
-            "serving {} on {bind}: TCP {p} (rr/crr), TCP {p1} (stream sink), UDP {p} (echo), UDP {p1} (sink); threads on CPUs {server_cpus:?}; Ctrl-C to stop",
-            a.proto,
-            p = a.port,
-            p1 = a.port + 1
-        );
-    }
-    while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let report = server.stop()?;
-    let secs = started.elapsed().as_secs_f64();
-    if a.json {
-        let mut v = serde_json::to_value(&report.counters)?;
-        v["duration_s"] = serde_json::json!(secs);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        let c = &report.counters;
-        println!(
-            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} connections reset by their peer, {} I/O errors",
-            c.accepted,
-            c.requests,
-            c.requests as f64 / secs.max(1e-9),
-            c.bad_requests,
-            c.udp_in,
-            c.udp_out,
-            c.bytes_in,
-            c.bytes_out,
-            c.stream_verify_errors,
-            c.peer_resets,
-            c.io_errors
-        );
-    }
-    Ok(0)
+        iface: String::new(),
+        kernel_addr: Some(bind),
+        stack: None,
+        cpus: server_cpus,
+        trust_checksums: false,
+    };
+    Ok((side::Engine::Kernel, place, format!("on {bind}")))
 }
 
-/// `bypass serve --path bypass`: the userspace stack over AF_XDP serves
-/// TCP (rr/crr raw or HTTP, the stream sink) and UDP (echo, sink) at once,
-/// on the kernel server's ports.
-fn serve_bypass(a: ServeArgs) -> Result<i32> {
-    let (server_cpus, _) = a.placement.resolve()?;
+/// Where `bypass serve --path bypass` serves: the userspace stack over
+/// AF_XDP at its own address, TCP and UDP at once, on the kernel server's
+/// ports.
+fn serve_on_the_stack(
+    a: &ServeArgs,
+    server_cpus: Vec<usize>,
+) -> Result<(side::Engine, side::Placement, String)> {
     let (netns, iface, addr, prefix_len) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
         let Some(l) = lab::Lab::find_persistent()? else {
@@ -729,52 +782,19 @@ fn serve_bypass(a: ServeArgs) -> Result<i32> {
         let p = sys::check_stack_addr(iface, addr, "--addr")?;
         (None, iface.clone(), addr, p)
     };
-    let interrupt = interrupt_flag()?;
-    let server = bypass::BypassServer::start(bypass::ServerSpec {
-        bypass: bypass::BypassConfig {
-            netns,
-            iface: iface.clone(),
-            addr,
-            prefix_len,
-            xdp_mode: bypass::xdp_mode(&a.bypass.xdp_mode)?,
-            force: a.bypass.force,
-            trust_checksums: a.lab,
-            busy_poll: a.bypass.busy_poll,
-        },
-        port: a.port,
-        proto: a.proto,
-        sizes: a.size,
-        cpus: server_cpus.clone(),
-        window: metrics::Window::open_ended(),
-    })?;
-    let attach = server.attach.clone();
-    let started = std::time::Instant::now();
-    if !a.json {
-        let what = format!(
-            "TCP {p} ({} rr/crr) and UDP {p} (echo), TCP and UDP {p1} (sinks)",
-            a.proto,
-            p = a.port,
-            p1 = a.port + 1
-        );
-        eprintln!(
-            "serving over the bypass path on {iface}: {addr} {what}; XDP {} mode, zero-copy {}; Ctrl-C to stop",
-            attach.xdp_mode, attach.zero_copy,
-        );
-    }
-    while !interrupt.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let report = server.stop()?;
-    let secs = started.elapsed().as_secs_f64();
-    let mut v = serde_json::to_value(&report.counters)?;
-    v["duration_s"] = serde_json::json!(secs);
-    for t in &report.threads {
-        for (k, x) in &t.extra {
-            v[k] = serde_json::json!(x);
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(0)
+    let place = side::Placement {
+        netns,
+        iface: iface.clone(),
+        kernel_addr: None,
+        stack: Some((addr, prefix_len)),
+        cpus: server_cpus,
+        trust_checksums: a.lab,
+    };
+    Ok((
+        side::Engine::Bypass,
+        place,
+        format!("over the bypass path on {iface}: {addr}"),
+    ))
 }
 
 fn cmd_lab(cmd: LabCmd) -> Result<i32> {

@@ -379,7 +379,7 @@ pub struct SideSpec {
     pub iface: String,
     /// Where a client sends (the server host's kernel or stack address).
     pub server: Ipv4Addr,
-    pub xdp_mode: String,
+    pub xdp_mode: crate::datapath::XdpModeArg,
     pub force: bool,
     pub busy_poll: bool,
 }

@@ -71,7 +71,7 @@ fn latency_plot(dir: &Path, doc: &ResultDoc, workload: &str) -> Result<Option<Pa
     for r in &runs {
         let h = read_hlog(&dir.join(r.hlog.as_deref().unwrap_or_default()))?;
         if !h.is_empty() {
-            series.push((r.path.clone(), spectrum(&h)));
+            series.push((r.path.to_string(), spectrum(&h)));
         }
     }
     if series.is_empty() {
@@ -179,7 +179,7 @@ fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
         .filter_map(|r| {
             r.cpu
                 .server_us_per_op
-                .map(|v| (r.workload.to_string(), r.path.clone(), v))
+                .map(|v| (r.workload.to_string(), r.path.to_string(), v))
         })
         .collect();
     if bars.is_empty() {

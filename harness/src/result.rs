@@ -4,6 +4,7 @@
 //! A result file alone reproduces and explains its run: every effective
 //! option, the machine, and per-interval samples. See `results/FORMAT.md`.
 
+use crate::datapath::DataPath;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -209,7 +210,7 @@ pub struct Interval {
 pub struct Run {
     pub workload: Workload,
     /// The path: "kernel", "bypass" (server side on the stack), "bypass-client" (client side) or "bypass-both".
-    pub path: String,
+    pub path: DataPath,
     pub proto: String,
     /// The effective parameters of this run (sizes, connections, rate, ...).
     pub params: BTreeMap<String, String>,
@@ -560,7 +561,7 @@ pub fn compare(a: &ResultDoc, b: &ResultDoc) -> Vec<Ratio> {
             .iter()
             .find(|r| r.workload == ra.workload && r.path == ra.path)
         {
-            out.extend(ratio_rows(ra, rb, ra.path.clone()));
+            out.extend(ratio_rows(ra, rb, ra.path.to_string()));
         }
     }
     out
@@ -571,10 +572,10 @@ pub fn compare(a: &ResultDoc, b: &ResultDoc) -> Vec<Ratio> {
 /// "bypass-client": the client side).
 pub fn path_ratios(runs: &[Run]) -> Vec<Ratio> {
     let mut out = Vec::new();
-    for k in runs.iter().filter(|r| r.path == "kernel") {
+    for k in runs.iter().filter(|r| r.path.is_kernel()) {
         for b in runs
             .iter()
-            .filter(|r| r.workload == k.workload && r.path != "kernel")
+            .filter(|r| r.workload == k.workload && !r.path.is_kernel())
         {
             out.extend(ratio_rows(k, b, format!("{}/kernel", b.path)));
         }
@@ -611,7 +612,7 @@ mod tests {
     pub(crate) fn sample_run(ops_per_s: f64) -> Run {
         Run {
             workload: Workload::Rr,
-            path: "kernel".into(),
+            path: DataPath::Kernel,
             proto: "raw".into(),
             params: BTreeMap::new(),
             duration_s: 1.0,

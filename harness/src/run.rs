@@ -11,23 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::datapath::{DataPath, PathChoice, XdpModeArg};
 use crate::error::usage;
-use crate::kernel::client::{ClientConfig, KernelClients};
-use crate::kernel::server::{KernelServer, ServerConfig, Services};
+use crate::kernel::server::Services;
 use crate::lab::Lab;
 use crate::metrics::{self, Recorder, Window};
 use crate::metrics::{Sampler, SideSample};
 use crate::outcome::{ClientReport, ServerReport};
 use crate::result::{self, Cpu, Flag, Interval, Latency, ResultDoc, Run, ThreadCpu};
+use crate::side::{self, BypassOptions, Engine, Messages, Placement, WorkloadSpec};
 use crate::workload::{Proto, Sizes, Workload};
-
-/// Which path the side under test uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PathChoice {
-    Kernel,
-    Bypass,
-    Both,
-}
 
 /// Everything `bypass run` was asked, after validation.
 #[derive(Clone, Debug)]
@@ -49,7 +42,7 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub name: String,
     pub json: bool,
-    pub xdp_mode: String,
+    pub xdp_mode: XdpModeArg,
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
@@ -144,7 +137,7 @@ impl RunOptions {
         put("client_cpus", format!("{:?}", self.client_cpus));
         put("port", self.port.to_string());
         put("queues", self.queues.to_string());
-        put("xdp_mode", self.xdp_mode.clone());
+        put("xdp_mode", self.xdp_mode.name().to_string());
         put("force", self.force.to_string());
         put("busy_poll", self.busy_poll.to_string());
         put("name", self.name.clone());
@@ -159,20 +152,6 @@ impl RunOptions {
             None => put("mode", "lab".into()),
         }
         c
-    }
-}
-
-/// The paths a workload runs over, in order (kernel first: each bypass
-/// figure has its kernel figure from the same run beside it). "bypass": the
-/// server side on the bypass path, the client on the kernel's;
-/// "bypass-client": the client side on the bypass path, the server on the
-/// kernel's; "bypass-both": both sides on the bypass path (each lab
-/// interface with its own program, socket and stack).
-pub fn paths_for(choice: PathChoice, _w: Workload) -> &'static [&'static str] {
-    match choice {
-        PathChoice::Kernel => &["kernel"],
-        PathChoice::Bypass => &["bypass", "bypass-client", "bypass-both"],
-        PathChoice::Both => &["kernel", "bypass", "bypass-client", "bypass-both"],
     }
 }
 
@@ -243,15 +222,13 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     let total: usize = opts
         .workloads
         .iter()
-        .map(|w| {
-            paths_for(
-                if opts.hardware.is_some() {
-                    PathChoice::Kernel
-                } else {
-                    opts.path
-                },
-                *w,
-            )
+        .map(|_| {
+            if opts.hardware.is_some() {
+                PathChoice::Kernel
+            } else {
+                opts.path
+            }
+            .paths()
             .len()
         })
         .sum();
@@ -282,8 +259,7 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         opts.path
     };
     for (k, w) in opts.workloads.iter().enumerate() {
-        let paths = paths_for(choice, *w);
-        for path in paths {
+        for &path in choice.paths() {
             if interrupt.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
@@ -399,7 +375,7 @@ type OneRun = (
 fn run_one(
     opts: &RunOptions,
     w: Workload,
-    path: &str,
+    path: DataPath,
     target: &Target,
     interrupt: &Arc<AtomicBool>,
     bar: &ProgressBar,
@@ -409,114 +385,72 @@ fn run_one(
     let connections = opts.connections_for(w);
     let rate = opts.rate_for(w);
     let window = Window::new(Duration::from_millis(300), opts.warmup, opts.duration);
-    let services = Services::for_workload(w);
-    // "bypass": the server side runs on the bypass path (kernel client);
-    // "bypass-client": the client side does (kernel server); "bypass-both":
-    // both do
-    let bypass = matches!(path, "bypass" | "bypass-both");
-    let bypass_client = matches!(path, "bypass-client" | "bypass-both");
-    let mut attach = None;
-    let server_addr = if bypass {
+    let messages = Messages {
+        proto: opts.proto,
+        sizes,
+        port: opts.port,
+    };
+    let bypass_opts = BypassOptions {
+        xdp_mode: opts.xdp_mode.mode(),
+        force: opts.force,
+        busy_poll: opts.busy_poll,
+    };
+    let server_addr = if path.server_bypass() {
         IpAddr::V4(crate::lab::STACK_ADDR)
     } else {
         target.server_addr
     };
-    let server = match (target.local_server, bypass) {
-        (false, _) => None,
-        (true, false) => Some(Server::Kernel(KernelServer::start(ServerConfig {
-            bind: target.server_addr,
-            port: opts.port,
-            proto: opts.proto,
-            sizes,
-            services,
-            cpus: opts.server_cpus.iter().map(|c| Some(*c)).collect(),
-            netns: target.server_ns.clone(),
+    let server_place = Placement {
+        netns: target.server_ns.clone(),
+        iface: target.server_iface.clone(),
+        kernel_addr: Some(target.server_addr),
+        stack: Some((crate::lab::STACK_ADDR, crate::lab::PREFIX_LEN)),
+        cpus: opts.server_cpus.clone(),
+        trust_checksums: true,
+    };
+    let mut attach = None;
+    let server = if target.local_server {
+        let (s, a) = side::start_server(
+            Engine::of(path.server_bypass()),
+            &messages,
+            Services::for_workload(w),
+            &server_place,
+            &bypass_opts,
             window,
-        })?)),
-        (true, true) => {
-            let cfg = crate::bypass::BypassConfig {
-                netns: target.server_ns.clone(),
-                iface: target.server_iface.clone(),
-                addr: crate::lab::STACK_ADDR,
-                prefix_len: crate::lab::PREFIX_LEN,
-                xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
-                force: opts.force,
-                trust_checksums: true,
-                busy_poll: opts.busy_poll,
-            };
-            let s = crate::bypass::BypassServer::start(crate::bypass::ServerSpec {
-                bypass: cfg,
-                port: opts.port,
-                proto: opts.proto,
-                sizes,
-                cpus: opts.server_cpus.clone(),
-                window,
-            })?;
-            attach = Some(s.attach.clone());
-            Some(Server::Bypass(s))
-        }
+        )?;
+        attach = a;
+        Some(s)
+    } else {
+        None
     };
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let clients = if bypass_client {
-        let c = crate::bypass::Client::start(
-            crate::bypass::ClientSpec {
-                proto: opts.proto,
-                bypass: crate::bypass::BypassConfig {
-                    netns: target.client_ns.clone(),
-                    iface: target.client_iface.clone(),
-                    addr: crate::lab::STACK_CLIENT_ADDR,
-                    prefix_len: crate::lab::PREFIX_LEN,
-                    xdp_mode: crate::bypass::xdp_mode(&opts.xdp_mode)?,
-                    force: opts.force,
-                    trust_checksums: true,
-                    busy_poll: false,
-                },
-                workload: w,
-                sizes,
-                server: match server_addr {
-                    IpAddr::V4(a) => std::net::SocketAddrV4::new(a, w.port(opts.port)),
-                    IpAddr::V6(_) => return Err(usage("the bypass path speaks IPv4 only")),
-                },
-                connections,
-                rate,
-                // one shard per client CPU when the server is the stack
-                // too: on the lab's veth, a reply comes back on the queue
-                // its request left by, so each shard gets its own; a
-                // kernel server picks the queue of its replies by its own
-                // flow hash, so against it the generator is one shard
-                cpus: if bypass {
-                    opts.client_cpus.clone()
-                } else {
-                    opts.client_cpus.iter().copied().take(1).collect()
-                },
-                window,
-                udp_timeout: Duration::from_millis(200),
-            },
-            stop_clients.clone(),
-        )?;
-        // with both ends on the bypass path, the result's attach is the
-        // server's (the client's is the same program on the other veth)
-        attach.get_or_insert_with(|| c.attach().clone());
-        Clients::Bypass(c)
-    } else {
-        Clients::Kernel(KernelClients::start(
-            &ClientConfig {
-                workload: w,
-                proto: opts.proto,
-                sizes,
-                server: server_addr,
-                port: opts.port,
-                bind: target.client_bind,
-                connections,
-                rate,
-                cpus: opts.client_cpus.iter().map(|c| Some(*c)).collect(),
-                netns: target.client_ns.clone(),
-                window,
-                udp_timeout: Duration::from_millis(200),
-            },
-            stop_clients.clone(),
-        )?)
+    let client_place = Placement {
+        netns: target.client_ns.clone(),
+        iface: target.client_iface.clone(),
+        kernel_addr: target.client_bind,
+        stack: Some((crate::lab::STACK_CLIENT_ADDR, crate::lab::PREFIX_LEN)),
+        cpus: opts.client_cpus.clone(),
+        trust_checksums: true,
     };
+    let (clients, client_attach) = side::start_clients(
+        Engine::of(path.client_bypass()),
+        &WorkloadSpec {
+            workload: w,
+            messages,
+            connections,
+            rate,
+            udp_timeout: Duration::from_millis(200),
+        },
+        server_addr,
+        path.server_bypass(),
+        &client_place,
+        &bypass_opts,
+        window,
+        stop_clients.clone(),
+    )?;
+    // with both ends on the bypass path, the result's attach is the
+    // server's (the client's is the same program on the other veth)
+    attach = attach.or(client_attach);
 
     // sample the machine at the window's edges
     let sleep_until = |t: Instant| -> bool {
@@ -577,36 +511,6 @@ fn run_one(
     Ok((run, hists, t0_wall, attach))
 }
 
-/// The load generator of one run, over either path.
-pub(crate) enum Clients {
-    Kernel(KernelClients),
-    Bypass(crate::bypass::Client),
-}
-
-impl Clients {
-    pub(crate) fn join(self) -> Result<ClientReport> {
-        match self {
-            Clients::Kernel(c) => c.join(),
-            Clients::Bypass(c) => c.join(),
-        }
-    }
-}
-
-/// The server of one run, over either path.
-pub(crate) enum Server {
-    Kernel(KernelServer),
-    Bypass(crate::bypass::BypassServer),
-}
-
-impl Server {
-    pub(crate) fn stop(self) -> Result<ServerReport> {
-        match self {
-            Server::Kernel(s) => s.stop(),
-            Server::Bypass(s) => s.stop(),
-        }
-    }
-}
-
 /// The recorder of the side that measures this workload, merged over threads.
 pub(crate) fn measuring_recorder(
     w: Workload,
@@ -644,7 +548,7 @@ const STOLEN_PCT: f64 = 5.0;
 pub fn finish(
     opts: &RunOptions,
     w: Workload,
-    path: &str,
+    path: DataPath,
     rec: &Recorder,
     measured: Duration,
     interrupted: bool,
@@ -860,7 +764,7 @@ pub fn finish(
     });
     // a busy-polling generator (the bypass client) keeps its CPU busy by
     // construction: only falling short of its rate says it was saturated
-    let busy_polls = matches!(path, "bypass-client" | "bypass-both");
+    let busy_polls = path.client_bypass();
     if (client_busy_pct >= 95.0 && !busy_polls) || short_of_rate || c.counters.ports_exhausted > 0 {
         flag(Flag::GeneratorSaturated);
     }
@@ -881,7 +785,7 @@ pub fn finish(
     };
     let mut run = Run {
         workload: w,
-        path: path.to_string(),
+        path,
         proto: if matches!(w, Workload::Rr | Workload::Crr) {
             opts.proto.to_string()
         } else {
@@ -929,7 +833,7 @@ pub fn finish(
         // both ends, the frames steered to the server's stack (all of them
         // the client's segments) and the client stack's retransmissions
         let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
-        let (segs, retrans) = if path == "bypass-both" {
+        let (segs, retrans) = if path == DataPath::BypassBoth {
             (
                 get("server.xdp.steered"),
                 get("client.stack.tcp.retransmits"),

@@ -78,18 +78,6 @@ pub fn iface_mtu(netns: Option<&str>, iface: &str) -> Result<usize> {
         .ok_or_else(|| anyhow!("`ip link show dev {iface}` gave no MTU"))
 }
 
-/// Parses `--xdp-mode`.
-pub fn xdp_mode(s: &str) -> Result<xdp::XdpMode> {
-    match s {
-        "native" => Ok(xdp::XdpMode::Native),
-        "generic" => Ok(xdp::XdpMode::Generic),
-        "auto" => Ok(xdp::XdpMode::Auto),
-        other => Err(usage(format!(
-            "--xdp-mode {other}: choose native, generic or auto"
-        ))),
-    }
-}
-
 /// The interface's MAC address, read with `ip` in its namespace.
 pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
     let mut args = vec![];

@@ -1,0 +1,244 @@
+//! The side factory: (role, engine, workload spec, placement) -> a running
+//! side. `bypass run`, `bypass agent` and `bypass serve` all start their
+//! servers and load generators here, so a side is put together one way,
+//! whichever command asks for it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::bypass::{AttachInfo, BypassConfig, BypassServer};
+use crate::error::usage;
+use crate::kernel::client::{ClientConfig, KernelClients};
+use crate::kernel::server::{KernelServer, ServerConfig, Services};
+use crate::metrics::Window;
+use crate::outcome::{ClientReport, ServerReport};
+use crate::workload::{Proto, Sizes, Workload};
+
+/// Which data path a side runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The kernel's sockets (epoll).
+    Kernel,
+    /// The userspace stack over AF_XDP.
+    Bypass,
+}
+
+impl Engine {
+    pub fn of(bypass: bool) -> Engine {
+        if bypass {
+            Engine::Bypass
+        } else {
+            Engine::Kernel
+        }
+    }
+}
+
+/// What goes on the wire, which both sides agree on.
+#[derive(Clone, Copy, Debug)]
+pub struct Messages {
+    pub proto: Proto,
+    /// Raw rr: request and response sizes. HTTP: `resp` is the body size.
+    /// UDP echo: `resp` is the reply size.
+    pub sizes: Sizes,
+    /// The base port: request/response and echo; the sinks on the next.
+    pub port: u16,
+}
+
+/// What a load generator runs: the workload and its parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadSpec {
+    pub workload: Workload,
+    pub messages: Messages,
+    pub connections: usize,
+    /// Open loop at this many operations per second; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// udp-rr: a request without an answer after this long is counted lost.
+    pub udp_timeout: Duration,
+}
+
+/// Where a side runs.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub netns: Option<String>,
+    pub iface: String,
+    /// The kernel's address there: a kernel server binds it, a kernel
+    /// client sends from it (`None`: any).
+    pub kernel_addr: Option<IpAddr>,
+    /// The stack's address and its subnet's prefix (the bypass path).
+    pub stack: Option<(Ipv4Addr, u8)>,
+    pub cpus: Vec<usize>,
+    /// Frames from a veth peer may carry partial checksums (the lab).
+    pub trust_checksums: bool,
+}
+
+/// How the bypass path attaches and polls.
+#[derive(Clone, Copy, Debug)]
+pub struct BypassOptions {
+    pub xdp_mode: xdp::XdpMode,
+    pub force: bool,
+    /// Bypass servers spin instead of sleeping when idle.
+    pub busy_poll: bool,
+}
+
+impl Placement {
+    fn bypass(&self, opts: &BypassOptions, busy_poll: bool) -> Result<BypassConfig> {
+        let (addr, prefix_len) = self.stack.ok_or_else(|| {
+            usage("the bypass path needs an address for the stack (--stack-addr, or the lab's)")
+        })?;
+        Ok(BypassConfig {
+            netns: self.netns.clone(),
+            iface: self.iface.clone(),
+            addr,
+            prefix_len,
+            xdp_mode: opts.xdp_mode,
+            force: opts.force,
+            trust_checksums: self.trust_checksums,
+            busy_poll,
+        })
+    }
+
+    fn thread_cpus(&self) -> Vec<Option<usize>> {
+        self.cpus.iter().map(|c| Some(*c)).collect()
+    }
+}
+
+/// A running server, over either path.
+pub enum Server {
+    Kernel(KernelServer),
+    Bypass(BypassServer),
+}
+
+impl Server {
+    pub fn stop(self) -> Result<ServerReport> {
+        match self {
+            Server::Kernel(s) => s.stop(),
+            Server::Bypass(s) => s.stop(),
+        }
+    }
+}
+
+/// A running load generator, over either path.
+pub enum Clients {
+    Kernel(KernelClients),
+    Bypass(crate::bypass::Client),
+}
+
+impl Clients {
+    pub fn join(self) -> Result<ClientReport> {
+        match self {
+            Clients::Kernel(c) => c.join(),
+            Clients::Bypass(c) => c.join(),
+        }
+    }
+}
+
+/// Starts a server: the kernel's serves `services`, the stack's serves
+/// every workload at once. Returns how the bypass path attached.
+pub fn start_server(
+    engine: Engine,
+    messages: &Messages,
+    services: Services,
+    place: &Placement,
+    opts: &BypassOptions,
+    window: Window,
+) -> Result<(Server, Option<AttachInfo>)> {
+    Ok(match engine {
+        Engine::Kernel => (
+            Server::Kernel(KernelServer::start(ServerConfig {
+                bind: place
+                    .kernel_addr
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                port: messages.port,
+                proto: messages.proto,
+                sizes: messages.sizes,
+                services,
+                cpus: place.thread_cpus(),
+                netns: place.netns.clone(),
+                window,
+            })?),
+            None,
+        ),
+        Engine::Bypass => {
+            let s = BypassServer::start(crate::bypass::ServerSpec {
+                bypass: place.bypass(opts, opts.busy_poll)?,
+                port: messages.port,
+                proto: messages.proto,
+                sizes: messages.sizes,
+                cpus: place.cpus.clone(),
+                window,
+            })?;
+            let a = s.attach.clone();
+            (Server::Bypass(s), Some(a))
+        }
+    })
+}
+
+/// Starts a load generator against `server`. The bypass generator runs
+/// one shard per CPU when `multi_shard` (against the stack's server: on a
+/// veth a reply comes back on the queue its request left by), else one (a
+/// kernel server picks the queue of its replies by its own flow hash).
+#[allow(clippy::too_many_arguments)]
+pub fn start_clients(
+    engine: Engine,
+    spec: &WorkloadSpec,
+    server: IpAddr,
+    multi_shard: bool,
+    place: &Placement,
+    opts: &BypassOptions,
+    window: Window,
+    stop: Arc<AtomicBool>,
+) -> Result<(Clients, Option<AttachInfo>)> {
+    let m = &spec.messages;
+    Ok(match engine {
+        Engine::Kernel => (
+            Clients::Kernel(KernelClients::start(
+                &ClientConfig {
+                    workload: spec.workload,
+                    proto: m.proto,
+                    sizes: m.sizes,
+                    server,
+                    port: m.port,
+                    bind: place.kernel_addr,
+                    connections: spec.connections,
+                    rate: spec.rate,
+                    cpus: place.thread_cpus(),
+                    netns: place.netns.clone(),
+                    window,
+                    udp_timeout: spec.udp_timeout,
+                },
+                stop,
+            )?),
+            None,
+        ),
+        Engine::Bypass => {
+            let IpAddr::V4(server) = server else {
+                return Err(usage("the bypass path speaks IPv4 only"));
+            };
+            let c = crate::bypass::Client::start(
+                crate::bypass::ClientSpec {
+                    bypass: place.bypass(opts, false)?,
+                    proto: m.proto,
+                    workload: spec.workload,
+                    sizes: m.sizes,
+                    server: SocketAddrV4::new(server, spec.workload.port(m.port)),
+                    connections: spec.connections,
+                    rate: spec.rate,
+                    cpus: if multi_shard {
+                        place.cpus.clone()
+                    } else {
+                        place.cpus.iter().copied().take(1).collect()
+                    },
+                    window,
+                    udp_timeout: spec.udp_timeout,
+                },
+                stop,
+            )?;
+            let a = c.attach().clone();
+            (Clients::Bypass(c), Some(a))
+        }
+    })
+}
