@@ -23,6 +23,7 @@ use crate::datapath::DataPath;
 use crate::error::usage;
 use crate::metrics::SideSample;
 use crate::metrics::Window;
+use crate::orchestrate;
 use crate::outcome::{ClientReport, ServerReport};
 use crate::remote::{self, HostInfo, Reply, Request, Role, Secret, SideSpec};
 use crate::result::{self, Failure, HostEnv, ResultDoc};
@@ -570,61 +571,18 @@ pub fn run(
 
     let dir = result::result_dir(&opts.out, &started, &opts.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut runs = Vec::new();
-    let mut failure = None;
-    'all: for w in &opts.workloads {
-        for &path in opts.path.paths() {
-            if !opts.json {
-                eprintln!(
-                    "{w} over the {path} path: server {}, clients {}",
-                    session.agents[0].spec.name(),
-                    session.agents[1..]
-                        .iter()
-                        .map(|a| a.spec.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            match one(&mut session, &ropts, &ifaces, &client_cpus, *w, path) {
-                Ok((mut r, hists, t0_wall)) => {
-                    run::keep_hlog(&dir, &opts.name, &mut r, &hists, t0_wall)?;
-                    runs.push(r);
-                }
-                Err(f) => {
-                    let reason = match f.agent {
-                        Some(i) => format!(
-                            "agent {} ({}) failed: {}",
-                            session.agents[i].spec.name(),
-                            session.agents[i].role.name(),
-                            f.message
-                        ),
-                        None => f.message.clone(),
-                    };
-                    // an agent that erred is still there and aborts too; a
-                    // lost one was marked so by `wait`
-                    session.abort_all(&reason);
-                    failure = Some(Failure {
-                        agent: f
-                            .agent
-                            .map_or(String::new(), |i| session.agents[i].spec.name()),
-                        role: f
-                            .agent
-                            .map_or(String::new(), |i| session.agents[i].role.name().into()),
-                        hostname: f
-                            .agent
-                            .map_or(String::new(), |i| session.agents[i].host.hostname.clone()),
-                        at_utc: f.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        workload: Some(w.to_string()),
-                        path: Some(path.to_string()),
-                        message: f.message,
-                    });
-                    break 'all;
-                }
-            }
-        }
-    }
+    let plan = orchestrate::plan(&opts.workloads, opts.path);
+    let mut runner = Agents {
+        session: &mut session,
+        opts: &ropts,
+        ifaces: &ifaces,
+        client_cpus: &client_cpus,
+        quiet: opts.json,
+    };
+    let outcome = orchestrate::each_run(&plan, &dir, &opts.name, &interrupt, &mut runner)?;
     session.bye();
-    let interrupted = interrupt.load(Ordering::Relaxed);
+    let mut outcome = outcome;
+    outcome.interrupted |= interrupt.load(Ordering::Relaxed);
     let server = &session.agents[0];
     let mut env = result::Env {
         kernel: server.host.kernel.clone(),
@@ -664,20 +622,68 @@ pub fn run(
             .join(","),
     );
     config.insert("ssh".into(), remote.ssh.is_some().to_string());
-    let doc = ResultDoc {
-        schema: result::SCHEMA.into(),
-        name: opts.name.clone(),
-        started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        finished_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        interrupted,
-        config,
-        env,
-        ratios: result::path_ratios(&runs),
-        runs,
-        failure,
-    };
-    run::write_doc(&dir, &doc)?;
+    let doc = orchestrate::document(&opts.name, started, config, env, outcome);
+    orchestrate::write_doc(&dir, &doc)?;
     Ok((doc, dir))
+}
+
+/// The controller's runner: each (workload, path) across the agents; a
+/// failure anywhere aborts every side and ends the run.
+struct Agents<'a> {
+    session: &'a mut Session,
+    opts: &'a RunOptions,
+    ifaces: &'a [remote::IfaceInfo],
+    client_cpus: &'a [Vec<usize>],
+    quiet: bool,
+}
+
+impl orchestrate::Runner for Agents<'_> {
+    fn run_one(
+        &mut self,
+        w: Workload,
+        path: DataPath,
+        _index: usize,
+        _total: usize,
+    ) -> Result<orchestrate::Step> {
+        let session = &mut *self.session;
+        if !self.quiet {
+            eprintln!(
+                "{w} over the {path} path: server {}, clients {}",
+                session.agents[0].spec.name(),
+                session.agents[1..]
+                    .iter()
+                    .map(|a| a.spec.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let f = match one(session, self.opts, self.ifaces, self.client_cpus, w, path) {
+            Ok(m) => return Ok(orchestrate::Step::Done(Box::new(m))),
+            Err(f) => f,
+        };
+        let reason = match f.agent {
+            Some(i) => format!(
+                "agent {} ({}) failed: {}",
+                session.agents[i].spec.name(),
+                session.agents[i].role.name(),
+                f.message
+            ),
+            None => f.message.clone(),
+        };
+        // an agent that erred is still there and aborts too; a lost one
+        // was marked so by `wait`
+        session.abort_all(&reason);
+        let agent = f.agent.map(|i| &session.agents[i]);
+        Ok(orchestrate::Step::Stop(Failure {
+            agent: agent.map_or(String::new(), |a| a.spec.name()),
+            role: agent.map_or(String::new(), |a| a.role.name().into()),
+            hostname: agent.map_or(String::new(), |a| a.host.hostname.clone()),
+            at_utc: f.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            workload: Some(w.to_string()),
+            path: Some(path.to_string()),
+            message: f.message,
+        }))
+    }
 }
 
 /// One (workload, path) across the agents.
@@ -688,7 +694,7 @@ fn one(
     client_cpus: &[Vec<usize>],
     w: Workload,
     path: DataPath,
-) -> Result<(result::Run, Vec<hdrhistogram::Histogram<u64>>, SystemTime), Fail> {
+) -> Result<orchestrate::Measured, Fail> {
     let server_bypass = path.server_bypass();
     let client_bypass = path.client_bypass();
     let n = s.agents.len() - 1;
@@ -856,19 +862,17 @@ fn one(
         r.params.insert(format!("client_agent.{}", i - 1), name);
         r.counters.insert(format!("client.{}.ops", i - 1), ops);
     }
-    if let Some(a) = attach {
-        r.params.insert("xdp_mode".into(), a.xdp_mode);
-        r.params.insert("zero_copy".into(), a.zero_copy.to_string());
-        if let Some(e) = a.native_error {
-            r.params.insert("xdp_native_refused".into(), e);
-        }
-    }
     let hists = if w.has_latency() {
         rec.intervals.iter().map(|i| i.hist.clone()).collect()
     } else {
         Vec::new()
     };
-    Ok((r, hists, t0_wall))
+    Ok(orchestrate::Measured {
+        run: r,
+        hists,
+        t0_wall,
+        attach,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod error;
 mod kernel;
 mod lab;
 mod metrics;
+mod orchestrate;
 mod outcome;
 mod remote;
 mod report;
@@ -427,7 +428,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 )));
             }
             let doc = result::load(&dir)?;
-            let s = run::write_report(&dir, &doc)?;
+            let s = orchestrate::write_report(&dir, &doc)?;
             print!("{s}");
             Ok(0)
         }

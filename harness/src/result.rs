@@ -606,7 +606,7 @@ fn ratio_row(s: &mut String, r: &Ratio) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_run(ops_per_s: f64) -> Run {

@@ -17,6 +17,7 @@ use crate::kernel::server::Services;
 use crate::lab::Lab;
 use crate::metrics::{self, Recorder, Window};
 use crate::metrics::{Sampler, SideSample};
+use crate::orchestrate;
 use crate::outcome::{ClientReport, ServerReport};
 use crate::result::{self, Cpu, Flag, Interval, Latency, ResultDoc, Run, ThreadCpu};
 use crate::side::{self, BypassOptions, Engine, Messages, Placement, WorkloadSpec};
@@ -219,34 +220,6 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         _ => {}
     }
 
-    let total: usize = opts
-        .workloads
-        .iter()
-        .map(|_| {
-            if opts.hardware.is_some() {
-                PathChoice::Kernel
-            } else {
-                opts.path
-            }
-            .paths()
-            .len()
-        })
-        .sum();
-    let per = opts.duration + opts.warmup;
-    let bar = if opts.json {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new((per.as_secs_f64() * total as f64 * 10.0) as u64);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
-                .expect("static template"),
-        );
-        b
-    };
-    let mut runs = Vec::new();
-    let mut interrupted = false;
-    let dir = result::result_dir(&opts.out, &started, &opts.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // on hardware the bypass path is not there yet: `both` runs the kernel path
     let choice = if opts.hardware.is_some() {
         if opts.path == PathChoice::Both && !opts.json {
@@ -258,118 +231,73 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     } else {
         opts.path
     };
-    for (k, w) in opts.workloads.iter().enumerate() {
-        for &path in choice.paths() {
-            if interrupt.load(Ordering::Relaxed) {
-                interrupted = true;
-                break;
-            }
-            bar.set_message(format!("{w} over the {path} path"));
-            let base = (per.as_secs_f64() * k as f64 * 10.0) as u64;
-            let (mut run, hists, t0_wall, attach) =
-                run_one(opts, *w, path, &target, &interrupt, &bar, base)?;
-            if let Some(a) = attach {
-                env.xdp_mode = Some(a.xdp_mode.clone());
-                env.zero_copy = Some(a.zero_copy);
-                run.params.insert("xdp_mode".into(), a.xdp_mode);
-                run.params
-                    .insert("zero_copy".into(), a.zero_copy.to_string());
-                if let Some(e) = a.native_error {
-                    run.params.insert("xdp_native_refused".into(), e);
-                }
-            }
-            if run.flags.iter().any(|f| f == Flag::Interrupted.name()) {
-                interrupted = true;
-            }
-            keep_hlog(&dir, &opts.name, &mut run, &hists, t0_wall)?;
-            runs.push(run);
-        }
-        if interrupted {
-            break;
-        }
-    }
+    let plan = orchestrate::plan(&opts.workloads, choice);
+    let per = opts.duration + opts.warmup;
+    let bar = if opts.json {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new((per.as_secs_f64() * plan.len() as f64 * 10.0) as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+                .expect("static template"),
+        );
+        b
+    };
+    let dir = result::result_dir(&opts.out, &started, &opts.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut runner = Local {
+        opts,
+        target: &target,
+        interrupt: &interrupt,
+        bar: &bar,
+    };
+    let outcome = orchestrate::each_run(&plan, &dir, &opts.name, &interrupt, &mut runner)?;
     bar.finish_and_clear();
+    if let Some(a) = &outcome.attach {
+        env.xdp_mode = Some(a.xdp_mode.clone());
+        env.zero_copy = Some(a.zero_copy);
+    }
     if let Some(lab) = lab {
         // remove now, so the result's end time includes the cleanup
         drop(lab);
     }
-    let doc = ResultDoc {
-        schema: result::SCHEMA.into(),
-        name: opts.name.clone(),
-        started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        finished_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        interrupted,
-        config: opts.config(),
-        env,
-        ratios: result::path_ratios(&runs),
-        runs,
-        failure: None,
-    };
-    write_doc(&dir, &doc)?;
+    let doc = orchestrate::document(&opts.name, started, opts.config(), env, outcome);
+    orchestrate::write_doc(&dir, &doc)?;
     Ok((doc, dir))
 }
 
-/// Writes a run's interval histograms as `<workload>-<path>.hlog` in the
-/// result directory and names the file in the run (nothing when it has none).
-pub fn keep_hlog(
-    dir: &std::path::Path,
-    name: &str,
-    run: &mut Run,
-    hists: &[hdrhistogram::Histogram<u64>],
-    t0_wall: SystemTime,
-) -> Result<()> {
-    if hists.is_empty() {
-        return Ok(());
+/// The local runner: both sides on this machine (the lab), or the client
+/// here and `bypass serve` on the peer (hardware).
+struct Local<'a> {
+    opts: &'a RunOptions,
+    target: &'a Target,
+    interrupt: &'a Arc<AtomicBool>,
+    bar: &'a ProgressBar,
+}
+
+impl orchestrate::Runner for Local<'_> {
+    fn run_one(
+        &mut self,
+        w: Workload,
+        path: DataPath,
+        index: usize,
+        _total: usize,
+    ) -> Result<orchestrate::Step> {
+        self.bar.set_message(format!("{w} over the {path} path"));
+        let per = self.opts.duration + self.opts.warmup;
+        let base = (per.as_secs_f64() * index as f64 * 10.0) as u64;
+        let m = run_one(
+            self.opts,
+            w,
+            path,
+            self.target,
+            self.interrupt,
+            self.bar,
+            base,
+        )?;
+        Ok(orchestrate::Step::Done(Box::new(m)))
     }
-    let (w, path) = (run.workload, &run.path);
-    let file = format!("{w}-{path}.hlog");
-    result::write_hlog(
-        &dir.join(&file),
-        hists,
-        t0_wall,
-        &format!("bypass {w} over the {path} path, {name}"),
-    )?;
-    run.hlog = Some(file);
-    Ok(())
 }
-
-/// Writes `result.json` and the human report of a result directory.
-pub fn write_doc(dir: &std::path::Path, doc: &ResultDoc) -> Result<()> {
-    std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(doc)?)
-        .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
-    write_report(dir, doc)?;
-    Ok(())
-}
-
-/// Writes the plots and `summary.md` of a result directory; returns the summary.
-pub fn write_report(dir: &std::path::Path, doc: &ResultDoc) -> Result<String> {
-    let plots = match crate::report::plots(dir, doc) {
-        Ok(p) => p,
-        Err(e) => {
-            // a plot that cannot be drawn must not lose the measurements
-            tracing::warn!("plots of {}: {e:#}", dir.display());
-            Vec::new()
-        }
-    };
-    let names: Vec<String> = plots
-        .iter()
-        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-        .collect();
-    let s = result::summary(doc, &names);
-    std::fs::write(dir.join("summary.md"), &s)
-        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
-    Ok(s)
-}
-
-/// One (workload, path) measured: the run entry, its interval histograms
-/// (for the hlog), the wall time its window began, and how the bypass path
-/// attached (when it ran).
-type OneRun = (
-    Run,
-    Vec<hdrhistogram::Histogram<u64>>,
-    SystemTime,
-    Option<crate::bypass::AttachInfo>,
-);
 
 #[allow(clippy::too_many_arguments)]
 fn run_one(
@@ -380,7 +308,7 @@ fn run_one(
     interrupt: &Arc<AtomicBool>,
     bar: &ProgressBar,
     bar_base: u64,
-) -> Result<OneRun> {
+) -> Result<orchestrate::Measured> {
     let sizes = opts.sizes_for(w);
     let connections = opts.connections_for(w);
     let rate = opts.rate_for(w);
@@ -508,7 +436,12 @@ fn run_one(
     } else {
         Vec::new()
     };
-    Ok((run, hists, t0_wall, attach))
+    Ok(orchestrate::Measured {
+        run,
+        hists,
+        t0_wall,
+        attach,
+    })
 }
 
 /// The recorder of the side that measures this workload, merged over threads.

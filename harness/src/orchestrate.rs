@@ -1,0 +1,286 @@
+//! The orchestrator: the one loop over (workload, path) that a local run
+//! and the controller of a run across hosts share, and what becomes of
+//! each measured run (its attach facts in its params, its interval log
+//! kept, its flags read), then the result directory written.
+//!
+//! Whoever measures a (workload, path) is a [`Runner`]: the local run
+//! starts both sides here; the controller asks its agents.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::bypass::AttachInfo;
+use crate::datapath::{DataPath, PathChoice};
+use crate::result::{self, Env, Failure, Flag, ResultDoc, Run};
+use crate::workload::Workload;
+
+/// One (workload, path) measured.
+pub struct Measured {
+    pub run: Run,
+    /// Its interval histograms (for the hlog); empty for the streams.
+    pub hists: Vec<hdrhistogram::Histogram<u64>>,
+    /// When its window began.
+    pub t0_wall: SystemTime,
+    /// How the bypass path attached, when it ran.
+    pub attach: Option<AttachInfo>,
+}
+
+/// What a runner's (workload, path) came to.
+pub enum Step {
+    Done(Box<Measured>),
+    /// The run cannot go on (an agent failed): nothing more is measured,
+    /// and the result records why.
+    Stop(Failure),
+}
+
+/// Measures one (workload, path) at a time.
+pub trait Runner {
+    /// Measures `w` over `path`, the `index`-th run of `total`.
+    fn run_one(&mut self, w: Workload, path: DataPath, index: usize, total: usize) -> Result<Step>;
+}
+
+/// What the loop produced.
+pub struct Outcome {
+    pub runs: Vec<Run>,
+    pub interrupted: bool,
+    pub failure: Option<Failure>,
+    /// How the bypass path last attached (the result's env says it).
+    pub attach: Option<AttachInfo>,
+}
+
+/// The (workload, path) pairs of a run, in order: each workload over each
+/// path of the choice, the kernel first.
+pub fn plan(workloads: &[Workload], choice: PathChoice) -> Vec<(Workload, DataPath)> {
+    workloads
+        .iter()
+        .flat_map(|w| choice.paths().iter().map(move |p| (*w, *p)))
+        .collect()
+}
+
+/// Runs the plan, keeping each run's interval log in `dir`; stops early
+/// when `interrupt` is set, a run was interrupted, or the runner stops.
+pub fn each_run(
+    plan: &[(Workload, DataPath)],
+    dir: &Path,
+    name: &str,
+    interrupt: &AtomicBool,
+    runner: &mut impl Runner,
+) -> Result<Outcome> {
+    let mut out = Outcome {
+        runs: Vec::new(),
+        interrupted: false,
+        failure: None,
+        attach: None,
+    };
+    for (i, &(w, path)) in plan.iter().enumerate() {
+        if interrupt.load(Ordering::Relaxed) {
+            out.interrupted = true;
+            break;
+        }
+        let m = match runner.run_one(w, path, i, plan.len())? {
+            Step::Done(m) => m,
+            Step::Stop(f) => {
+                out.failure = Some(f);
+                break;
+            }
+        };
+        let Measured {
+            mut run,
+            hists,
+            t0_wall,
+            attach,
+        } = *m;
+        if let Some(a) = attach {
+            record_attach(&mut run, &a);
+            out.attach = Some(a);
+        }
+        let interrupted = run.flags.iter().any(|f| f == Flag::Interrupted.name());
+        keep_hlog(dir, name, &mut run, &hists, t0_wall)?;
+        out.runs.push(run);
+        if interrupted {
+            out.interrupted = true;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// How the bypass path attached, in a run's params.
+fn record_attach(run: &mut Run, a: &AttachInfo) {
+    run.params.insert("xdp_mode".into(), a.xdp_mode.clone());
+    run.params
+        .insert("zero_copy".into(), a.zero_copy.to_string());
+    if let Some(e) = &a.native_error {
+        run.params.insert("xdp_native_refused".into(), e.clone());
+    }
+}
+
+/// The result document of a finished (or stopped) run.
+pub fn document(
+    name: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    config: std::collections::BTreeMap<String, String>,
+    env: Env,
+    outcome: Outcome,
+) -> ResultDoc {
+    let secs = chrono::SecondsFormat::Secs;
+    ResultDoc {
+        schema: result::SCHEMA.into(),
+        name: name.to_string(),
+        started_utc: started.to_rfc3339_opts(secs, true),
+        finished_utc: chrono::Utc::now().to_rfc3339_opts(secs, true),
+        interrupted: outcome.interrupted,
+        config,
+        env,
+        ratios: result::path_ratios(&outcome.runs),
+        runs: outcome.runs,
+        failure: outcome.failure,
+    }
+}
+
+/// Writes a run's interval histograms as `<workload>-<path>.hlog` in the
+/// result directory and names the file in the run (nothing when it has none).
+pub fn keep_hlog(
+    dir: &Path,
+    name: &str,
+    run: &mut Run,
+    hists: &[hdrhistogram::Histogram<u64>],
+    t0_wall: SystemTime,
+) -> Result<()> {
+    if hists.is_empty() {
+        return Ok(());
+    }
+    let (w, path) = (run.workload, run.path);
+    let file = format!("{w}-{path}.hlog");
+    result::write_hlog(
+        &dir.join(&file),
+        hists,
+        t0_wall,
+        &format!("bypass {w} over the {path} path, {name}"),
+    )?;
+    run.hlog = Some(file);
+    Ok(())
+}
+
+/// Writes `result.json` and the human report of a result directory.
+pub fn write_doc(dir: &Path, doc: &ResultDoc) -> Result<()> {
+    std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(doc)?)
+        .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
+    write_report(dir, doc)?;
+    Ok(())
+}
+
+/// Writes the plots and `summary.md` of a result directory; returns the summary.
+pub fn write_report(dir: &Path, doc: &ResultDoc) -> Result<String> {
+    let plots = match crate::report::plots(dir, doc) {
+        Ok(p) => p,
+        Err(e) => {
+            // a plot that cannot be drawn must not lose the measurements
+            tracing::warn!("plots of {}: {e:#}", dir.display());
+            Vec::new()
+        }
+    };
+    let names: Vec<String> = plots
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    let s = result::summary(doc, &names);
+    std::fs::write(dir.join("summary.md"), &s)
+        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runner that measures nothing: it hands out empty runs and stops
+    /// (or is interrupted) where told.
+    struct Script {
+        stop_at: Option<usize>,
+        interrupt_at: Option<usize>,
+        seen: Vec<(Workload, DataPath, usize, usize)>,
+    }
+
+    impl Runner for Script {
+        fn run_one(&mut self, w: Workload, path: DataPath, i: usize, n: usize) -> Result<Step> {
+            self.seen.push((w, path, i, n));
+            if self.stop_at == Some(i) {
+                return Ok(Step::Stop(Failure {
+                    message: "gone".into(),
+                    ..Failure::default()
+                }));
+            }
+            let mut run = crate::result::tests::sample_run(1.0);
+            (run.workload, run.path) = (w, path);
+            if self.interrupt_at == Some(i) {
+                run.flags.push(Flag::Interrupted.name().into());
+            }
+            Ok(Step::Done(Box::new(Measured {
+                run,
+                hists: Vec::new(),
+                t0_wall: SystemTime::now(),
+                attach: path.server_bypass().then(|| AttachInfo {
+                    xdp_mode: "native".into(),
+                    zero_copy: false,
+                    native_error: None,
+                }),
+            })))
+        }
+    }
+
+    fn script(stop_at: Option<usize>, interrupt_at: Option<usize>) -> Script {
+        Script {
+            stop_at,
+            interrupt_at,
+            seen: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_workload_goes_over_every_path_kernel_first_and_attach_is_recorded() {
+        let plan = plan(&[Workload::Rr, Workload::Crr], PathChoice::Both);
+        assert_eq!(plan.len(), 8);
+        assert_eq!(plan[0], (Workload::Rr, DataPath::Kernel));
+        assert_eq!(plan[4], (Workload::Crr, DataPath::Kernel));
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = script(None, None);
+        let out = each_run(&plan, dir.path(), "t", &AtomicBool::new(false), &mut r).unwrap();
+        assert_eq!(out.runs.len(), 8);
+        assert!(!out.interrupted && out.failure.is_none());
+        assert_eq!(
+            r.seen.last(),
+            Some(&(Workload::Crr, DataPath::BypassBoth, 7, 8))
+        );
+        for run in &out.runs {
+            let has = run.params.get("xdp_mode").map(String::as_str);
+            assert_eq!(
+                has,
+                run.path.server_bypass().then_some("native"),
+                "{}",
+                run.path
+            );
+        }
+        assert_eq!(out.attach.unwrap().xdp_mode, "native");
+    }
+
+    #[test]
+    fn a_stop_an_interrupted_run_and_a_set_interrupt_end_the_loop() {
+        let plan = plan(&[Workload::Rr], PathChoice::Both);
+        let dir = tempfile::tempdir().unwrap();
+        let flag = AtomicBool::new(false);
+        let out = each_run(&plan, dir.path(), "t", &flag, &mut script(Some(2), None)).unwrap();
+        assert_eq!(out.runs.len(), 2);
+        assert_eq!(out.failure.unwrap().message, "gone");
+        let out = each_run(&plan, dir.path(), "t", &flag, &mut script(None, Some(1))).unwrap();
+        assert_eq!((out.runs.len(), out.interrupted), (2, true));
+        flag.store(true, Ordering::Relaxed);
+        let mut r = script(None, None);
+        let out = each_run(&plan, dir.path(), "t", &flag, &mut r).unwrap();
+        assert_eq!((out.runs.len(), out.interrupted), (0, true));
+        assert!(r.seen.is_empty());
+    }
+}
