@@ -21,13 +21,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::datapath::DataPath;
 use crate::error::usage;
+use crate::measurement::{measuring_recorder, Measurement};
 use crate::metrics::SideSample;
 use crate::metrics::Window;
 use crate::orchestrate;
 use crate::outcome::{ClientReport, ServerReport};
 use crate::remote::{self, HostInfo, Reply, Request, Role, Secret, SideSpec};
 use crate::result::{self, Failure, HostEnv, ResultDoc};
-use crate::run::{self, RunOptions};
+use crate::run::RunOptions;
 use crate::workload::Workload;
 
 /// The port an agent listens on unless told otherwise.
@@ -837,20 +838,19 @@ fn one(
         }
     }
     let measured = Duration::from_micros(measured_us);
-    let rec = run::measuring_recorder(w, &client_report, Some(&server_report), measured, window);
-    let mut r = run::finish(
-        opts,
-        w,
-        path,
-        &rec,
+    let rec = measuring_recorder(w, &client_report, Some(&server_report), measured, window);
+    let mut r = result::Run::from(&Measurement {
+        spec: opts.spec(w, path),
+        rec: &rec,
         measured,
-        !completed,
-        &client_report,
-        Some(&server_report),
-        (Some(&sr.sample), &client_sample),
+        interrupted: !completed,
+        client: &client_report,
+        server: Some(&server_report),
+        server_sample: Some(&sr.sample),
+        client_sample: &client_sample,
         // each side has a host of its own
-        true,
-    );
+        disjoint: true,
+    });
     r.params
         .insert("server_agent".into(), s.agents[0].spec.name());
     r.params.insert(

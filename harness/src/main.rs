@@ -12,6 +12,7 @@ mod datapath;
 mod error;
 mod kernel;
 mod lab;
+mod measurement;
 mod metrics;
 mod orchestrate;
 mod outcome;

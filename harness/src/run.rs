@@ -15,11 +15,10 @@ use crate::datapath::{DataPath, PathChoice, XdpModeArg};
 use crate::error::usage;
 use crate::kernel::server::Services;
 use crate::lab::Lab;
-use crate::metrics::{self, Recorder, Window};
-use crate::metrics::{Sampler, SideSample};
+use crate::measurement::{measuring_recorder, Measurement, RunSpec};
+use crate::metrics::{Sampler, Window};
 use crate::orchestrate;
-use crate::outcome::{ClientReport, ServerReport};
-use crate::result::{self, Cpu, Flag, Interval, Latency, ResultDoc, Run, ThreadCpu};
+use crate::result::{self, ResultDoc, Run};
 use crate::side::{self, BypassOptions, Engine, Messages, Placement, WorkloadSpec};
 use crate::workload::{Proto, Sizes, Workload};
 
@@ -99,6 +98,20 @@ impl RunOptions {
             // measures only how fast the receiver drops
             Workload::UdpStream => Some(self.rate.unwrap_or(100_000.0)),
             _ => self.rate,
+        }
+    }
+
+    /// What a run of `w` over `path` is asked, with these options.
+    pub fn spec(&self, w: Workload, path: DataPath) -> RunSpec {
+        RunSpec {
+            workload: w,
+            path,
+            proto: self.proto,
+            sizes: self.sizes_for(w),
+            connections: self.connections_for(w),
+            rate: self.rate_for(w),
+            server_cpus: self.server_cpus.clone(),
+            client_cpus: self.client_cpus.clone(),
         }
     }
 
@@ -415,21 +428,17 @@ fn run_one(
         .server_cpus
         .iter()
         .all(|c| !opts.client_cpus.contains(c));
-    let run = finish(
-        opts,
-        w,
-        path,
-        &rec,
+    let run = Run::from(&Measurement {
+        spec: opts.spec(w, path),
+        rec: &rec,
         measured,
-        !completed,
-        &client_report,
-        server_report.as_ref(),
-        (
-            target.local_server.then_some(&server_sample),
-            &client_sample,
-        ),
+        interrupted: !completed,
+        client: &client_report,
+        server: server_report.as_ref(),
+        server_sample: target.local_server.then_some(&server_sample),
+        client_sample: &client_sample,
         disjoint,
-    );
+    });
     // the interval histograms, for the hlog
     let hists = if w.has_latency() {
         rec.intervals.iter().map(|i| i.hist.clone()).collect()
@@ -442,352 +451,4 @@ fn run_one(
         t0_wall,
         attach,
     })
-}
-
-/// The recorder of the side that measures this workload, merged over threads.
-pub(crate) fn measuring_recorder(
-    w: Workload,
-    c: &ClientReport,
-    s: Option<&ServerReport>,
-    measured: Duration,
-    window: Window,
-) -> Recorder {
-    let mut rec = Recorder::new(window);
-    if let (true, Some(s)) = (w.measured_at_server(), s) {
-        for t in &s.threads {
-            rec.merge(&t.recorder);
-        }
-    } else {
-        // request/response is timed at the client; a stream to a remote
-        // server (hardware mode) is counted at the sender
-        for t in &c.threads {
-            rec.merge(&t.recorder);
-        }
-    }
-    rec.fit_to(measured);
-    rec
-}
-
-/// Above this share of steal time on the CPUs under test, a run is flagged
-/// `cpu_stolen`: on a shared VM the hypervisor's pauses then weigh on the
-/// CPU costs and the latency tail.
-const STOLEN_PCT: f64 = 5.0;
-
-/// The run entry of one (workload, path) from both sides' reports and
-/// samples: figures, CPU cost, counters and flags. `server` is None when
-/// the server side is out of reach (`bypass serve` on another machine);
-/// `disjoint`: the sides ran on CPUs of their own (or hosts of their own).
-#[allow(clippy::too_many_arguments)]
-pub fn finish(
-    opts: &RunOptions,
-    w: Workload,
-    path: DataPath,
-    rec: &Recorder,
-    measured: Duration,
-    interrupted: bool,
-    client_report: &ClientReport,
-    server_report: Option<&ServerReport>,
-    samples: (Option<&SideSample>, &SideSample),
-    disjoint: bool,
-) -> Run {
-    let (server_sample, client_sample) = samples;
-    let (c, s) = (client_report, server_report);
-    let local_server = server_sample.is_some();
-    let server_cpus = server_sample.map(|s| s.cpus).unwrap_or_default();
-    let client_cpus = client_sample.cpus;
-    let secs = measured.as_secs_f64();
-    let sizes = opts.sizes_for(w);
-    // intervals; for the stream, an operation is one message of --size bytes
-    let mut intervals = Vec::new();
-    let mut cum_bytes = 0u64;
-    for (i, iv) in rec.intervals.iter().enumerate() {
-        let t_s = i as f64 * metrics::INTERVAL.as_secs_f64();
-        let dur_s = (secs - t_s).clamp(0.0, metrics::INTERVAL.as_secs_f64());
-        let ops = if w == Workload::Stream {
-            let before = cum_bytes / sizes.req as u64;
-            cum_bytes += iv.bytes;
-            cum_bytes / sizes.req as u64 - before
-        } else {
-            iv.ops
-        };
-        let lat =
-            |q: f64| (!iv.hist.is_empty()).then(|| iv.hist.value_at_quantile(q) as f64 / 1000.0);
-        intervals.push(Interval {
-            t_s,
-            dur_s,
-            ops,
-            ops_per_s: if dur_s > 0.0 { ops as f64 / dur_s } else { 0.0 },
-            bits_per_s: if dur_s > 0.0 {
-                iv.bytes as f64 * 8.0 / dur_s
-            } else {
-                0.0
-            },
-            errors: iv.errors,
-            p50_us: lat(0.5),
-            p99_us: lat(0.99),
-            max_us: (!iv.hist.is_empty()).then(|| iv.hist.max() as f64 / 1000.0),
-        });
-    }
-    let ops: u64 = intervals.iter().map(|i| i.ops).sum();
-    let bytes = rec.total_bytes();
-    let full: Vec<f64> = intervals
-        .iter()
-        .filter(|i| i.dur_s >= 0.999 * metrics::INTERVAL.as_secs_f64())
-        .map(|i| i.ops_per_s)
-        .collect();
-    let steadiness = metrics::steadiness(&full);
-
-    // CPU
-    let jiffy = metrics::jiffy().as_secs_f64() * 1e6;
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let mut threads = Vec::new();
-    let mut server_thread_us = 0.0;
-    if let Some(s) = s {
-        for t in &s.threads {
-            server_thread_us += us(t.cpu.total());
-            threads.push(ThreadCpu {
-                role: "server".into(),
-                cpu: t.cpu_id,
-                user_us: us(t.cpu.user),
-                sys_us: us(t.cpu.sys),
-                ops: t.counters.requests + t.counters.udp_in,
-                bytes: t.counters.bytes_in,
-            });
-        }
-    }
-    let mut client_thread_us = 0.0;
-    for t in &c.threads {
-        client_thread_us += us(t.cpu.total());
-        threads.push(ThreadCpu {
-            role: "client".into(),
-            cpu: t.cpu_id,
-            user_us: us(t.cpu.user),
-            sys_us: us(t.cpu.sys),
-            ops: t.recorder.total_ops(),
-            bytes: t.recorder.total_bytes(),
-        });
-    }
-    let server_softirq_us = server_cpus.softirq as f64 * jiffy;
-    let client_softirq_us = client_cpus.softirq as f64 * jiffy;
-    let per_op = |x: f64| (ops > 0).then(|| x / ops as f64);
-    let util = |x: f64, n: usize| (secs > 0.0).then(|| 100.0 * x / (secs * 1e6 * n.max(1) as f64));
-    let client_busy_pct = if client_cpus.total() > 0 {
-        100.0 * client_cpus.busy() as f64 / client_cpus.total() as f64
-    } else {
-        0.0
-    };
-    // What a side cost: its threads' own CPU time (exact: getrusage scales
-    // to the scheduler's run time), which holds the softirq work done inside
-    // their system calls (on veth, a `sendto` runs the peer's receive), plus,
-    // when the side has CPUs of its own, the run time of those CPUs' softirq
-    // threads (ksoftirqd, exact from schedstat). Not /proc/stat: its busy and
-    // softirq times are sampled by the tick, which misses a thread that wakes
-    // for a few µs at a time, and its softirq time would count again what the
-    // threads' time already holds (this kernel has no IRQ time accounting).
-    let (server_ksoftirqd_us, client_ksoftirqd_us, accounting) = if disjoint {
-        (
-            server_sample.map_or(0.0, |s| s.ksoftirqd_us as f64),
-            client_sample.ksoftirqd_us as f64,
-            "threads+ksoftirqd",
-        )
-    } else {
-        (0.0, 0.0, "threads")
-    };
-    let server_total = server_thread_us + server_ksoftirqd_us;
-    let client_total = client_thread_us + client_ksoftirqd_us;
-    let mut cpu = Cpu {
-        accounting: accounting.into(),
-        server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
-        client_us_per_op: per_op(client_total),
-        server_util_pct: local_server
-            .then(|| util(server_total, opts.server_cpus.len()))
-            .flatten(),
-        client_util_pct: util(client_total, opts.client_cpus.len()),
-        server_work_us_per_op: None,
-        server_ns_per_byte: (local_server && w.measured_at_server() && bytes > 0)
-            .then(|| server_total * 1000.0 / bytes as f64),
-        server_thread_us: local_server.then_some(server_thread_us),
-        server_softirq_us: local_server.then_some(server_softirq_us),
-        server_ksoftirqd_us: local_server.then_some(server_ksoftirqd_us),
-        client_ksoftirqd_us,
-        client_thread_us,
-        client_softirq_us,
-        client_cpus_busy_pct: client_busy_pct,
-        server_steal_pct: server_sample.and_then(|_| server_cpus.steal_pct()),
-        client_steal_pct: client_cpus.steal_pct(),
-        server_cpus: opts.server_cpus.clone(),
-        client_cpus: opts.client_cpus.clone(),
-        threads,
-    };
-
-    // counters
-    let mut counters: BTreeMap<String, u64> = BTreeMap::new();
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&c.counters) {
-        for (k, v) in m {
-            counters.insert(format!("client.{k}"), v.as_u64().unwrap_or(0));
-        }
-    }
-    if let Some(s) = s {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&s.counters) {
-            for (k, v) in m {
-                counters.insert(format!("server.{k}"), v.as_u64().unwrap_or(0));
-            }
-        }
-    }
-    for t in &c.threads {
-        for (k, v) in &t.extra {
-            *counters.entry(format!("client.{k}")).or_insert(0) += v;
-        }
-    }
-    let mut work_us = None;
-    if let Some(s) = s {
-        for t in &s.threads {
-            for (k, v) in &t.extra {
-                *counters.entry(format!("server.{k}")).or_insert(0) += v;
-                if k == "work_us" {
-                    *work_us.get_or_insert(0u64) += v;
-                }
-            }
-        }
-    }
-    cpu.server_work_us_per_op = work_us.and_then(|w| per_op(w as f64));
-    let verify_errors = s.map_or(0, |s| s.counters.stream_verify_errors);
-    let bad_requests = s.map_or(0, |s| s.counters.bad_requests);
-    let errors = rec_errors(w, c) + verify_errors + bad_requests + c.counters.protocol_errors;
-
-    // loss
-    let loss_pct = match w {
-        Workload::UdpStream => {
-            let received = s.map_or(0, |s| s.counters.udp_measured_in);
-            let sent = c.counters.sent_measured;
-            (local_server && sent > 0)
-                .then(|| 100.0 * sent.saturating_sub(received) as f64 / sent as f64)
-        }
-        Workload::UdpRr => (c.counters.sent > 0)
-            .then(|| 100.0 * c.counters.udp_timeouts as f64 / c.counters.sent as f64),
-        _ => None,
-    };
-
-    // flags
-    let mut flags = Vec::new();
-    let mut flag = |f: Flag| flags.push(f.name().to_string());
-    if interrupted {
-        flag(Flag::Interrupted);
-    }
-    if errors > 0 {
-        flag(Flag::Errors);
-    }
-    if verify_errors > 0 {
-        flag(Flag::PayloadMismatch);
-    }
-    if ops == 0 {
-        flag(Flag::NoOps);
-    }
-    if loss_pct.is_some_and(|l| l > 0.0) {
-        flag(Flag::Loss);
-    }
-    let rate = opts.rate_for(w);
-    let short_of_rate = rate.is_some_and(|r| {
-        let achieved = if w == Workload::UdpStream {
-            c.counters.sent_measured as f64 / secs.max(1e-9)
-        } else {
-            ops as f64 / secs.max(1e-9)
-        };
-        secs > 0.0 && achieved < 0.95 * r
-    });
-    // a busy-polling generator (the bypass client) keeps its CPU busy by
-    // construction: only falling short of its rate says it was saturated
-    let busy_polls = path.client_bypass();
-    if (client_busy_pct >= 95.0 && !busy_polls) || short_of_rate || c.counters.ports_exhausted > 0 {
-        flag(Flag::GeneratorSaturated);
-    }
-    if full.len() >= 3 && steadiness.cv > 0.25 {
-        flag(Flag::Unsteady);
-    }
-    if [cpu.server_steal_pct, cpu.client_steal_pct]
-        .iter()
-        .flatten()
-        .any(|&p| p > STOLEN_PCT)
-    {
-        flag(Flag::CpuStolen);
-    }
-    let latency_us = if w.has_latency() {
-        Latency::from_hist(&rec.hist)
-    } else {
-        None
-    };
-    let mut run = Run {
-        workload: w,
-        path,
-        proto: if matches!(w, Workload::Rr | Workload::Crr) {
-            opts.proto.to_string()
-        } else {
-            "raw".into()
-        },
-        params: BTreeMap::new(),
-        duration_s: secs,
-        ops,
-        ops_per_s: if secs > 0.0 { ops as f64 / secs } else { 0.0 },
-        bits_per_s: if secs > 0.0 {
-            bytes as f64 * 8.0 / secs
-        } else {
-            0.0
-        },
-        bytes,
-        latency_us,
-        cpu,
-        errors,
-        loss_pct,
-        flags,
-        steadiness,
-        counters,
-        intervals,
-        hlog: None,
-    };
-    let connections = opts.connections_for(w);
-    run.params
-        .insert("size".into(), format!("{}:{}", sizes.req, sizes.resp));
-    run.params
-        .insert("connections".into(), connections.to_string());
-    run.params.insert(
-        "rate".into(),
-        rate.map_or("closed loop".into(), |r| r.to_string()),
-    );
-    for (k, v) in server_sample.map(|s| &s.counters).into_iter().flatten() {
-        run.counters.insert(format!("server.kernel.{k}"), *v);
-    }
-    for (k, v) in &client_sample.counters {
-        run.counters.insert(format!("client.kernel.{k}"), *v);
-    }
-    if w == Workload::Stream {
-        // the kernel side's count: the sender's when the client is the
-        // kernel's (the bypass server's segments never reach its
-        // namespace's counters), else the receiver's; with the stack on
-        // both ends, the frames steered to the server's stack (all of them
-        // the client's segments) and the client stack's retransmissions
-        let get = |k: &str| run.counters.get(k).copied().unwrap_or(0);
-        let (segs, retrans) = if path == DataPath::BypassBoth {
-            (
-                get("server.xdp.steered"),
-                get("client.stack.tcp.retransmits"),
-            )
-        } else {
-            let segs = match get("client.kernel.Tcp.OutSegs") {
-                0 => get("server.kernel.Tcp.InSegs"),
-                n => n,
-            };
-            let retrans = match get("client.kernel.Tcp.RetransSegs") {
-                0 => get("client.stack.tcp.retransmits"),
-                n => n,
-            };
-            (segs, retrans)
-        };
-        run.counters.insert("segments".into(), segs);
-        run.counters.insert("retransmits".into(), retrans);
-    }
-    run
-}
-
-fn rec_errors(_w: Workload, c: &ClientReport) -> u64 {
-    c.threads.iter().map(|t| t.recorder.errors()).sum()
 }
