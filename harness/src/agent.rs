@@ -23,9 +23,7 @@ use crate::metrics::{Sampler, SideSample};
 use crate::remote::{
     self, HostInfo, IfaceInfo, Reply, Request, Role, Secret, SideReport, SideSpec,
 };
-use crate::side::{
-    self, BypassOptions, Clients, Engine, Messages, Placement, Server, WorkloadSpec,
-};
+use crate::side::{self, BypassOptions, Clients, Engine, Placement, Server};
 
 /// How the agent was started.
 pub struct AgentConfig {
@@ -358,30 +356,19 @@ fn start_side(
         force: spec.force,
         busy_poll: spec.busy_poll,
     };
-    let messages = Messages {
-        proto: spec.proto,
-        sizes: spec.sizes,
-        port: spec.port,
-    };
     let engine = Engine::of(spec.bypass);
     Ok(match spec.role {
         Role::Server => {
-            let services = Services::for_workload(spec.workload);
-            let (s, a) = side::start_server(engine, &messages, services, &place, &opts, window)?;
+            let services = Services::for_workload(spec.load.workload);
+            let (s, a) =
+                side::start_server(engine, &spec.load.messages, services, &place, &opts, window)?;
             (Side::Server(s), a)
         }
         Role::Client => {
-            let load = WorkloadSpec {
-                workload: spec.workload,
-                messages,
-                connections: spec.connections,
-                rate: spec.rate,
-                udp_timeout: Duration::from_millis(spec.udp_timeout_ms),
-            };
             let server = IpAddr::V4(spec.server);
             let (c, a) = side::start_clients(
                 engine,
-                &load,
+                &spec.load,
                 server,
                 spec.multi_shard,
                 &place,
@@ -413,7 +400,7 @@ fn run_side(
     let what = format!(
         "{} side of {} over the {} path on {}",
         spec.role.name(),
-        spec.workload,
+        spec.load.workload,
         if spec.bypass { "bypass" } else { "kernel" },
         spec.iface
     );
@@ -538,19 +525,23 @@ mod tests {
     fn spec(iface: &str, bypass: bool, cpus: Vec<usize>) -> SideSpec {
         SideSpec {
             role: Role::Server,
-            workload: Workload::Rr,
+            load: crate::workload::WorkloadSpec {
+                workload: Workload::Rr,
+                messages: crate::workload::Messages {
+                    proto: Proto::Raw,
+                    sizes: Workload::Rr.default_sizes(),
+                    port: 7100,
+                },
+                connections: 1,
+                rate: None,
+                udp_timeout: Duration::from_millis(200),
+            },
             bypass,
-            proto: Proto::Raw,
-            sizes: Workload::Rr.default_sizes(),
-            port: 7100,
-            connections: 1,
-            rate: None,
             multi_shard: false,
             cpus,
             settle_ms: 0,
             warmup_ms: 0,
             duration_ms: 100,
-            udp_timeout_ms: 200,
             iface: iface.into(),
             server: Ipv4Addr::new(198, 18, 0, 1),
             xdp_mode: crate::datapath::XdpModeArg::Auto,

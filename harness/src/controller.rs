@@ -704,34 +704,22 @@ fn one(
     } else {
         ifaces[0].addr.expect("checked")
     };
-    let total = opts.connections_for(w);
     let settle = Duration::from_millis(300);
+    let load = opts.spec(w, path).load;
     let spec = |role: Role, k: usize| -> SideSpec {
-        let (bypass, connections, cpus) = match role {
-            Role::Server => (server_bypass, total, opts.server_cpus.clone()),
-            Role::Client => (
-                client_bypass,
-                (total / n + usize::from(k < total % n)).max(1),
-                client_cpus[k].clone(),
-            ),
+        let (bypass, load, cpus) = match role {
+            Role::Server => (server_bypass, load, opts.server_cpus.clone()),
+            Role::Client => (client_bypass, load.share(k, n), client_cpus[k].clone()),
         };
         SideSpec {
             role,
-            workload: w,
             bypass,
-            proto: opts.proto,
-            sizes: opts.sizes_for(w),
-            port: opts.port,
-            connections,
-            rate: opts
-                .rate_for(w)
-                .map(|r| r * connections as f64 / total.max(1) as f64),
+            load,
             multi_shard: server_bypass,
             cpus,
             settle_ms: settle.as_millis() as u64,
             warmup_ms: opts.warmup.as_millis() as u64,
             duration_ms: opts.duration.as_millis() as u64,
-            udp_timeout_ms: 200,
             iface: ifaces[if role == Role::Server { 0 } else { k + 1 }]
                 .name
                 .clone(),

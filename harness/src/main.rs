@@ -653,7 +653,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     let interrupt = interrupt_flag()?;
     let (server, attach) = side::start_server(
         engine,
-        &side::Messages {
+        &workload::Messages {
             proto: a.proto,
             sizes: a.size,
             port: a.port,

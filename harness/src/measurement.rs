@@ -11,7 +11,7 @@ use crate::datapath::DataPath;
 use crate::metrics::{self, Recorder, SideSample, Steadiness, Window};
 use crate::outcome::{ClientReport, ServerReport};
 use crate::result::{Cpu, Flag, Interval, Latency, Run, ThreadCpu};
-use crate::workload::{Proto, Sizes, Workload};
+use crate::workload::{Workload, WorkloadSpec};
 
 /// Above this share of steal time on the CPUs under test, a run is flagged
 /// `cpu_stolen`: on a shared VM the hypervisor's pauses then weigh on the
@@ -21,12 +21,8 @@ const STOLEN_PCT: f64 = 5.0;
 /// What was asked of one (workload, path).
 #[derive(Clone, Debug)]
 pub struct RunSpec {
-    pub workload: Workload,
+    pub load: WorkloadSpec,
     pub path: DataPath,
-    pub proto: Proto,
-    pub sizes: Sizes,
-    pub connections: usize,
-    pub rate: Option<f64>,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
 }
@@ -85,7 +81,7 @@ impl Measurement<'_> {
     /// Per-second samples; for the stream an operation is one message of
     /// `--size` bytes.
     fn intervals(&self) -> Vec<Interval> {
-        let (w, secs) = (self.spec.workload, self.secs());
+        let (w, secs) = (self.spec.load.workload, self.secs());
         let step = metrics::INTERVAL.as_secs_f64();
         let mut cum_bytes = 0u64;
         let mut out = Vec::new();
@@ -93,7 +89,7 @@ impl Measurement<'_> {
             let t_s = i as f64 * step;
             let dur_s = (secs - t_s).clamp(0.0, step);
             let ops = if w == Workload::Stream {
-                let req = self.spec.sizes.req.max(1) as u64;
+                let req = self.spec.load.messages.sizes.req.max(1) as u64;
                 let before = cum_bytes / req;
                 cum_bytes += iv.bytes;
                 cum_bytes / req - before
@@ -200,7 +196,7 @@ impl Measurement<'_> {
             client_util_pct: util(client_total, self.spec.client_cpus.len()),
             server_work_us_per_op: work_us.and_then(|w| per_op(w as f64)),
             server_ns_per_byte: (local_server
-                && self.spec.workload.measured_at_server()
+                && self.spec.load.workload.measured_at_server()
                 && bytes > 0)
                 .then(|| server_total * 1000.0 / bytes as f64),
             server_thread_us: local_server.then_some(server_thread_us),
@@ -274,7 +270,7 @@ impl Measurement<'_> {
     /// requests without an answer in time.
     fn loss_pct(&self) -> Option<f64> {
         let c = &self.client.counters;
-        match self.spec.workload {
+        match self.spec.load.workload {
             Workload::UdpStream => {
                 let received = self.server.map_or(0, |s| s.counters.udp_measured_in);
                 let sent = c.sent_measured;
@@ -301,7 +297,7 @@ impl Measurement<'_> {
 
     /// Why a figure may not be trusted (see [`Flag`]).
     fn flags(&self, run: &Run, full_intervals: usize, steadiness: &Steadiness) -> Vec<String> {
-        let (w, secs, c) = (self.spec.workload, self.secs(), &self.client.counters);
+        let (w, secs, c) = (self.spec.load.workload, self.secs(), &self.client.counters);
         let mut flags = Vec::new();
         let mut flag = |f: Flag| flags.push(f.name().to_string());
         if self.interrupted {
@@ -322,7 +318,7 @@ impl Measurement<'_> {
         if run.loss_pct.is_some_and(|l| l > 0.0) {
             flag(Flag::Loss);
         }
-        let short_of_rate = self.spec.rate.is_some_and(|r| {
+        let short_of_rate = self.spec.load.rate.is_some_and(|r| {
             let achieved = if w == Workload::UdpStream {
                 c.sent_measured as f64 / secs.max(1e-9)
             } else {
@@ -380,7 +376,7 @@ fn stream_segments(path: DataPath, counters: &BTreeMap<String, u64>) -> (u64, u6
 
 impl From<&Measurement<'_>> for Run {
     fn from(m: &Measurement<'_>) -> Run {
-        let (w, secs) = (m.spec.workload, m.secs());
+        let (w, secs) = (m.spec.load.workload, m.secs());
         let intervals = m.intervals();
         let ops: u64 = intervals.iter().map(|i| i.ops).sum();
         let bytes = m.rec.total_bytes();
@@ -394,7 +390,7 @@ impl From<&Measurement<'_>> for Run {
             workload: w,
             path: m.spec.path,
             proto: if matches!(w, Workload::Rr | Workload::Crr) {
-                m.spec.proto.to_string()
+                m.spec.load.messages.proto.to_string()
             } else {
                 "raw".into()
             },
@@ -423,14 +419,17 @@ impl From<&Measurement<'_>> for Run {
             hlog: None,
         };
         run.flags = m.flags(&run, full.len(), &steadiness);
-        let sizes = m.spec.sizes;
+        let sizes = m.spec.load.messages.sizes;
         run.params
             .insert("size".into(), format!("{}:{}", sizes.req, sizes.resp));
         run.params
-            .insert("connections".into(), m.spec.connections.to_string());
+            .insert("connections".into(), m.spec.load.connections.to_string());
         run.params.insert(
             "rate".into(),
-            m.spec.rate.map_or("closed loop".into(), |r| r.to_string()),
+            m.spec
+                .load
+                .rate
+                .map_or("closed loop".into(), |r| r.to_string()),
         );
         if w == Workload::Stream {
             let (segs, retrans) = stream_segments(m.spec.path, &run.counters);
@@ -452,12 +451,18 @@ mod tests {
 
     fn spec(workload: Workload, path: DataPath, rate: Option<f64>) -> RunSpec {
         RunSpec {
-            workload,
+            load: WorkloadSpec {
+                workload,
+                messages: crate::workload::Messages {
+                    proto: crate::workload::Proto::Raw,
+                    sizes: crate::workload::Sizes { req: 100, resp: 64 },
+                    port: 7100,
+                },
+                connections: 1,
+                rate,
+                udp_timeout: Duration::from_millis(200),
+            },
             path,
-            proto: Proto::Raw,
-            sizes: Sizes { req: 100, resp: 64 },
-            connections: 1,
-            rate,
             server_cpus: vec![1],
             client_cpus: vec![0],
         }

@@ -44,13 +44,13 @@ use sha2::Sha256;
 use crate::bypass::AttachInfo;
 use crate::metrics::SideSample;
 use crate::metrics::{IntervalRec, Outcome, Recorder, ThreadResult, ThreadTimes, Window};
-use crate::workload::{Proto, Sizes, Workload};
+use crate::workload::WorkloadSpec;
 
 /// The protocol's name, so that something else listening on the port is
 /// told apart from an agent.
 pub const PROTOCOL: &str = "bypass-agent";
 /// The version both ends must speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest frame either end accepts before the handshake is done.
 pub const MAX_FRAME: usize = 1 << 20;
 /// The largest frame an authenticated peer may send (a long run's report
@@ -358,23 +358,17 @@ impl Role {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SideSpec {
     pub role: Role,
-    pub workload: Workload,
     /// This side on the bypass path (else the kernel's sockets).
     pub bypass: bool,
-    pub proto: Proto,
-    pub sizes: Sizes,
-    /// Base port of the server.
-    pub port: u16,
-    /// This client's connections and rate (its share of the run's).
-    pub connections: usize,
-    pub rate: Option<f64>,
+    /// The workload; a client's connections and rate are its share of the
+    /// run's.
+    pub load: WorkloadSpec,
     /// A bypass client runs one shard per CPU (against the stack's server).
     pub multi_shard: bool,
     pub cpus: Vec<usize>,
     pub settle_ms: u64,
     pub warmup_ms: u64,
     pub duration_ms: u64,
-    pub udp_timeout_ms: u64,
     /// The interface the side uses: one of the agent's `--allow-iface`.
     pub iface: String,
     /// Where a client sends (the server host's kernel or stack address).

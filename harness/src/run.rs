@@ -19,8 +19,8 @@ use crate::measurement::{measuring_recorder, Measurement, RunSpec};
 use crate::metrics::{Sampler, Window};
 use crate::orchestrate;
 use crate::result::{self, ResultDoc, Run};
-use crate::side::{self, BypassOptions, Engine, Messages, Placement, WorkloadSpec};
-use crate::workload::{Proto, Sizes, Workload};
+use crate::side::{self, BypassOptions, Engine, Placement};
+use crate::workload::{Messages, Proto, Sizes, Workload, WorkloadSpec};
 
 /// Everything `bypass run` was asked, after validation.
 #[derive(Clone, Debug)]
@@ -104,12 +104,18 @@ impl RunOptions {
     /// What a run of `w` over `path` is asked, with these options.
     pub fn spec(&self, w: Workload, path: DataPath) -> RunSpec {
         RunSpec {
-            workload: w,
+            load: WorkloadSpec {
+                workload: w,
+                messages: Messages {
+                    proto: self.proto,
+                    sizes: self.sizes_for(w),
+                    port: self.port,
+                },
+                connections: self.connections_for(w),
+                rate: self.rate_for(w),
+                udp_timeout: Duration::from_millis(200),
+            },
             path,
-            proto: self.proto,
-            sizes: self.sizes_for(w),
-            connections: self.connections_for(w),
-            rate: self.rate_for(w),
             server_cpus: self.server_cpus.clone(),
             client_cpus: self.client_cpus.clone(),
         }
@@ -322,15 +328,8 @@ fn run_one(
     bar: &ProgressBar,
     bar_base: u64,
 ) -> Result<orchestrate::Measured> {
-    let sizes = opts.sizes_for(w);
-    let connections = opts.connections_for(w);
-    let rate = opts.rate_for(w);
+    let spec = opts.spec(w, path);
     let window = Window::new(Duration::from_millis(300), opts.warmup, opts.duration);
-    let messages = Messages {
-        proto: opts.proto,
-        sizes,
-        port: opts.port,
-    };
     let bypass_opts = BypassOptions {
         xdp_mode: opts.xdp_mode.mode(),
         force: opts.force,
@@ -353,7 +352,7 @@ fn run_one(
     let server = if target.local_server {
         let (s, a) = side::start_server(
             Engine::of(path.server_bypass()),
-            &messages,
+            &spec.load.messages,
             Services::for_workload(w),
             &server_place,
             &bypass_opts,
@@ -375,13 +374,7 @@ fn run_one(
     };
     let (clients, client_attach) = side::start_clients(
         Engine::of(path.client_bypass()),
-        &WorkloadSpec {
-            workload: w,
-            messages,
-            connections,
-            rate,
-            udp_timeout: Duration::from_millis(200),
-        },
+        &spec.load,
         server_addr,
         path.server_bypass(),
         &client_place,
@@ -429,7 +422,7 @@ fn run_one(
         .iter()
         .all(|c| !opts.client_cpus.contains(c));
     let run = Run::from(&Measurement {
-        spec: opts.spec(w, path),
+        spec,
         rec: &rec,
         measured,
         interrupted: !completed,

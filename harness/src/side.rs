@@ -6,7 +6,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 
@@ -16,7 +15,7 @@ use crate::kernel::client::{ClientConfig, KernelClients};
 use crate::kernel::server::{KernelServer, ServerConfig, Services};
 use crate::metrics::Window;
 use crate::outcome::{ClientReport, ServerReport};
-use crate::workload::{Proto, Sizes, Workload};
+use crate::workload::{Messages, WorkloadSpec};
 
 /// Which data path a side runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,29 +34,6 @@ impl Engine {
             Engine::Kernel
         }
     }
-}
-
-/// What goes on the wire, which both sides agree on.
-#[derive(Clone, Copy, Debug)]
-pub struct Messages {
-    pub proto: Proto,
-    /// Raw rr: request and response sizes. HTTP: `resp` is the body size.
-    /// UDP echo: `resp` is the reply size.
-    pub sizes: Sizes,
-    /// The base port: request/response and echo; the sinks on the next.
-    pub port: u16,
-}
-
-/// What a load generator runs: the workload and its parameters.
-#[derive(Clone, Copy, Debug)]
-pub struct WorkloadSpec {
-    pub workload: Workload,
-    pub messages: Messages,
-    pub connections: usize,
-    /// Open loop at this many operations per second; `None`: closed loop.
-    pub rate: Option<f64>,
-    /// udp-rr: a request without an answer after this long is counted lost.
-    pub udp_timeout: Duration,
 }
 
 /// Where a side runs.
@@ -152,9 +128,7 @@ pub fn start_server(
                 bind: place
                     .kernel_addr
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                port: messages.port,
-                proto: messages.proto,
-                sizes: messages.sizes,
+                messages: *messages,
                 services,
                 cpus: place.thread_cpus(),
                 netns: place.netns.clone(),
@@ -165,9 +139,7 @@ pub fn start_server(
         Engine::Bypass => {
             let s = BypassServer::start(crate::bypass::ServerSpec {
                 bypass: place.bypass(opts, opts.busy_poll)?,
-                port: messages.port,
-                proto: messages.proto,
-                sizes: messages.sizes,
+                messages: *messages,
                 cpus: place.cpus.clone(),
                 window,
             })?;
@@ -192,23 +164,16 @@ pub fn start_clients(
     window: Window,
     stop: Arc<AtomicBool>,
 ) -> Result<(Clients, Option<AttachInfo>)> {
-    let m = &spec.messages;
     Ok(match engine {
         Engine::Kernel => (
             Clients::Kernel(KernelClients::start(
                 &ClientConfig {
-                    workload: spec.workload,
-                    proto: m.proto,
-                    sizes: m.sizes,
+                    load: *spec,
                     server,
-                    port: m.port,
                     bind: place.kernel_addr,
-                    connections: spec.connections,
-                    rate: spec.rate,
                     cpus: place.thread_cpus(),
                     netns: place.netns.clone(),
                     window,
-                    udp_timeout: spec.udp_timeout,
                 },
                 stop,
             )?),
@@ -221,19 +186,14 @@ pub fn start_clients(
             let c = crate::bypass::Client::start(
                 crate::bypass::ClientSpec {
                     bypass: place.bypass(opts, false)?,
-                    proto: m.proto,
-                    workload: spec.workload,
-                    sizes: m.sizes,
-                    server: SocketAddrV4::new(server, spec.workload.port(m.port)),
-                    connections: spec.connections,
-                    rate: spec.rate,
+                    load: *spec,
+                    server: SocketAddrV4::new(server, spec.workload.port(spec.messages.port)),
                     cpus: if multi_shard {
                         place.cpus.clone()
                     } else {
                         place.cpus.iter().copied().take(1).collect()
                     },
                     window,
-                    udp_timeout: spec.udp_timeout,
                 },
                 stop,
             )?;

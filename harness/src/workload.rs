@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -341,9 +342,73 @@ pub fn parse_http_response(buf: &[u8]) -> Result<Option<(usize, usize)>, &'stati
     Ok(Some((len, body)))
 }
 
+/// What goes on the wire, which both sides agree on.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Messages {
+    pub proto: Proto,
+    /// Raw rr: request and response sizes. HTTP: `resp` is the body size.
+    /// UDP echo: `resp` is the reply size.
+    pub sizes: Sizes,
+    /// The base port: request/response and echo; the sinks on the next.
+    pub port: u16,
+}
+
+/// What a load generator runs: the workload and its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkloadSpec {
+    pub workload: Workload,
+    pub messages: Messages,
+    pub connections: usize,
+    /// Open loop at this many operations per second; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// udp-rr: a request without an answer after this long is counted lost.
+    pub udp_timeout: Duration,
+}
+
+impl WorkloadSpec {
+    /// Part `i` of `n` (threads, shards or client hosts): its share of the
+    /// connections (at least one) and the same share of the rate.
+    pub fn share(&self, i: usize, n: usize) -> WorkloadSpec {
+        let n = n.max(1);
+        let total = self.connections;
+        let connections = (total / n + usize::from(i < total % n)).max(1);
+        WorkloadSpec {
+            connections,
+            rate: self
+                .rate
+                .map(|r| r * connections as f64 / total.max(1) as f64),
+            ..*self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        let load = WorkloadSpec {
+            workload: Workload::Crr,
+            messages: Messages {
+                proto: Proto::Raw,
+                sizes: Workload::Crr.default_sizes(),
+                port: 7100,
+            },
+            connections: 8,
+            rate: Some(1000.0),
+            udp_timeout: Duration::from_millis(200),
+        };
+        let parts: Vec<WorkloadSpec> = (0..3).map(|i| load.share(i, 3)).collect();
+        assert_eq!(
+            parts.iter().map(|p| p.connections).collect::<Vec<_>>(),
+            [3, 3, 2]
+        );
+        let rate: f64 = parts.iter().filter_map(|p| p.rate).sum();
+        assert!((rate - 1000.0).abs() < 1e-9);
+        // more parts than connections: each gets one
+        assert_eq!(load.share(9, 10).connections, 1);
+    }
 
     #[test]
     fn sizes_parse_and_reject_nonsense() {

@@ -452,30 +452,20 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 #[derive(Clone, Debug)]
 pub struct ClientSpec {
     pub bypass: BypassConfig,
-    pub proto: crate::workload::Proto,
-    pub workload: crate::workload::Workload,
-    pub sizes: crate::workload::Sizes,
+    pub load: crate::workload::WorkloadSpec,
+    /// The server's address and the workload's port there.
     pub server: std::net::SocketAddrV4,
-    pub connections: usize,
-    pub rate: Option<f64>,
     /// One shard per CPU (at most one per queue; the UDP generator runs one).
     pub cpus: Vec<usize>,
     pub window: crate::metrics::Window,
-    pub udp_timeout: std::time::Duration,
 }
 
 impl ClientSpec {
     /// Shard `i` of `n`'s part: its CPU, its share of the connections (at
     /// least one) and of the rate.
     pub fn for_shard(&self, i: usize, n: usize) -> ClientSpec {
-        let n = n.max(1);
-        let base = self.connections / n;
-        let connections = (base + usize::from(i < self.connections % n)).max(1);
         ClientSpec {
-            connections,
-            rate: self
-                .rate
-                .map(|r| r * connections as f64 / self.connections.max(1) as f64),
+            load: self.load.share(i, n),
             cpus: self.cpus.get(i).copied().into_iter().collect(),
             ..self.clone()
         }
@@ -490,7 +480,7 @@ pub enum Client {
 
 impl Client {
     pub fn start(spec: ClientSpec, stop: Arc<AtomicBool>) -> Result<Client> {
-        if spec.workload.is_udp() {
+        if spec.load.workload.is_udp() {
             Ok(Client::Udp(udp::BypassUdpClient::start(spec, stop)?))
         } else {
             Ok(Client::Tcp(tcp::BypassTcpClient::start(spec, stop)?))

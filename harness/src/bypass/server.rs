@@ -21,16 +21,13 @@ use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
-use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
+use crate::workload::{self, Messages, Workload, UDP_HEADER};
 
 /// What a bypass server needs.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
     pub bypass: BypassConfig,
-    /// The base port (request/response, echo); the sinks are on the next.
-    pub port: u16,
-    pub proto: Proto,
-    pub sizes: Sizes,
+    pub messages: Messages,
     /// One shard per CPU (at most one per queue); none: one unpinned.
     pub cpus: Vec<usize>,
     pub window: Window,
@@ -44,7 +41,7 @@ pub struct BypassServer {
 
 impl BypassServer {
     pub fn start(spec: ServerSpec) -> Result<BypassServer> {
-        if spec.port == 0 || spec.port == u16::MAX {
+        if spec.messages.port == 0 || spec.messages.port == u16::MAX {
             return Err(usage(
                 "--port must be between 1 and 65534 (the sinks use PORT+1)",
             ));
@@ -120,16 +117,20 @@ impl ServerShard {
                 .map_err(|e| anyhow!("listen on TCP port {port}: {e}"))?;
             Ok(h)
         };
-        let rr = tcp(Workload::Rr.port(spec.port))?;
-        let sink = tcp(Workload::Stream.port(spec.port))?;
+        let rr = tcp(Workload::Rr.port(spec.messages.port))?;
+        let sink = tcp(Workload::Stream.port(spec.messages.port))?;
         let mut udp = |port: u16| {
             iface
                 .udp_bind(port)
                 .map_err(|e| usage(format!("binding UDP port {port} on the stack: {e}")))
         };
-        let echo = udp(Workload::UdpRr.port(spec.port))?;
-        let udp_sink = udp(Workload::UdpStream.port(spec.port))?;
-        let resp_len = spec.sizes.resp.clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
+        let echo = udp(Workload::UdpRr.port(spec.messages.port))?;
+        let udp_sink = udp(Workload::UdpStream.port(spec.messages.port))?;
+        let resp_len = spec
+            .messages
+            .sizes
+            .resp
+            .clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
         Ok(ServerShard {
             busy_poll: spec.bypass.busy_poll,
             cpu_id: spec.cpus.get(shard.base.index).copied(),
@@ -139,7 +140,12 @@ impl ServerShard {
             echo,
             udp_sink,
             conns: HashMap::new(),
-            app: ServerApp::new(spec.proto, spec.sizes, spec.window, 256 * 1024),
+            app: ServerApp::new(
+                spec.messages.proto,
+                spec.messages.sizes,
+                spec.window,
+                256 * 1024,
+            ),
             counters: ServerCounters::default(),
             recorder: Recorder::new(spec.window),
             buf: vec![0; 256 * 1024],

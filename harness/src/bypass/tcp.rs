@@ -58,7 +58,7 @@ impl BypassTcpClient {
                         .unwrap_or(65536)
                         .min(1 << 20) as usize;
                     icfg.max_sockets = (tw_buckets * 4 / 3).max(65536) / shards;
-                    if cfg.workload != Workload::Stream {
+                    if cfg.load.workload != Workload::Stream {
                         icfg.tcp.rx_buffer = 16 * 1024;
                         icfg.tcp.tx_buffer = 16 * 1024;
                     }
@@ -135,24 +135,25 @@ impl Slot {
 impl TcpGen {
     fn generate(&mut self, cfg: &ClientSpec, stop: &AtomicBool) -> Result<ClientThreadResult> {
         let w = cfg.window;
-        let n = cfg.connections.max(1);
+        let n = cfg.load.connections.max(1);
         let mut counters = ClientCounters::default();
         let mut recorder = Recorder::new(w);
         let mut cpu = WindowCpu::default();
-        let request = match (cfg.workload, cfg.proto) {
+        let request = match (cfg.load.workload, cfg.load.messages.proto) {
             (Workload::Rr, Proto::Http) => {
                 workload::http_request(&cfg.server.ip().to_string(), false)
             }
             (Workload::Crr, Proto::Http) => {
                 workload::http_request(&cfg.server.ip().to_string(), true)
             }
-            _ => vec![b'q'; cfg.sizes.req],
+            _ => vec![b'q'; cfg.load.messages.sizes.req],
         };
-        let pattern = workload::pattern_buffer(cfg.sizes.req);
+        let pattern = workload::pattern_buffer(cfg.load.messages.sizes.req);
         let mut buf = vec![0u8; 256 * 1024];
         let interval = cfg
+            .load
             .rate
-            .filter(|r| *r > 0.0 && cfg.workload != Workload::Stream)
+            .filter(|r| *r > 0.0 && cfg.load.workload != Workload::Stream)
             .map(|r| Duration::from_secs_f64(n as f64 / r));
         let mut slots: Vec<Slot> = (0..n)
             .map(|i| Slot {
@@ -205,7 +206,7 @@ impl TcpGen {
                             by_handle.insert(h, i);
                             s.h = Some(h);
                             s.connected = false;
-                            if cfg.workload == Workload::Crr {
+                            if cfg.load.workload == Workload::Crr {
                                 s.begin(now, interval);
                             }
                         }
@@ -226,10 +227,11 @@ impl TcpGen {
                 if !s.connected {
                     continue;
                 }
-                if cfg.workload == Workload::Stream {
+                if cfg.load.workload == Workload::Stream {
                     // keep the send buffer full (bounded per round)
                     for _ in 0..16 {
-                        let data = workload::pattern_at(&pattern, s.offset, cfg.sizes.req);
+                        let data =
+                            workload::pattern_at(&pattern, s.offset, cfg.load.messages.sizes.req);
                         match self.shard.iface.send(h, data) {
                             Ok(0) | Err(stack::Error::WouldBlock) => break,
                             Ok(k) => {
@@ -245,7 +247,7 @@ impl TcpGen {
                     }
                     continue;
                 }
-                if !s.busy && due && cfg.workload == Workload::Rr {
+                if !s.busy && due && cfg.load.workload == Workload::Rr {
                     s.begin(now, interval);
                 }
                 if !s.busy {
@@ -282,10 +284,10 @@ impl TcpGen {
                         }
                         Ok(k) => {
                             counters.bytes_in += k as u64;
-                            match cfg.proto {
+                            match cfg.load.messages.proto {
                                 Proto::Raw => {
                                     s.got += k;
-                                    if s.got >= cfg.sizes.resp {
+                                    if s.got >= cfg.load.messages.sizes.resp {
                                         done = true;
                                     }
                                 }
@@ -330,11 +332,11 @@ impl TcpGen {
                         recorder.op(
                             t,
                             Some(t.saturating_duration_since(s.intended)),
-                            (request.len() + cfg.sizes.resp) as u64,
+                            (request.len() + cfg.load.messages.sizes.resp) as u64,
                         );
                     }
                     s.busy = false;
-                    if cfg.workload == Workload::Crr {
+                    if cfg.load.workload == Workload::Crr {
                         if let Some(h) = s.h.take() {
                             by_handle.remove(&h);
                             let _ = self.shard.iface.close(h);

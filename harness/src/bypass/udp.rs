@@ -79,7 +79,7 @@ impl UdpGen {
         stop: &AtomicBool,
     ) -> Result<ClientThreadResult> {
         let w = cfg.window;
-        let n = cfg.connections.max(1);
+        let n = cfg.load.connections.max(1);
         let mut socks = Vec::with_capacity(n);
         for _ in 0..n {
             socks.push(
@@ -92,18 +92,19 @@ impl UdpGen {
         let mut counters = ClientCounters::default();
         let mut recorder = Recorder::new(w);
         let mut cpu = WindowCpu::default();
-        let mut req = vec![b'q'; cfg.sizes.req.max(UDP_HEADER)];
+        let mut req = vec![b'q'; cfg.load.messages.sizes.req.max(UDP_HEADER)];
         let mut buf = vec![0u8; 65536];
         let mut pending: Vec<Option<Pending>> = vec![None; n];
         let mut seqs = vec![0u64; n];
         let interval = cfg
+            .load
             .rate
             .filter(|r| *r > 0.0)
             .map(|r| Duration::from_secs_f64(n as f64 / r));
         let mut next_at: Vec<Instant> = (0..n)
             .map(|i| w.start + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / n as u32))
             .collect();
-        let stream_rate = cfg.rate.unwrap_or(100_000.0);
+        let stream_rate = cfg.load.rate.unwrap_or(100_000.0);
         let mut sent_total = 0u64;
         let mut turn = 0usize;
         while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
@@ -117,7 +118,7 @@ impl UdpGen {
             }
             self.shard.poll(t);
             let measuring = w.measuring(t);
-            match cfg.workload {
+            match cfg.load.workload {
                 Workload::UdpRr => {
                     for i in 0..n {
                         // answers
@@ -126,7 +127,7 @@ impl UdpGen {
                             match (workload::udp_header(&buf[..len]), pending[i]) {
                                 (Some((seq, _)), Some(p)) if seq == p.seq => {
                                     let done = Instant::now();
-                                    if len != cfg.sizes.resp {
+                                    if len != cfg.load.messages.sizes.resp {
                                         counters.protocol_errors += 1;
                                     }
                                     if w.measuring(done) {
@@ -166,7 +167,7 @@ impl UdpGen {
                                     pending[i] = Some(Pending {
                                         seq: seqs[i],
                                         intended,
-                                        deadline: t + cfg.udp_timeout,
+                                        deadline: t + cfg.load.udp_timeout,
                                     });
                                 }
                                 Err(_) => counters.send_refused += 1,

@@ -21,27 +21,20 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ClientCounters, ClientReport, ClientThreadResult};
-use crate::workload::{self, Proto, Sizes, Workload, UDP_HEADER};
+use crate::workload::{self, Proto, Workload, WorkloadSpec, UDP_HEADER};
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    pub workload: Workload,
-    pub proto: Proto,
-    pub sizes: Sizes,
+    /// The workload; its connections (TCP) or sockets (UDP) and its rate
+    /// (operations, or datagrams for udp-stream, per second) are over all
+    /// threads.
+    pub load: WorkloadSpec,
     pub server: IpAddr,
-    /// Base port of the server (the workload picks its service port).
-    pub port: u16,
     /// Local address to bind (hardware mode), else the kernel chooses.
     pub bind: Option<IpAddr>,
-    /// Connections (TCP) or sockets (UDP), over all threads.
-    pub connections: usize,
-    /// Open loop: operations (or datagrams, for udp-stream) per second over all threads.
-    pub rate: Option<f64>,
     pub cpus: Vec<Option<usize>>,
     pub netns: Option<String>,
     pub window: Window,
-    /// udp-rr: a request without an answer after this long is counted lost.
-    pub udp_timeout: Duration,
 }
 
 /// Running load-generator threads.
@@ -52,13 +45,11 @@ pub struct KernelClients {
 impl KernelClients {
     /// Starts the threads; they run until the window ends or `stop` is set.
     pub fn start(cfg: &ClientConfig, stop: Arc<AtomicBool>) -> Result<KernelClients> {
-        let n = cfg.cpus.len().min(cfg.connections).max(1);
+        let n = cfg.cpus.len().min(cfg.load.connections).max(1);
         let mut threads = Vec::new();
         for i in 0..n {
-            let conns = cfg.connections / n + usize::from(i < cfg.connections % n);
-            let rate = cfg
-                .rate
-                .map(|r| r * conns as f64 / cfg.connections.max(1) as f64);
+            let part = cfg.load.share(i, n);
+            let (conns, rate) = (part.connections, part.rate);
             let cfg = cfg.clone();
             let cpu = cfg.cpus[i];
             let stop = stop.clone();
@@ -170,12 +161,12 @@ impl ClientThread {
         let interval = rate
             .filter(|r| *r > 0.0)
             .map(|r| Duration::from_secs_f64(conns.max(1) as f64 / r));
-        let request = match (cfg.workload, cfg.proto) {
+        let request = match (cfg.load.workload, cfg.load.messages.proto) {
             (Workload::Rr, Proto::Http) => workload::http_request(&cfg.server.to_string(), false),
             (Workload::Crr, Proto::Http) => workload::http_request(&cfg.server.to_string(), true),
-            _ => vec![b'q'; cfg.sizes.req.max(UDP_HEADER)],
+            _ => vec![b'q'; cfg.load.messages.sizes.req.max(UDP_HEADER)],
         };
-        let addr = SocketAddr::new(cfg.server, cfg.workload.port(cfg.port));
+        let addr = SocketAddr::new(cfg.server, cfg.load.workload.port(cfg.load.messages.port));
         let conns = (0..conns)
             .map(|i| {
                 // stagger the schedules of the connections over one interval
@@ -196,8 +187,8 @@ impl ClientThread {
                 }
             })
             .collect();
-        let buf_len = if cfg.workload == Workload::Stream {
-            cfg.sizes.req
+        let buf_len = if cfg.load.workload == Workload::Stream {
+            cfg.load.messages.sizes.req
         } else {
             256 * 1024
         };
@@ -239,7 +230,7 @@ impl ClientThread {
         while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
             std::thread::sleep((w.start - Instant::now()).min(Duration::from_millis(10)));
         }
-        let result = match self.cfg.workload {
+        let result = match self.cfg.load.workload {
             Workload::UdpStream => self.run_udp_stream(stop),
             _ => self.run_events(stop),
         };
@@ -286,14 +277,14 @@ impl ClientThread {
                     continue;
                 }
                 let now = Instant::now();
-                if self.cfg.workload == Workload::UdpRr {
+                if self.cfg.load.workload == Workload::UdpRr {
                     self.udp_rr_readable(i, now);
                     continue;
                 }
                 if self.conns[i].st == St::Connecting && (ev.is_writable() || ev.is_error()) {
                     self.connected(i, now);
                 }
-                if self.cfg.workload == Workload::Stream {
+                if self.cfg.load.workload == Workload::Stream {
                     self.stream_write(i, now);
                     continue;
                 }
@@ -335,7 +326,7 @@ impl ClientThread {
                         wake = wake.min(due);
                     }
                 }
-                St::Busy if self.cfg.workload == Workload::UdpRr => {
+                St::Busy if self.cfg.load.workload == Workload::UdpRr => {
                     if c.deadline <= now {
                         // a lost datagram is loss, not an error
                         self.counters.udp_timeouts += 1;
@@ -381,7 +372,7 @@ impl ClientThread {
                 if c.retry_at > now {
                     return;
                 }
-                if self.cfg.workload == Workload::Crr {
+                if self.cfg.load.workload == Workload::Crr {
                     // the connect is part of the operation
                     c.intended = if closed_loop { now } else { c.next_at };
                     if let Some(iv) = self.interval {
@@ -395,7 +386,7 @@ impl ClientThread {
                 if let Some(iv) = self.interval {
                     c.next_at += iv;
                 }
-                match self.cfg.workload {
+                match self.cfg.load.workload {
                     Workload::UdpRr => self.udp_rr_send(i, now),
                     Workload::Stream => self.stream_write(i, now),
                     _ => {
@@ -415,7 +406,7 @@ impl ClientThread {
     /// Opens connection `i`'s socket (TCP connect in progress, or UDP connected).
     fn open(&mut self, i: usize, now: Instant) {
         let token = Token(i);
-        let res = if self.cfg.workload.is_udp() {
+        let res = if self.cfg.load.workload.is_udp() {
             self.udp_socket()
                 .and_then(|mut u| {
                     self.poll
@@ -444,7 +435,7 @@ impl ClientThread {
         };
         if let Err(e) = res {
             self.connect_failed(i, now, &e);
-        } else if self.cfg.workload.is_udp() {
+        } else if self.cfg.load.workload.is_udp() {
             self.kick(i, now);
         }
     }
@@ -530,7 +521,7 @@ impl ClientThread {
         }
         self.counters.connects += 1;
         self.conns[i].st = St::Idle;
-        if self.cfg.workload == Workload::Crr {
+        if self.cfg.load.workload == Workload::Crr {
             // the operation started at connect: send the request now
             let c = &mut self.conns[i];
             c.st = St::Busy;
@@ -590,10 +581,10 @@ impl ClientThread {
                 }
                 Ok(n) => {
                     self.counters.bytes_in += n as u64;
-                    let done = match self.cfg.proto {
+                    let done = match self.cfg.load.messages.proto {
                         Proto::Raw => {
                             c.got += n;
-                            c.got >= self.cfg.sizes.resp
+                            c.got >= self.cfg.load.messages.sizes.resp
                         }
                         Proto::Http => {
                             c.inbuf.extend_from_slice(&self.buf[..n]);
@@ -626,16 +617,16 @@ impl ClientThread {
     /// An answer is complete: record it and start the next operation.
     fn complete(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
-        if c.got > self.cfg.sizes.resp && self.cfg.proto == Proto::Raw {
+        if c.got > self.cfg.load.messages.sizes.resp && self.cfg.load.messages.proto == Proto::Raw {
             // more bytes than one answer: the peer does not speak our protocol
             self.counters.protocol_errors += 1;
         }
         let latency = now.saturating_duration_since(c.intended);
-        let bytes = (self.request.len() + self.cfg.sizes.resp) as u64;
+        let bytes = (self.request.len() + self.cfg.load.messages.sizes.resp) as u64;
         if self.cfg.window.measuring(now) {
             self.recorder.op(now, Some(latency), bytes);
         }
-        if self.cfg.workload == Workload::Crr {
+        if self.cfg.load.workload == Workload::Crr {
             if let Some(mut s) = c.tcp.take() {
                 let _ = self.poll.registry().deregister(&mut s);
             }
@@ -650,7 +641,7 @@ impl ClientThread {
     // ------------------------------------------------------------ stream
 
     fn stream_write(&mut self, i: usize, now: Instant) {
-        let size = self.cfg.sizes.req;
+        let size = self.cfg.load.messages.sizes.req;
         let c = &mut self.conns[i];
         if c.st == St::Idle {
             c.st = St::Busy;
@@ -698,7 +689,7 @@ impl ClientThread {
                     self.counters.sent_measured += 1;
                 }
                 c.st = St::Busy;
-                c.deadline = now + self.cfg.udp_timeout;
+                c.deadline = now + self.cfg.load.udp_timeout;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 c.st = St::Idle;
@@ -720,7 +711,7 @@ impl ClientThread {
                     self.counters.bytes_in += n as u64;
                     match workload::udp_header(&self.buf[..n]) {
                         Some((seq, _)) if seq == c.offset && c.st == St::Busy => {
-                            if n != self.cfg.sizes.resp {
+                            if n != self.cfg.load.messages.sizes.resp {
                                 self.counters.protocol_errors += 1;
                             }
                             self.complete(i, Instant::now());
@@ -750,7 +741,7 @@ impl ClientThread {
             .map(|_| self.udp_socket())
             .collect::<Result<_>>()?;
         let rate = self.rate.unwrap_or(100_000.0);
-        let len = self.cfg.sizes.req;
+        let len = self.cfg.load.messages.sizes.req;
         let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![b'u'; len]).collect();
         let mut seqs = vec![0u64; socks.len()];
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);

@@ -28,7 +28,7 @@ use crate::app::{AppConn, ServerApp};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
-use crate::workload::{self, Proto, Sizes, UDP_HEADER};
+use crate::workload::{self, Messages, UDP_HEADER};
 
 /// Which services a server runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,11 +62,7 @@ impl Services {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub bind: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-    /// Raw rr: request and response sizes. HTTP: `resp` is the body size.
-    /// UDP echo: `resp` is the reply size.
-    pub sizes: Sizes,
+    pub messages: Messages,
     pub services: Services,
     /// One thread per entry, pinned to that CPU when given.
     pub cpus: Vec<Option<usize>>,
@@ -166,10 +162,10 @@ impl Drop for KernelServer {
 
 fn probe_ports(cfg: &ServerConfig) -> Result<()> {
     let probes = [
-        (cfg.services.tcp_rr, cfg.port, Type::STREAM),
-        (cfg.services.tcp_sink, cfg.port + 1, Type::STREAM),
-        (cfg.services.udp_echo, cfg.port, Type::DGRAM),
-        (cfg.services.udp_sink, cfg.port + 1, Type::DGRAM),
+        (cfg.services.tcp_rr, cfg.messages.port, Type::STREAM),
+        (cfg.services.tcp_sink, cfg.messages.port + 1, Type::STREAM),
+        (cfg.services.udp_echo, cfg.messages.port, Type::DGRAM),
+        (cfg.services.udp_sink, cfg.messages.port + 1, Type::DGRAM),
     ];
     for (on, port, ty) in probes {
         if !on {
@@ -265,30 +261,34 @@ impl ServerThread {
         let mut echo = None;
         let mut usink = None;
         if cfg.services.tcp_rr {
-            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.port))?;
+            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.messages.port))?;
             poll.registry()
                 .register(&mut l, LISTEN_RR, Interest::READABLE)?;
             rr = Some(l);
         }
         if cfg.services.tcp_sink {
-            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.port + 1))?;
+            let mut l = tcp_listener(SocketAddr::new(cfg.bind, cfg.messages.port + 1))?;
             poll.registry()
                 .register(&mut l, LISTEN_SINK, Interest::READABLE)?;
             sink = Some(l);
         }
         if cfg.services.udp_echo {
-            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.port))?;
+            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.messages.port))?;
             poll.registry()
                 .register(&mut u, UDP_ECHO, Interest::READABLE)?;
             echo = Some(u);
         }
         if cfg.services.udp_sink {
-            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.port + 1))?;
+            let mut u = udp_socket(SocketAddr::new(cfg.bind, cfg.messages.port + 1))?;
             poll.registry()
                 .register(&mut u, UDP_SINK, Interest::READABLE)?;
             usink = Some(u);
         }
-        let udp_resp = cfg.sizes.resp.clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
+        let udp_resp = cfg
+            .messages
+            .sizes
+            .resp
+            .clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
         Ok(ServerThread {
             cpu_id,
             poll,
@@ -297,7 +297,7 @@ impl ServerThread {
             echo,
             usink,
             conns: slab::Slab::with_capacity(1024),
-            app: ServerApp::new(cfg.proto, cfg.sizes, cfg.window, READ_BUF),
+            app: ServerApp::new(cfg.messages.proto, cfg.messages.sizes, cfg.window, READ_BUF),
             window: cfg.window,
             counters: ServerCounters::default(),
             recorder: Recorder::new(cfg.window),
