@@ -1,0 +1,374 @@
+//! The command line: clap's types for every command and flag, and their
+//! validation into the options the rest of the harness takes (typed paths,
+//! XDP mode, CPU placement, sizes checked against the workloads). Nothing
+//! here runs anything.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::datapath::{PathChoice, XdpModeArg};
+use crate::error::usage;
+use crate::run::{Hardware, RunOptions};
+use crate::workload::{self, Proto, Sizes, Workload};
+use crate::{controller, side, sys};
+
+#[derive(Parser)]
+#[command(
+    name = "bypass",
+    version,
+    about = "Kernel-bypass benchmark harness: the same workloads over the kernel socket path and over AF_XDP, side by side",
+    after_help = "Exit status: 0 done and valid, 1 the run failed or its result is not trustworthy (flags say why), 2 usage or environment error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run workloads (default: all five) and write a result directory.
+    Run(Box<RunArgs>),
+    /// Serve the workloads (server side alone) until SIGINT/SIGTERM, then print counters.
+    Serve(ServeArgs),
+    /// Wait for a controller (`bypass run --server/--client`) on the
+    /// management network and run the sides it asks for.
+    Agent(AgentArgs),
+    /// Build, inspect or remove the lab (network namespaces joined by a veth pair).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Ratios, figure by figure, of two result files (B/A).
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Re)build the human report of a result directory (summary.md, SVG plots) and print it.
+    Report { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum LabCmd {
+    /// Build a lab that stays up until `bypass lab down`.
+    Up {
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
+        /// A lab of hosts for runs across agents instead: a namespace for
+        /// the server and for each of N clients, data and management
+        /// networks on two bridges, the controller's place on the latter.
+        #[arg(long, value_name = "N")]
+        clients: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the lab and any leftovers of killed runs (by exact name).
+    Down {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the lab: namespaces, interfaces, addresses, queues.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 3, 2.5, 500ms, 1m)"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!(
+            "`{s}`: a duration must be a positive number of seconds"
+        ));
+    }
+    if secs > 24.0 * 3600.0 {
+        return Err(format!("`{s}`: durations over 24 hours are not supported"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate in operations per second (example: 50000)"))?;
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(format!(
+            "`{s}`: the rate must be between 1 and 1e9 operations per second"
+        ));
+    }
+    Ok(v)
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Workloads: crr, rr, stream, udp-rr, udp-stream (default: all).
+    pub workloads: Vec<String>,
+    /// Which path the side under test uses.
+    #[arg(long, value_enum, default_value = "both")]
+    pub path: PathChoice,
+    /// Measured seconds per workload and path (3, 2.5, 500ms). The default
+    /// keeps the whole suite (five workloads, four paths) within 3 minutes.
+    #[arg(long, default_value = "5", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value = "1", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Concurrent connections (default: 8 for crr, 1 otherwise).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Message sizes REQ[:RESP] in bytes (default: 64:64; stream 65536).
+    #[arg(long, value_parser = workload::parse_sizes)]
+    pub size: Option<Sizes>,
+    /// Open loop at this many operations/s (latency corrected for coordinated omission).
+    /// udp-stream: datagrams/s (default 100000).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// rr/crr on the wire: fixed-size messages or minimal HTTP/1.1.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub proto: Proto,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+    /// Base port: request/response on PORT, sinks on PORT+1.
+    #[arg(long, default_value_t = 7100)]
+    pub port: u16,
+    /// Queues of the lab's veth (default: one per server core, so that each
+    /// bypass shard has its own).
+    #[arg(long)]
+    pub queues: Option<u32>,
+    /// Across hosts: the agent (`bypass agent`) that runs the server side,
+    /// as HOST[:PORT] (port 7000 by default).
+    #[arg(long, value_name = "AGENT", requires = "client", conflicts_with_all = ["iface", "queues"])]
+    pub server: Option<controller::AgentSpec>,
+    /// Across hosts: an agent that runs a client side (repeat for several
+    /// load generators; --connections and --rate are split among them).
+    #[arg(long, value_name = "AGENT", requires = "server")]
+    pub client: Vec<controller::AgentSpec>,
+    /// Across hosts: the shared secret's file (else $BYPASS_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Across hosts: start each agent through the system's ssh client
+    /// (AGENT as [USER@]HOST[:PORT],iface=IF[,stack-addr=A]), pass it the
+    /// secret on stdin, and stop it afterwards.
+    #[arg(long, requires = "server")]
+    pub ssh: bool,
+    /// With --ssh: the bypass binary on the remote hosts.
+    #[arg(long, default_value = "bypass", requires = "ssh")]
+    pub ssh_binary: String,
+    /// With --ssh: the ssh client to run.
+    #[arg(long, default_value = "ssh", requires = "ssh")]
+    pub ssh_program: String,
+    /// Real hardware: the interface to use instead of the lab.
+    #[arg(long, requires_all = ["addr", "peer"])]
+    pub iface: Option<String>,
+    /// Real hardware: this machine's address on --iface.
+    #[arg(long, requires = "iface")]
+    pub addr: Option<IpAddr>,
+    /// Real hardware: the address of the machine running `bypass serve`.
+    #[arg(long, requires = "iface")]
+    pub peer: Option<IpAddr>,
+    #[command(flatten)]
+    pub bypass: BypassArgs,
+    /// Where result directories go.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Name of the result directory (after the UTC time).
+    #[arg(long, default_value = "run")]
+    pub name: String,
+    /// Print the result document alone on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The management address and port to wait on (never the data path's).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// A data interface this agent may use (repeat for several); it touches
+    /// no other.
+    #[arg(long = "allow-iface", value_name = "IF", required = true)]
+    pub allow_iface: Vec<String>,
+    /// The bypass path's address for the stack on the data interface: an
+    /// unused address of its subnet (without it, the kernel path only).
+    #[arg(long, value_name = "A")]
+    pub stack_addr: Option<std::net::Ipv4Addr>,
+    /// The shared secret's file (else $BYPASS_SECRET, else --secret-stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "secret_stdin")]
+    pub secret_file: Option<PathBuf>,
+    /// Read the shared secret from the first line of standard input.
+    #[arg(long)]
+    pub secret_stdin: bool,
+    /// Serve one controller, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Args)]
+pub struct PlacementArgs {
+    /// Server threads (and client threads), one per core.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// CPUs of the server threads (e.g. 1 or 2-3); overrides --cores for the server.
+    #[arg(long, value_parser = sys::parse_cpu_list)]
+    pub server_cpus: Option<sys::CpuList>,
+    /// CPUs of the client (load generator) threads.
+    #[arg(long, value_parser = sys::parse_cpu_list)]
+    pub client_cpus: Option<sys::CpuList>,
+}
+
+impl PlacementArgs {
+    /// (server CPUs, client CPUs). By default they are disjoint: the server
+    /// takes the last `cores` CPUs, the client the first ones.
+    pub fn resolve(&self) -> Result<(Vec<usize>, Vec<usize>)> {
+        let avail = sys::cpus();
+        let cores = self.cores.unwrap_or(1);
+        if cores == 0 || cores > avail.len() {
+            return Err(usage(format!(
+                "--cores {cores}: use 1..={} (the CPUs this process may use)",
+                avail.len()
+            )));
+        }
+        let server = match &self.server_cpus {
+            Some(l) => {
+                sys::check_cpus(&l.0, "--server-cpus")?;
+                l.0.clone()
+            }
+            None => avail[avail.len() - cores..].to_vec(),
+        };
+        let client = match &self.client_cpus {
+            Some(l) => {
+                sys::check_cpus(&l.0, "--client-cpus")?;
+                l.0.clone()
+            }
+            None => {
+                let free: Vec<usize> = avail
+                    .iter()
+                    .copied()
+                    .filter(|c| !server.contains(c))
+                    .collect();
+                if free.is_empty() {
+                    // one CPU only: share it (the result records the placement)
+                    server.clone()
+                } else {
+                    free.into_iter().take(cores).collect()
+                }
+            }
+        };
+        Ok((server, client))
+    }
+}
+
+/// How the bypass path attaches and polls (`run` and `serve`).
+#[derive(Args)]
+pub struct BypassArgs {
+    /// XDP attach mode of the bypass path.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Replace an XDP program already on the interface.
+    #[arg(long)]
+    pub force: bool,
+    /// Bypass servers spin on their rings instead of sleeping in poll(2)
+    /// when idle: the lowest latency, a whole core per shard.
+    #[arg(long)]
+    pub busy_poll: bool,
+}
+
+impl BypassArgs {
+    pub fn options(&self) -> side::BypassOptions {
+        side::BypassOptions {
+            xdp_mode: self.xdp_mode.mode(),
+            force: self.force,
+            busy_poll: self.busy_poll,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub path: PathChoice,
+    #[arg(long, value_enum, default_value = "raw")]
+    pub proto: Proto,
+    /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
+    #[arg(long, default_value_t = 7100)]
+    pub port: u16,
+    /// Raw: request:response sizes; HTTP: the body size is RESP.
+    #[arg(long, value_parser = workload::parse_sizes, default_value = "64")]
+    pub size: Sizes,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+    /// Serve inside the server namespace of the lab made by `bypass lab up`.
+    #[arg(long, conflicts_with_all = ["iface", "addr"])]
+    pub lab: bool,
+    /// Interface to serve on (checks that --addr is on it).
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Address to bind (default: all addresses; with --lab the lab's server address).
+    #[arg(long)]
+    pub addr: Option<IpAddr>,
+    /// Stop by itself after this long (default: until SIGINT/SIGTERM).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the counters at exit as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bypass: BypassArgs,
+}
+
+/// The options of a run from its arguments, sizes checked.
+pub fn run_options(
+    a: &RunArgs,
+    workloads: Vec<Workload>,
+    (server_cpus, client_cpus): (Vec<usize>, Vec<usize>),
+    queues: u32,
+    hardware: Option<Hardware>,
+) -> Result<RunOptions> {
+    let opts = RunOptions {
+        workloads,
+        path: a.path,
+        duration: a.duration,
+        warmup: a.warmup,
+        connections: a.connections,
+        sizes: a.size,
+        rate: a.rate,
+        proto: a.proto,
+        server_cpus,
+        client_cpus,
+        port: a.port,
+        queues,
+        hardware,
+        out: a.out.clone(),
+        name: a.name.clone(),
+        json: a.json,
+        xdp_mode: a.bypass.xdp_mode,
+        force: a.bypass.force,
+        busy_poll: a.bypass.busy_poll,
+    };
+    for w in &opts.workloads {
+        opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
+    }
+    Ok(opts)
+}
