@@ -151,8 +151,10 @@ pub fn start_server(
 
 /// Starts a load generator against `server`. The bypass generator runs
 /// one shard per CPU when `multi_shard` (against the stack's server: on a
-/// veth a reply comes back on the queue its request left by), else one (a
-/// kernel server picks the queue of its replies by its own flow hash).
+/// veth a reply comes back on the queue its request left by) or when the
+/// NIC has RSS (each shard picks ports whose replies hash to its queue),
+/// else one (a kernel server on a veth picks the queue of its replies by
+/// its own flow hash).
 #[allow(clippy::too_many_arguments)]
 pub fn start_clients(
     engine: Engine,
@@ -188,7 +190,9 @@ pub fn start_clients(
                     bypass: place.bypass(opts, false)?,
                     load: *spec,
                     server: SocketAddrV4::new(server, spec.workload.port(spec.messages.port)),
-                    cpus: if multi_shard {
+                    cpus: if multi_shard
+                        || crate::bypass::rss::read(place.netns.as_deref(), &place.iface).is_some()
+                    {
                         place.cpus.clone()
                     } else {
                         place.cpus.iter().copied().take(1).collect()

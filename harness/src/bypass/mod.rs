@@ -220,6 +220,7 @@ pub fn stack_now(t: Instant) -> stack::time::Instant {
 
 pub mod queues;
 pub mod relay;
+pub mod rss;
 pub mod server;
 pub mod shard;
 pub mod tcp;

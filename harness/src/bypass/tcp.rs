@@ -27,6 +27,9 @@ pub struct BypassTcpClient {
 impl BypassTcpClient {
     pub fn start(cfg: ClientSpec, stop: Arc<AtomicBool>) -> Result<BypassTcpClient> {
         let setup = ShardSetup::read(&cfg.bypass)?;
+        // on a NIC with RSS each shard connects from ports whose replies
+        // come back to its own queue
+        let nic_rss = super::rss::read(cfg.bypass.netns.as_deref(), &cfg.bypass.iface);
         let shards = super::shard_queues(&cfg.bypass, cfg.cpus.len().max(1))?.len();
         let open_cfg = cfg.clone();
         let work_cfg = cfg.clone();
@@ -38,7 +41,12 @@ impl BypassTcpClient {
             move |parts| {
                 let cfg = &open_cfg;
                 let i = parts.index;
+                let rss = match (&nic_rss, parts.queue_ids.as_slice()) {
+                    (Some(r), [q]) => Some(r.for_queue(*q)),
+                    _ => None,
+                };
                 let shard = Shard::open(&cfg.bypass, &setup, parts, |icfg| {
+                    icfg.rss = rss;
                     // crr leaves a TIME-WAIT per connection on this side (the
                     // client closes first). The client gets what a kernel
                     // client in its namespace gets, so that neither keeps less
