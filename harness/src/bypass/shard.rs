@@ -5,6 +5,7 @@
 //! The server and both generators run on it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use super::queues::Queues;
 use super::relay::NeighbourRelay;
 use super::{bind_queues, iface_mac, iface_mtu, stack_now, xsk_and_xdp_counters, BypassConfig};
 use super::{ShardBase, ShardInfo};
+use crate::metrics::{Window, WindowCpu};
 
 /// What the shards of one side share when they open: the interface's MAC
 /// and MTU, and the secrets of the flow hash and the ISNs.
@@ -99,6 +101,27 @@ impl Shard {
         let did = self.iface.poll(stack_now(now));
         self.relay.exchange(&mut self.iface);
         did
+    }
+
+    /// The next round of a generator's loop: the time now, once the
+    /// window has started, with the CPU window ticked and the stack polled;
+    /// `None` when the window has ended or a stop came.
+    pub fn next_round(
+        &mut self,
+        w: &Window,
+        cpu: &mut WindowCpu,
+        stop: &AtomicBool,
+    ) -> Option<Instant> {
+        while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let t = Instant::now();
+        cpu.tick(w, t);
+        if t >= w.t_end || stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.poll(t);
+        Some(t)
     }
 
     /// Sleeps in poll(2) on the sockets until frames come or the stack's

@@ -3,7 +3,7 @@
 //! (rr, crr), one shard per core; the stack resolves the server by ARP.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,16 +177,7 @@ impl TcpGen {
             })
             .collect();
         let mut by_handle: HashMap<SocketHandle, usize> = HashMap::new();
-        while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        loop {
-            let t = Instant::now();
-            cpu.tick(&w, t);
-            if t >= w.t_end || stop.load(Ordering::Relaxed) {
-                break;
-            }
-            self.shard.poll(t);
+        while self.shard.next_round(&w, &mut cpu, stop).is_some() {
             // connections that failed or closed
             while let Some(ev) = self.shard.iface.next_event() {
                 let Some(&i) = by_handle.get(&ev.handle) else {

@@ -1,7 +1,7 @@
 //! The bypass load generator for udp-rr and udp-stream: the stack's UDP
 //! sockets over AF_XDP, on one shard; the stack resolves the server by ARP.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,16 +107,7 @@ impl UdpGen {
         let stream_rate = cfg.load.rate.unwrap_or(100_000.0);
         let mut sent_total = 0u64;
         let mut turn = 0usize;
-        while Instant::now() < w.start && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        loop {
-            let t = Instant::now();
-            cpu.tick(&w, t);
-            if t >= w.t_end || stop.load(Ordering::Relaxed) {
-                break;
-            }
-            self.shard.poll(t);
+        while let Some(t) = self.shard.next_round(&w, &mut cpu, stop) {
             let measuring = w.measuring(t);
             match cfg.load.workload {
                 Workload::UdpRr => {
