@@ -127,3 +127,45 @@ fn what_arp_teaches_is_kept_for_the_sibling_shards() {
     assert_eq!(net.a.take_learned(), None);
     assert_eq!(net.b.take_learned(), Some((A_IP, A_MAC)));
 }
+
+#[test]
+fn a_udp_socket_reports_readable_when_its_queue_fills_from_empty() {
+    let mut net = Net::resolving(TcpConfig::default(), Faults::default(), 1, |_| {});
+    let server = net.a.udp_bind(7).unwrap();
+    let client = net.b.udp_bind(0).unwrap();
+    let events = |n: &mut Net| {
+        let mut v = Vec::new();
+        while let Some(e) = n.a.next_event() {
+            v.push(e);
+        }
+        v
+    };
+    for i in 0..2u8 {
+        net.b.send_to(client, sa(A_IP, 7), &[i]).unwrap();
+    }
+    net.run_for(Duration::from_millis(5));
+    let ev = events(&mut net);
+    assert_eq!(
+        ev.len(),
+        1,
+        "one event for the queue going non-empty: {ev:?}"
+    );
+    assert_eq!(ev[0].handle, server);
+    assert!(ev[0].readiness.contains(Readiness::READABLE));
+    // a datagram more while it is not drained: no news
+    net.b.send_to(client, sa(A_IP, 7), &[2]).unwrap();
+    net.run_for(Duration::from_millis(5));
+    assert!(events(&mut net).is_empty());
+    let mut buf = [0u8; 8];
+    let mut got = Vec::new();
+    while let Ok((n, _)) = net.a.recv_from(server, &mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, [0, 1, 2]);
+    // drained: the next datagram is news again
+    net.b.send_to(client, sa(A_IP, 7), &[3]).unwrap();
+    net.run_for(Duration::from_millis(5));
+    let ev = events(&mut net);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert!(ev[0].readiness.contains(Readiness::READABLE));
+}

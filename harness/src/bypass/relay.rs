@@ -3,9 +3,11 @@
 //! only (the NIC hashes it there, or veth puts it on the queue its sender
 //! used), so the shard that learned a neighbour tells its siblings, over a
 //! lock-free channel each: control traffic, a few messages per run, never
-//! on the data path's fast case (an empty channel costs one load per poll).
+//! on the data path: a shard with siblings looks at its inbox once a
+//! millisecond (an ARP retry is 100 ms away), a shard alone never.
 
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use stack::wire::EthernetAddress;
@@ -15,7 +17,12 @@ use stack::Interface;
 pub struct NeighbourRelay {
     inbox: Receiver<(Ipv4Addr, EthernetAddress)>,
     siblings: Vec<Sender<(Ipv4Addr, EthernetAddress)>>,
+    /// When the next exchange is due.
+    next: Option<Instant>,
 }
+
+/// How often a shard with siblings exchanges neighbours.
+const EVERY: Duration = Duration::from_millis(1);
 
 impl NeighbourRelay {
     /// One end per shard, each joined to every other.
@@ -32,13 +39,20 @@ impl NeighbourRelay {
                     .filter(|(j, _)| *j != i)
                     .map(|(_, t)| t.clone())
                     .collect(),
+                next: None,
             })
             .collect()
     }
 
     /// Tells the siblings what `iface` learned by ARP since last time, and
-    /// gives it what they learned. Call it after each poll.
-    pub fn exchange<D: stack::phy::Device>(&self, iface: &mut Interface<D>) {
+    /// gives it what they learned, when an exchange is due at `now`. Call it
+    /// after each poll.
+    #[inline]
+    pub fn exchange<D: stack::phy::Device>(&mut self, iface: &mut Interface<D>, now: Instant) {
+        if self.siblings.is_empty() || self.next.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next = Some(now + EVERY);
         while let Some(n) = iface.take_learned() {
             for s in &self.siblings {
                 // a full inbox means the sibling has not polled for a long

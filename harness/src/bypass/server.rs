@@ -174,8 +174,6 @@ impl ServerShard {
                 did = true;
                 self.event(ev.handle, ev.readiness);
             }
-            did |= self.udp(self.echo, true);
-            did |= self.udp(self.udp_sink, false);
             if did {
                 self.shard
                     .iface
@@ -203,14 +201,12 @@ impl ServerShard {
         })
     }
 
-    /// The datagrams queued on a UDP socket: echoed (udp-rr: the request's
-    /// header and `--size`'s response bytes) or counted (the sink).
-    /// Returns whether there were any.
-    fn udp(&mut self, h: SocketHandle, echo: bool) -> bool {
-        let mut any = false;
+    /// The datagrams queued on a UDP socket, until EAGAIN: echoed (udp-rr:
+    /// the request's header and `--size`'s response bytes) or counted (the
+    /// sink).
+    fn udp(&mut self, h: SocketHandle, echo: bool) {
         let iface = &mut self.shard.iface;
         while let Ok((n, src)) = iface.recv_from(h, &mut self.buf) {
-            any = true;
             let c = &mut self.counters;
             c.udp_in += 1;
             c.bytes_in += n as u64;
@@ -232,10 +228,13 @@ impl ServerShard {
                 self.recorder.op(Instant::now(), None, n as u64);
             }
         }
-        any
     }
 
     fn event(&mut self, h: SocketHandle, r: Readiness) {
+        if h == self.echo || h == self.udp_sink {
+            self.udp(h, h == self.echo);
+            return;
+        }
         if h == self.rr || h == self.sink {
             let sink = h == self.sink;
             while let Ok((c, _peer)) = self.shard.iface.accept(h) {

@@ -99,7 +99,7 @@ impl Shard {
     /// Returns whether anything was received or sent.
     pub fn poll(&mut self, now: Instant) -> bool {
         let did = self.iface.poll(stack_now(now));
-        self.relay.exchange(&mut self.iface);
+        self.relay.exchange(&mut self.iface, now);
         did
     }
 

@@ -67,7 +67,14 @@ pub(super) struct Egress {
     wrote: bool,
     /// Neighbours learned by ARP, for sibling shards.
     learned: VecDeque<(Ipv4Addr, EthernetAddress)>,
+    /// ARP's timers are looked at no sooner than this: a poll loop that
+    /// spins must not scan the cache each round, and ARP's retries are
+    /// 100 ms apart.
+    timers_at: Instant,
 }
+
+/// How often ARP's timers are looked at, at most.
+const TIMER_GRANULARITY: core::time::Duration = core::time::Duration::from_millis(1);
 
 impl Egress {
     pub(super) fn new(cfg: &InterfaceConfig, max_frame: usize) -> Egress {
@@ -84,6 +91,7 @@ impl Egress {
             ident: 0,
             wrote: false,
             learned: VecDeque::with_capacity(MAX_LEARNED),
+            timers_at: Instant::ZERO,
         }
     }
 
@@ -305,6 +313,10 @@ impl Egress {
     /// ARP's timers at `now`: retries go out, given-up resolutions drop
     /// what waited for them.
     pub(super) fn run_timers(&mut self, now: Instant, counters: &mut InterfaceCounters) {
+        if now < self.timers_at {
+            return;
+        }
+        self.timers_at = now + TIMER_GRANULARITY;
         while let Some(action) = self.arp.poll(now) {
             match action {
                 Action::Retry(addr) => self.stage_arp_request(addr, counters),

@@ -578,6 +578,9 @@ impl Inner {
     /// connection has to send, until the device is full; last, the ARP
     /// requests that sending staged.
     fn egress<D: Device>(&mut self, device: &mut D) {
+        if self.touched.is_empty() && self.resets.is_empty() && !self.egress.owed() {
+            return;
+        }
         if !self.egress.flush_owed(device, &mut self.counters) {
             return;
         }
@@ -587,13 +590,22 @@ impl Inner {
 
     /// After a poll: release what is finished, queue readiness events.
     fn report_events(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
         let touched = core::mem::take(&mut self.touched);
         for &index in &touched {
             let Some(h) = self.handle_at(index) else {
                 continue;
             };
-            if !self.settle_connection(h) {
-                continue;
+            match slot_mut(&mut self.slots, h) {
+                // a UDP socket has nothing to settle
+                Some(s) if matches!(s.kind, Kind::Udp(_)) => s.touched = false,
+                _ => {
+                    if !self.settle_connection(h) {
+                        continue;
+                    }
+                }
             }
             let Some(s) = slot_mut(&mut self.slots, h) else {
                 continue;

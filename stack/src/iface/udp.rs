@@ -218,7 +218,12 @@ impl Inner {
                 } else if u.rx.push(from, udp.payload) {
                     self.counters.rx_datagrams += 1;
                     self.counters.rx_bytes += udp.payload.len() as u64;
-                    self.touch(h);
+                    // readable is news only when the queue was empty (the
+                    // user drains it until EAGAIN, as on edge-triggered
+                    // epoll)
+                    if u.rx.len() == 1 {
+                        self.touch(h);
+                    }
                 } else {
                     u.drops += 1;
                     self.counters.socket_queue_full += 1;
