@@ -175,9 +175,12 @@ impl ServerShard {
                 self.event(ev.handle, ev.readiness);
             }
             if did {
-                self.shard
-                    .iface
-                    .poll_egress(super::stack_now(Instant::now()));
+                // send at once what the answers wrote (a sink's round
+                // owes nothing)
+                if self.shard.iface.owes() {
+                    let now = super::stack_now(Instant::now());
+                    self.shard.iface.poll_egress(now);
+                }
                 work += start.elapsed();
                 idle_rounds = 0;
             } else {

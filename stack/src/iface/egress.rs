@@ -335,6 +335,11 @@ impl Egress {
         self.control.len() > 0 || self.release
     }
 
+    /// Whether anything was written into the device since the last poll.
+    pub(super) fn wrote(&self) -> bool {
+        self.wrote
+    }
+
     /// Whether anything was written into the device since the last call.
     pub(super) fn take_wrote(&mut self) -> bool {
         core::mem::take(&mut self.wrote)

@@ -336,6 +336,18 @@ impl<D: Device> Interface<D> {
         inner.report_events();
     }
 
+    /// Whether something waits to be sent or flushed: a connection with
+    /// something to send, a reset, a staged or released frame, or frames
+    /// written since the last poll (a loop calls
+    /// [`poll_egress`](Self::poll_egress) after its socket calls only then).
+    pub fn owes(&self) -> bool {
+        let inner = &self.inner;
+        !inner.touched.is_empty()
+            || !inner.resets.is_empty()
+            || inner.egress.owed()
+            || inner.egress.wrote()
+    }
+
     /// When [`poll`](Self::poll) next has work without new frames: now if
     /// something is owed, else the earliest timer (TCP's or ARP's).
     pub fn poll_at(&self) -> Option<Instant> {
