@@ -18,6 +18,19 @@ fn main() {
         .is_some_and(|o| !o.stdout.is_empty());
     let rev = if dirty { format!("{rev}-dirty") } else { rev };
     println!("cargo:rustc-env=BYPASS_GIT_REV={rev}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    // a commit moves the branch's ref (HEAD itself names the branch); an
+    // edit of a source makes the tree dirty: either must be seen, or a
+    // binary built from edited sources would name the last clean revision
+    for path in [
+        "../.git/HEAD",
+        "../.git/index",
+        "../.git/refs/heads",
+        "../.git/packed-refs",
+        "src",
+        "../stack/src",
+        "../xdp/src",
+        "../xdp/bpf",
+    ] {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }
