@@ -74,7 +74,8 @@ fn one_interface_serves_a_tcp_connection_and_a_udp_socket_at_once_resolving_its_
                 + c.arp_requests_received
                 + c.arp_replies_received
                 + c.not_for_us
-                + c.unhandled,
+                + c.unhandled
+                + c.martians(),
             "{c:?}"
         );
     }
@@ -168,4 +169,102 @@ fn a_udp_socket_reports_readable_when_its_queue_fills_from_empty() {
     let ev = events(&mut net);
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert!(ev[0].readiness.contains(Readiness::READABLE));
+}
+
+/// A UDP datagram from `src` to A's port 7, as raw bytes.
+fn datagram_from(src: std::net::Ipv4Addr) -> Vec<u8> {
+    use stack::wire::{EtherType, EthernetRepr, IpProtocol, Ipv4Repr, UdpRepr};
+    let udp = UdpRepr {
+        src_port: 5000,
+        dst_port: 7,
+        payload: b"hello",
+    };
+    let f = Frame {
+        ethernet: EthernetRepr {
+            src_addr: B_MAC,
+            dst_addr: A_MAC,
+            vlan: None,
+            ethertype: EtherType::IPV4,
+        },
+        network: Network::Ipv4(
+            Ipv4Repr {
+                src_addr: src,
+                dst_addr: A_IP,
+                protocol: IpProtocol::UDP,
+                payload_len: udp.buffer_len(),
+                ttl: 64,
+                tos: 0,
+                ident: 1,
+                dont_frag: true,
+            },
+            Transport::Udp(udp),
+        ),
+    };
+    let mut b = vec![0u8; f.buffer_len()];
+    f.emit(&mut b);
+    b
+}
+
+#[test]
+fn martian_sources_and_source_routes_are_dropped_by_reason_and_a_peer_goes_on() {
+    use std::net::Ipv4Addr;
+    let (da, mut raw) = Loopback::pair(MTU, 64);
+    let mut a = Interface::new(da, config(A_MAC, A_IP, TcpConfig::default()));
+    assert!(a.set_permanent_neighbour(B_IP, B_MAC));
+    let u = a.udp_bind(7).unwrap();
+    let put = |raw: &mut Loopback, f: &[u8]| {
+        raw.transmit(|b| {
+            b[..f.len()].copy_from_slice(f);
+            f.len()
+        });
+        raw.flush();
+    };
+    let martians = [
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(224, 0, 0, 9),
+        Ipv4Addr::new(240, 0, 0, 1),
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(198, 18, 0, 255),
+        A_IP,
+    ];
+    for src in martians {
+        put(&mut raw, &datagram_from(src));
+    }
+    // a source-routed datagram (LSRR, then a NOP) from the legitimate peer
+    let mut routed = datagram_from(B_IP);
+    let ip = 14;
+    routed.splice(ip + 20..ip + 20, [0x83, 7, 4, 198, 18, 0, 9, 1]);
+    routed[ip] = 0x47;
+    let total = u16::from_be_bytes([routed[ip + 2], routed[ip + 3]]) + 8;
+    routed[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+    routed[ip + 10..ip + 12].fill(0);
+    let sum = !stack::wire::checksum::data(&routed[ip..ip + 28]);
+    routed[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    put(&mut raw, &routed);
+    a.poll(stack::time::Instant::ZERO);
+    let mut sent = 0;
+    raw.receive(64, |_| sent += 1);
+    assert_eq!(sent, 0, "no answer (no port unreachable) to a martian");
+    assert_eq!(a.rx_queued(u), 0);
+    let c = a.counters();
+    assert_eq!(
+        (
+            c.martian_zero_net,
+            c.martian_loopback,
+            c.martian_reserved,
+            c.martian_broadcast,
+            c.martian_own_address,
+            c.source_routed
+        ),
+        (1, 1, 1, 1, 1, 1),
+        "{c:?}"
+    );
+    // multicast and limited-broadcast sources the parser already refuses
+    assert_eq!(c.parse.get(stack::DropReason::NonUnicastSource), 2);
+    assert_eq!(c.parse.dropped(), 2);
+    // the legitimate peer goes on
+    put(&mut raw, &datagram_from(B_IP));
+    a.poll(stack::time::Instant::from_millis(1));
+    assert_eq!(a.rx_queued(u), 1);
 }

@@ -70,7 +70,8 @@ fn assert_accounted(c: &InterfaceCounters) {
         + c.icmp_echo_replied
         + c.icmp_unreachable_received
         + c.arp_requests_received
-        + c.arp_replies_received;
+        + c.arp_replies_received
+        + c.martians();
     assert_eq!(c.parse.accepted(), outcomes, "{c:#?}");
 }
 

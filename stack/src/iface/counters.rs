@@ -11,8 +11,8 @@ use crate::Counters;
 /// it or drops it by reason (`parse`); each accepted one ends in exactly one
 /// of `tcp_segments`, `rx_datagrams`, `socket_queue_full`, `too_big`,
 /// `closed_port`, `not_for_us`, `unhandled`, `icmp_echo_replied`,
-/// `icmp_unreachable_received`, `arp_requests_received` and
-/// `arp_replies_received`.
+/// `icmp_unreachable_received`, `arp_requests_received`,
+/// `arp_replies_received`, and the martians ([`InterfaceCounters::martians`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceCounters {
     /// Received frames: accepted by the parser, or dropped by reason.
@@ -75,6 +75,22 @@ pub struct InterfaceCounters {
     /// Frames the interface made itself (ARP, ICMP) and dropped because
     /// their staging ring was full.
     pub control_dropped: u64,
+    /// IPv4 packets to us from a source that names no single remote host
+    /// (RFC 1122 §3.2.1.3, as Linux drops them), by reason (multicast and
+    /// limited-broadcast sources are the parser's: `non_unicast_source`):
+    /// "this" network (0/8),
+    pub martian_zero_net: u64,
+    /// loopback (127/8),
+    pub martian_loopback: u64,
+    /// reserved (240/4),
+    pub martian_reserved: u64,
+    /// our subnet's broadcast,
+    pub martian_broadcast: u64,
+    /// our own address (a LAND packet).
+    pub martian_own_address: u64,
+    /// IPv4 packets with a source-route option (LSRR, SSRR), dropped as
+    /// Linux does by default (`accept_source_route = 0`).
+    pub source_routed: u64,
 }
 
 /// The plain `u64` counters, in report order: the one list that
@@ -106,7 +122,13 @@ macro_rules! plain_counters {
             arp_pending_sent,
             neighbours_relayed,
             tx_no_buffer,
-            control_dropped
+            control_dropped,
+            martian_zero_net,
+            martian_loopback,
+            martian_reserved,
+            martian_broadcast,
+            martian_own_address,
+            source_routed
         )
     };
 }
@@ -121,6 +143,16 @@ impl InterfaceCounters {
             };
         }
         plain_counters!(list)
+    }
+
+    /// IPv4 packets dropped for their source address or a source route.
+    pub fn martians(&self) -> u64 {
+        self.martian_zero_net
+            + self.martian_loopback
+            + self.martian_reserved
+            + self.martian_broadcast
+            + self.martian_own_address
+            + self.source_routed
     }
 
     /// Add another shard's counters to these.
