@@ -639,13 +639,7 @@ struct Agents<'a> {
 }
 
 impl orchestrate::Runner for Agents<'_> {
-    fn run_one(
-        &mut self,
-        w: Workload,
-        path: DataPath,
-        _index: usize,
-        _total: usize,
-    ) -> Result<orchestrate::Step> {
+    fn run_one(&mut self, w: Workload, path: DataPath, _index: usize) -> Result<orchestrate::Step> {
         let session = &mut *self.session;
         if !self.quiet {
             eprintln!(

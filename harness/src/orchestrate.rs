@@ -38,8 +38,8 @@ pub enum Step {
 
 /// Measures one (workload, path) at a time.
 pub trait Runner {
-    /// Measures `w` over `path`, the `index`-th run of `total`.
-    fn run_one(&mut self, w: Workload, path: DataPath, index: usize, total: usize) -> Result<Step>;
+    /// Measures `w` over `path`, the `index`-th run of the plan.
+    fn run_one(&mut self, w: Workload, path: DataPath, index: usize) -> Result<Step>;
 }
 
 /// What the loop produced.
@@ -80,7 +80,7 @@ pub fn each_run(
             out.interrupted = true;
             break;
         }
-        let m = match runner.run_one(w, path, i, plan.len())? {
+        let m = match runner.run_one(w, path, i)? {
             Step::Done(m) => m,
             Step::Stop(f) => {
                 out.failure = Some(f);
@@ -202,12 +202,12 @@ mod tests {
     struct Script {
         stop_at: Option<usize>,
         interrupt_at: Option<usize>,
-        seen: Vec<(Workload, DataPath, usize, usize)>,
+        seen: Vec<(Workload, DataPath, usize)>,
     }
 
     impl Runner for Script {
-        fn run_one(&mut self, w: Workload, path: DataPath, i: usize, n: usize) -> Result<Step> {
-            self.seen.push((w, path, i, n));
+        fn run_one(&mut self, w: Workload, path: DataPath, i: usize) -> Result<Step> {
+            self.seen.push((w, path, i));
             if self.stop_at == Some(i) {
                 return Ok(Step::Stop(Failure {
                     message: "gone".into(),
@@ -253,7 +253,7 @@ mod tests {
         assert!(!out.interrupted && out.failure.is_none());
         assert_eq!(
             r.seen.last(),
-            Some(&(Workload::Crr, DataPath::BypassBoth, 7, 8))
+            Some(&(Workload::Crr, DataPath::BypassBoth, 7))
         );
         for run in &out.runs {
             let has = run.params.get("xdp_mode").map(String::as_str);

@@ -295,13 +295,7 @@ struct Local<'a> {
 }
 
 impl orchestrate::Runner for Local<'_> {
-    fn run_one(
-        &mut self,
-        w: Workload,
-        path: DataPath,
-        index: usize,
-        _total: usize,
-    ) -> Result<orchestrate::Step> {
+    fn run_one(&mut self, w: Workload, path: DataPath, index: usize) -> Result<orchestrate::Step> {
         self.bar.set_message(format!("{w} over the {path} path"));
         let per = self.opts.duration + self.opts.warmup;
         let base = (per.as_secs_f64() * index as f64 * 10.0) as u64;

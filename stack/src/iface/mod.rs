@@ -12,7 +12,7 @@
 //! fails with an errno-named [`Error`].
 //!
 //! A received frame travels through one file per protocol, as in smoltcp's
-//! `iface/interface/`: [`ethernet`](self) (link checks, then ARP or IPv4),
+//! `iface/interface/`: `ethernet` (link checks, then ARP or IPv4),
 //! `arp`, `ipv4` (then TCP, UDP or ICMP), `tcp`, `udp`, `icmp`. Whatever
 //! is sent — segments, datagrams, ICMP, ARP — leaves through one egress
 //! path (`egress`), where the neighbour cache gives the next hop's MAC.

@@ -70,9 +70,10 @@ impl<D: Device> Interface<D> {
         dst: SocketAddrV4,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let src_port = match self.inner.socket(h)?.kind {
-            Kind::Udp(Some(_)) => self.local_addr(h)?.port(),
-            Kind::Udp(None) => {
+        let s = self.inner.socket(h)?;
+        let src_port = match (&s.kind, s.bound) {
+            (Kind::Udp(Some(_)), Some(key)) => key.port,
+            (Kind::Udp(None), _) => {
                 self.bind(h, SocketAddrV4::new(self.inner.cfg.addr, 0))?;
                 self.local_addr(h)?.port()
             }
