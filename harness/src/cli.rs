@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::datapath::{PathChoice, XdpModeArg};
+use crate::datapath::{PathItem, PathSet, ServePath, XdpModeArg};
 use crate::error::usage;
 use crate::run::{Hardware, RunOptions};
 use crate::workload::{self, Proto, Sizes, Workload};
@@ -124,11 +124,19 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 pub struct RunArgs {
     /// Workloads: crr, rr, stream, udp-rr, udp-stream (default: all).
     pub workloads: Vec<String>,
-    /// Which path the side under test uses.
-    #[arg(long, value_enum, default_value = "both")]
-    pub path: PathChoice,
-    /// Measured seconds per workload and path (3, 2.5, 500ms). The default
-    /// keeps the whole suite (five workloads, four paths) within 3 minutes.
+    /// The paths to run, comma-separated: paths by name (kernel,
+    /// bypass-server, bypass-client, bypass-both) or groups (bypass: the
+    /// three bypass arrangements; both: the kernel and those three).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "both")]
+    pub path: Vec<PathItem>,
+    /// Rounds: each round runs every path of a workload once, in an order
+    /// that rotates from round to round; ratios are paired by round, with a
+    /// 95% confidence interval from 3 rounds on (5 or more for a useful one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
+    /// Measured seconds per workload, path and round (3, 2.5, 500ms). The
+    /// default keeps the whole suite (five workloads, four paths) within 3
+    /// minutes.
     #[arg(long, default_value = "5", value_parser = parse_duration)]
     pub duration: Duration,
     /// Seconds of load before measuring.
@@ -308,7 +316,7 @@ impl BypassArgs {
 pub struct ServeArgs {
     /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
     #[arg(long, value_enum, default_value = "kernel")]
-    pub path: PathChoice,
+    pub path: ServePath,
     #[arg(long, value_enum, default_value = "raw")]
     pub proto: Proto,
     /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
@@ -348,7 +356,8 @@ pub fn run_options(
 ) -> Result<RunOptions> {
     let opts = RunOptions {
         workloads,
-        path: a.path,
+        path: PathSet::of(&a.path),
+        rounds: a.rounds,
         duration: a.duration,
         warmup: a.warmup,
         connections: a.connections,

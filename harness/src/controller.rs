@@ -572,7 +572,7 @@ pub fn run(
 
     let dir = result::result_dir(&opts.out, &started, &opts.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let plan = orchestrate::plan(&opts.workloads, opts.path);
+    let plan = orchestrate::plan(&opts.workloads, &opts.path, opts.rounds);
     let mut runner = Agents {
         session: &mut session,
         opts: &ropts,
@@ -639,7 +639,8 @@ struct Agents<'a> {
 }
 
 impl orchestrate::Runner for Agents<'_> {
-    fn run_one(&mut self, w: Workload, path: DataPath, _index: usize) -> Result<orchestrate::Step> {
+    fn run_one(&mut self, p: orchestrate::Planned, _index: usize) -> Result<orchestrate::Step> {
+        let (w, path) = (p.workload, p.path);
         let session = &mut *self.session;
         if !self.quiet {
             eprintln!(

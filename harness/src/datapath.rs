@@ -50,8 +50,15 @@ impl DataPath {
         matches!(self, DataPath::BypassClient | DataPath::BypassBoth)
     }
 
-    /// Whether a kernel path (the baseline of every ratio).
+    /// Whether a kernel path (both ends on the kernel's sockets: a base
+    /// of the ratios).
     pub fn is_kernel(self) -> bool {
+        self == DataPath::Kernel
+    }
+
+    /// Whether the kernel at its defaults (the base other kernel paths are
+    /// measured against too).
+    pub fn is_default(self) -> bool {
         self == DataPath::Kernel
     }
 }
@@ -62,24 +69,83 @@ impl fmt::Display for DataPath {
     }
 }
 
-/// `--path`: which paths a run takes.
+/// One item of `--path`: a path by name, or a group of paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PathChoice {
+pub enum PathItem {
+    /// Both ends on the kernel's sockets (epoll, the kernel's defaults).
     Kernel,
+    /// The server on the stack, a kernel client (the path named `bypass`
+    /// in results; `bypass` on the command line is the group below).
+    BypassServer,
+    /// The client on the stack, a kernel server.
+    BypassClient,
+    /// The stack on both ends.
+    BypassBoth,
+    /// The three bypass arrangements: bypass-server, bypass-client, bypass-both.
     Bypass,
+    /// The kernel and the three bypass arrangements.
     Both,
 }
 
-impl PathChoice {
-    /// The paths of the choice, in run order: `kernel` the baseline alone,
-    /// `bypass` the three bypass arrangements, `both` all four.
-    pub fn paths(self) -> &'static [DataPath] {
+impl PathItem {
+    fn paths(self) -> &'static [DataPath] {
         match self {
-            PathChoice::Kernel => &DataPath::ALL[..1],
-            PathChoice::Bypass => &DataPath::ALL[1..],
-            PathChoice::Both => &DataPath::ALL,
+            PathItem::Kernel => &DataPath::ALL[..1],
+            PathItem::BypassServer => &DataPath::ALL[1..2],
+            PathItem::BypassClient => &DataPath::ALL[2..3],
+            PathItem::BypassBoth => &DataPath::ALL[3..4],
+            PathItem::Bypass => &DataPath::ALL[1..],
+            PathItem::Both => &DataPath::ALL,
         }
     }
+}
+
+/// `--path`: the paths a run takes, each once, in the order of
+/// [`DataPath::ALL`] (the kernel paths first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSet(Vec<DataPath>);
+
+impl PathSet {
+    /// The paths the items name, each once.
+    pub fn of(items: &[PathItem]) -> PathSet {
+        let mut v: Vec<DataPath> = DataPath::ALL
+            .iter()
+            .copied()
+            .filter(|p| items.iter().any(|i| i.paths().contains(p)))
+            .collect();
+        v.dedup();
+        PathSet(v)
+    }
+
+    /// Some paths, each once, in [`DataPath::ALL`]'s order.
+    pub fn of_paths(ps: &[DataPath]) -> PathSet {
+        PathSet(
+            DataPath::ALL
+                .into_iter()
+                .filter(|p| ps.contains(p))
+                .collect(),
+        )
+    }
+
+    pub fn paths(&self) -> &[DataPath] {
+        &self.0
+    }
+
+    /// The set's names, comma-separated (the result's `config.path`).
+    pub fn names(&self) -> String {
+        self.0
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// `serve --path`: which path the one server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServePath {
+    Kernel,
+    Bypass,
 }
 
 /// `--xdp-mode`: how the bypass path attaches its program.
@@ -131,8 +197,13 @@ mod tests {
             sides,
             [(false, false), (true, false), (false, true), (true, true)]
         );
-        assert_eq!(PathChoice::Bypass.paths().len(), 3);
-        assert!(PathChoice::Kernel.paths()[0].is_kernel());
+        assert_eq!(PathSet::of(&[PathItem::Bypass]).paths().len(), 3);
+        assert_eq!(PathSet::of(&[PathItem::Kernel]).paths(), [DataPath::Kernel]);
+        // items in any order, overlapping: each path once, kernel first
+        let s = PathSet::of(&[PathItem::BypassBoth, PathItem::Both, PathItem::Kernel]);
+        assert_eq!(s.paths(), &DataPath::ALL);
+        let s = PathSet::of(&[PathItem::BypassBoth, PathItem::BypassServer]);
+        assert_eq!(s.names(), "bypass,bypass-both");
         assert_eq!(
             serde_json::to_string(&XdpModeArg::Generic).unwrap(),
             "\"generic\""

@@ -17,11 +17,14 @@ mod measurement;
 mod metrics;
 mod orchestrate;
 mod outcome;
+mod ratio;
 mod remote;
 mod report;
 mod result;
 mod run;
 mod side;
+mod stats;
+mod summary;
 mod sys;
 mod workload;
 
@@ -36,7 +39,7 @@ use clap::Parser;
 
 use crate::cli::{run_options, AgentArgs, Cli, Cmd, LabCmd, RunArgs, ServeArgs};
 
-use crate::datapath::PathChoice;
+use crate::datapath::ServePath;
 use crate::error::usage;
 use crate::run::{Hardware, RunOptions};
 use crate::workload::Workload;
@@ -80,7 +83,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Compare { a, b, json } => {
             let da = result::load(&a)?;
             let db = result::load(&b)?;
-            let rows = result::compare(&da, &db);
+            let rows = ratio::compare(&da, &db);
             if rows.is_empty() {
                 return Err(usage(format!(
                     "{} and {} have no (workload, path) in common: nothing to compare",
@@ -93,7 +96,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             } else {
                 print!(
                     "{}",
-                    result::compare_table(
+                    summary::compare_table(
                         &rows,
                         &a.display().to_string(),
                         &b.display().to_string()
@@ -183,7 +186,7 @@ fn print_result(opts: &RunOptions, doc: &result::ResultDoc, dir: &std::path::Pat
     if opts.json {
         println!("{}", serde_json::to_string_pretty(doc)?);
     } else {
-        print!("{}", result::table(doc));
+        print!("{}", summary::table(doc));
         println!("\nresult: {}", dir.display());
         if doc.interrupted {
             println!("interrupted: the figures cover what was measured before the stop");
@@ -280,13 +283,8 @@ fn cmd_agent(a: AgentArgs) -> Result<i32> {
 }
 
 fn cmd_serve(a: ServeArgs) -> Result<i32> {
-    if a.path == PathChoice::Both {
-        return Err(usage(
-            "`bypass serve` serves one path: --path kernel or --path bypass",
-        ));
-    }
     let (server_cpus, _) = a.placement.resolve()?;
-    let (engine, place, banner) = if a.path == PathChoice::Bypass {
+    let (engine, place, banner) = if a.path == ServePath::Bypass {
         serve_on_the_stack(&a, server_cpus)?
     } else {
         serve_on_the_kernel(&a, server_cpus)?

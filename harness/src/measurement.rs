@@ -388,6 +388,7 @@ impl From<&Measurement<'_>> for Run {
         let steadiness = metrics::steadiness(&full);
         let mut run = Run {
             workload: w,
+            round: 0,
             path: m.spec.path,
             proto: if matches!(w, Workload::Rr | Workload::Crr) {
                 m.spec.load.messages.proto.to_string()

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use crate::bypass::AttachInfo;
-use crate::datapath::{DataPath, PathChoice};
+use crate::datapath::{DataPath, PathSet};
 use crate::result::{self, Env, Failure, Flag, ResultDoc, Run};
 use crate::workload::Workload;
 
@@ -36,10 +36,19 @@ pub enum Step {
     Stop(Failure),
 }
 
+/// One entry of the plan: a workload over a path in a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub workload: Workload,
+    pub path: DataPath,
+    /// 0-based.
+    pub round: u32,
+}
+
 /// Measures one (workload, path) at a time.
 pub trait Runner {
-    /// Measures `w` over `path`, the `index`-th run of the plan.
-    fn run_one(&mut self, w: Workload, path: DataPath, index: usize) -> Result<Step>;
+    /// Measures `p`, the `index`-th run of the plan.
+    fn run_one(&mut self, p: Planned, index: usize) -> Result<Step>;
 }
 
 /// What the loop produced.
@@ -51,36 +60,51 @@ pub struct Outcome {
     pub attach: Option<AttachInfo>,
 }
 
-/// The (workload, path) pairs of a run, in order: each workload over each
-/// path of the choice, the kernel first.
-pub fn plan(workloads: &[Workload], choice: PathChoice) -> Vec<(Workload, DataPath)> {
-    workloads
-        .iter()
-        .flat_map(|w| choice.paths().iter().map(move |p| (*w, *p)))
-        .collect()
+/// The runs of a run, in order: workload by workload, `rounds` rounds of
+/// each; a round takes every path once, and the order rotates by one path
+/// from round to round (round 0 in the set's order, the kernel first), so
+/// that a drift of the machine within a workload's rounds hits every path
+/// at every position alike.
+pub fn plan(workloads: &[Workload], paths: &PathSet, rounds: u32) -> Vec<Planned> {
+    let ps = paths.paths();
+    let n = ps.len();
+    let mut out = Vec::with_capacity(workloads.len() * n * rounds as usize);
+    for &workload in workloads {
+        for round in 0..rounds {
+            for k in 0..n {
+                out.push(Planned {
+                    workload,
+                    path: ps[(k + round as usize) % n],
+                    round,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Runs the plan, keeping each run's interval log in `dir`; stops early
 /// when `interrupt` is set, a run was interrupted, or the runner stops.
 pub fn each_run(
-    plan: &[(Workload, DataPath)],
+    plan: &[Planned],
     dir: &Path,
     name: &str,
     interrupt: &AtomicBool,
     runner: &mut impl Runner,
 ) -> Result<Outcome> {
+    let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(1);
     let mut out = Outcome {
         runs: Vec::new(),
         interrupted: false,
         failure: None,
         attach: None,
     };
-    for (i, &(w, path)) in plan.iter().enumerate() {
+    for (i, &p) in plan.iter().enumerate() {
         if interrupt.load(Ordering::Relaxed) {
             out.interrupted = true;
             break;
         }
-        let m = match runner.run_one(w, path, i)? {
+        let m = match runner.run_one(p, i)? {
             Step::Done(m) => m,
             Step::Stop(f) => {
                 out.failure = Some(f);
@@ -97,8 +121,9 @@ pub fn each_run(
             record_attach(&mut run, &a);
             out.attach = Some(a);
         }
+        run.round = p.round;
         let interrupted = run.flags.iter().any(|f| f == Flag::Interrupted.name());
-        keep_hlog(dir, name, &mut run, &hists, t0_wall)?;
+        keep_hlog(dir, name, &mut run, rounds, &hists, t0_wall)?;
         out.runs.push(run);
         if interrupted {
             out.interrupted = true;
@@ -135,31 +160,39 @@ pub fn document(
         interrupted: outcome.interrupted,
         config,
         env,
-        ratios: result::path_ratios(&outcome.runs),
+        rounds: outcome.runs.iter().map(|r| r.round + 1).max().unwrap_or(1),
+        ratios: crate::ratio::path_ratios(&outcome.runs),
+        spreads: crate::ratio::spreads(&outcome.runs),
         runs: outcome.runs,
         failure: outcome.failure,
     }
 }
 
 /// Writes a run's interval histograms as `<workload>-<path>.hlog` in the
-/// result directory and names the file in the run (nothing when it has none).
+/// result directory (`<workload>-<path>-r<round>.hlog` in a run of several
+/// rounds) and names the file in the run (nothing when it has none).
 pub fn keep_hlog(
     dir: &Path,
     name: &str,
     run: &mut Run,
+    rounds: u32,
     hists: &[hdrhistogram::Histogram<u64>],
     t0_wall: SystemTime,
 ) -> Result<()> {
     if hists.is_empty() {
         return Ok(());
     }
-    let (w, path) = (run.workload, run.path);
-    let file = format!("{w}-{path}.hlog");
+    let (w, path, r) = (run.workload, run.path, run.round);
+    let (file, of) = if rounds > 1 {
+        (format!("{w}-{path}-r{r}.hlog"), format!(", round {r}"))
+    } else {
+        (format!("{w}-{path}.hlog"), String::new())
+    };
     result::write_hlog(
         &dir.join(&file),
         hists,
         t0_wall,
-        &format!("bypass {w} over the {path} path, {name}"),
+        &format!("bypass {w} over the {path} path{of}, {name}"),
     )?;
     run.hlog = Some(file);
     Ok(())
@@ -187,7 +220,7 @@ pub fn write_report(dir: &Path, doc: &ResultDoc) -> Result<String> {
         .iter()
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
-    let s = result::summary(doc, &names);
+    let s = crate::summary::summary(doc, &names);
     std::fs::write(dir.join("summary.md"), &s)
         .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
     Ok(s)
@@ -206,7 +239,8 @@ mod tests {
     }
 
     impl Runner for Script {
-        fn run_one(&mut self, w: Workload, path: DataPath, i: usize) -> Result<Step> {
+        fn run_one(&mut self, p: Planned, i: usize) -> Result<Step> {
+            let (w, path) = (p.workload, p.path);
             self.seen.push((w, path, i));
             if self.stop_at == Some(i) {
                 return Ok(Step::Stop(Failure {
@@ -242,10 +276,14 @@ mod tests {
 
     #[test]
     fn every_workload_goes_over_every_path_kernel_first_and_attach_is_recorded() {
-        let plan = plan(&[Workload::Rr, Workload::Crr], PathChoice::Both);
+        let both = PathSet::of(&[crate::datapath::PathItem::Both]);
+        let plan = plan(&[Workload::Rr, Workload::Crr], &both, 1);
         assert_eq!(plan.len(), 8);
-        assert_eq!(plan[0], (Workload::Rr, DataPath::Kernel));
-        assert_eq!(plan[4], (Workload::Crr, DataPath::Kernel));
+        assert_eq!(plan[0].path, DataPath::Kernel);
+        assert_eq!(
+            (plan[4].workload, plan[4].path),
+            (Workload::Crr, DataPath::Kernel)
+        );
         let dir = tempfile::tempdir().unwrap();
         let mut r = script(None, None);
         let out = each_run(&plan, dir.path(), "t", &AtomicBool::new(false), &mut r).unwrap();
@@ -269,7 +307,8 @@ mod tests {
 
     #[test]
     fn a_stop_an_interrupted_run_and_a_set_interrupt_end_the_loop() {
-        let plan = plan(&[Workload::Rr], PathChoice::Both);
+        let both = PathSet::of(&[crate::datapath::PathItem::Both]);
+        let plan = plan(&[Workload::Rr], &both, 1);
         let dir = tempfile::tempdir().unwrap();
         let flag = AtomicBool::new(false);
         let out = each_run(&plan, dir.path(), "t", &flag, &mut script(Some(2), None)).unwrap();
@@ -282,5 +321,38 @@ mod tests {
         let out = each_run(&plan, dir.path(), "t", &flag, &mut r).unwrap();
         assert_eq!((out.runs.len(), out.interrupted), (0, true));
         assert!(r.seen.is_empty());
+    }
+
+    #[test]
+    fn rounds_rotate_the_order_so_each_path_takes_each_position_once() {
+        let both = PathSet::of(&[crate::datapath::PathItem::Both]);
+        let plan = plan(&[Workload::Rr, Workload::Crr], &both, 4);
+        assert_eq!(plan.len(), 2 * 4 * 4);
+        // workload by workload: every round of rr before crr's first
+        assert!(plan[..16].iter().all(|p| p.workload == Workload::Rr));
+        for w in plan.chunks(16) {
+            for (r, round) in w.chunks(4).enumerate() {
+                assert!(round.iter().all(|p| p.round == r as u32));
+                let mut paths: Vec<DataPath> = round.iter().map(|p| p.path).collect();
+                assert_eq!(
+                    paths[0],
+                    DataPath::ALL[r],
+                    "round {r} starts one path later"
+                );
+                paths.sort();
+                assert_eq!(paths, DataPath::ALL, "each path once a round");
+            }
+            for pos in 0..4 {
+                let mut at: Vec<DataPath> = w.chunks(4).map(|round| round[pos].path).collect();
+                at.sort();
+                assert_eq!(at, DataPath::ALL, "position {pos} sees every path");
+            }
+        }
+        // the loop tags runs with their round and names hlogs by it
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = script(None, None);
+        let out = each_run(&plan[..8], dir.path(), "t", &AtomicBool::new(false), &mut r).unwrap();
+        let rounds: Vec<u32> = out.runs.iter().map(|r| r.round).collect();
+        assert_eq!(rounds, [0, 0, 0, 0, 1, 1, 1, 1]);
     }
 }

@@ -1,7 +1,8 @@
 //! The plots of a result directory (SVG, plotters): the latency percentile
-//! spectrum per workload with every path on one chart, throughput over time,
-//! and CPU per operation side by side. Built from the files alone, so
-//! `bypass report DIR` can rebuild them.
+//! spectrum per workload with every path on one chart (one line per round,
+//! a colour per path), throughput over time, and CPU per operation side by
+//! side (the median of the rounds, each round a point). Built from the
+//! files alone, so `bypass report DIR` can rebuild them.
 
 use std::path::{Path, PathBuf};
 
@@ -67,11 +68,17 @@ fn latency_plot(dir: &Path, doc: &ResultDoc, workload: &str) -> Result<Option<Pa
         .iter()
         .filter(|r| r.workload.name() == workload && r.hlog.is_some())
         .collect();
+    let mut paths: Vec<crate::datapath::DataPath> = runs.iter().map(|r| r.path).collect();
+    paths.sort();
+    paths.dedup();
+    // (path's colour, label for the first round of a path, points)
     let mut series = Vec::new();
     for r in &runs {
         let h = read_hlog(&dir.join(r.hlog.as_deref().unwrap_or_default()))?;
         if !h.is_empty() {
-            series.push((r.path.to_string(), spectrum(&h)));
+            let ci = paths.iter().position(|p| *p == r.path).unwrap_or(0);
+            let first = !series.iter().any(|(c, _, _)| *c == ci);
+            series.push((ci, first.then(|| r.path.to_string()), spectrum(&h)));
         }
     }
     if series.is_empty() {
@@ -82,17 +89,22 @@ fn latency_plot(dir: &Path, doc: &ResultDoc, workload: &str) -> Result<Option<Pa
     let target = path.clone();
     let xmax = series
         .iter()
-        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .flat_map(|(_, _, s)| s.iter().map(|p| p.0))
         .fold(10.0, f64::max);
     let ymax = series
         .iter()
-        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .flat_map(|(_, _, s)| s.iter().map(|p| p.1))
         .fold(1.0, f64::max);
+    let rounds = if doc.rounds > 1 {
+        format!(" ({} rounds, a line each)", doc.rounds)
+    } else {
+        String::new()
+    };
     let root = SVGBackend::new(&target, (W, H)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{workload}: latency by percentile"),
+            format!("{workload}: latency by percentile{rounds}"),
             ("sans-serif", 20),
         )
         .margin(15)
@@ -108,12 +120,16 @@ fn latency_plot(dir: &Path, doc: &ResultDoc, workload: &str) -> Result<Option<Pa
             format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
         })
         .draw()?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    let width = if doc.rounds > 1 { 1 } else { 2 };
+    for (ci, label, pts) in &series {
+        let c = color(*ci);
+        let drawn =
+            chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(width)))?;
+        if let Some(label) = label {
+            drawn.label(label.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+            });
+        }
     }
     chart
         .configure_series_labels()
@@ -130,26 +146,34 @@ fn throughput_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
     }
     let path = dir.join("throughput.svg");
     let target = path.clone();
-    let n = doc.runs.len() as u32;
+    let mut panels: Vec<Vec<&Run>> = Vec::new();
+    for r in &doc.runs {
+        match panels
+            .iter_mut()
+            .find(|p| p[0].workload == r.workload && p[0].path == r.path)
+        {
+            Some(p) => p.push(r),
+            None => panels.push(vec![r]),
+        }
+    }
+    let n = panels.len() as u32;
     let cols = 2u32.min(n);
     let rows = n.div_ceil(cols);
     let root = SVGBackend::new(&target, (W, 260 * rows)).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((rows as usize, cols as usize));
-    for (i, (r, area)) in doc.runs.iter().zip(areas.iter()).enumerate() {
-        let tmax = r
-            .intervals
-            .iter()
-            .map(|iv| iv.t_s + iv.dur_s)
-            .fold(1.0, f64::max);
-        let ymax = r
-            .intervals
-            .iter()
-            .map(|iv| iv.ops_per_s)
-            .fold(1.0, f64::max);
+    for (i, (rs, area)) in panels.iter().zip(areas.iter()).enumerate() {
+        let r = rs[0];
+        let ivs = || rs.iter().flat_map(|r| r.intervals.iter());
+        let tmax = ivs().map(|iv| iv.t_s + iv.dur_s).fold(1.0, f64::max);
+        let ymax = ivs().map(|iv| iv.ops_per_s).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(area)
             .caption(
-                format!("{} / {}: ops/s", r.workload, r.path),
+                if rs.len() > 1 {
+                    format!("{} / {}: ops/s, {} rounds", r.workload, r.path, rs.len())
+                } else {
+                    format!("{} / {}: ops/s", r.workload, r.path)
+                },
                 ("sans-serif", 15),
             )
             .margin(8)
@@ -159,29 +183,45 @@ fn throughput_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
         chart
             .configure_mesh()
             .x_desc("s")
-            .y_label_formatter(&|y| crate::result::si(*y))
+            .y_label_formatter(&|y| crate::summary::si(*y))
             .draw()?;
-        chart.draw_series(LineSeries::new(
-            r.intervals
-                .iter()
-                .map(|iv| (iv.t_s + iv.dur_s / 2.0, iv.ops_per_s)),
-            color(i).stroke_width(2),
-        ))?;
+        for r in rs {
+            chart.draw_series(LineSeries::new(
+                r.intervals
+                    .iter()
+                    .map(|iv| (iv.t_s + iv.dur_s / 2.0, iv.ops_per_s)),
+                color(i).stroke_width(if rs.len() > 1 { 1 } else { 2 }),
+            ))?;
+        }
     }
     root.present()?;
     Ok(Some(path))
 }
 
 fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
-    let bars: Vec<(String, String, f64)> = doc
+    // every valid round's value: the bar is their median, each a point
+    let points: Vec<(String, String, f64)> = doc
         .runs
         .iter()
+        .filter(|r| !r.invalid())
         .filter_map(|r| {
             r.cpu
                 .server_us_per_op
                 .map(|v| (r.workload.to_string(), r.path.to_string(), v))
         })
         .collect();
+    let mut bars: Vec<(String, String, f64)> = Vec::new();
+    for (w, p, _) in &points {
+        if !bars.iter().any(|b| &b.0 == w && &b.1 == p) {
+            let vs: Vec<f64> = points
+                .iter()
+                .filter(|x| &x.0 == w && &x.1 == p)
+                .map(|x| x.2)
+                .collect();
+            let m = crate::stats::median(&vs).unwrap_or(0.0);
+            bars.push((w.clone(), p.clone(), m));
+        }
+    }
     if bars.is_empty() {
         return Ok(None);
     }
@@ -197,12 +237,20 @@ fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
             paths.push(p.clone());
         }
     }
-    let ymax = bars.iter().map(|b| b.2).fold(0.1, f64::max);
+    let ymax = points.iter().map(|b| b.2).fold(0.1, f64::max);
     let root = SVGBackend::new(&target, (W, H)).into_drawing_area();
     root.fill(&WHITE)?;
     let nw = workloads.len() as f64;
+    let caption = if doc.rounds > 1 {
+        format!(
+            "server CPU per operation (µs): median of {} rounds, a dot each",
+            doc.rounds
+        )
+    } else {
+        "server CPU per operation (µs)".to_string()
+    };
     let mut chart = ChartBuilder::on(&root)
-        .caption("server CPU per operation (µs)", ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -233,6 +281,13 @@ fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
             }))?
             .label(p.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], c.filled()));
+        if doc.rounds > 1 {
+            chart.draw_series(points.iter().filter(|b| &b.1 == p).map(|(w, _, v)| {
+                let wi = workloads.iter().position(|x| x == w).unwrap_or(0) as f64;
+                let x = wi + 0.1 + width * (pi as f64 + 0.475);
+                Circle::new((x, *v), 3, BLACK.filled())
+            }))?;
+        }
     }
     chart
         .configure_series_labels()

@@ -1,12 +1,11 @@
-//! The result document (`result.json`), the HdrHistogram interval logs, the
-//! human summary, and comparison of two results.
+//! The result document (`result.json`) and the HdrHistogram interval logs:
+//! the types a result file holds, written and read back.
 //!
 //! A result file alone reproduces and explains its run: every effective
 //! option, the machine, and per-interval samples. See `results/FORMAT.md`.
 
 use crate::datapath::DataPath;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +16,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Steadiness, INTERVAL};
+use crate::stats::Spread;
 use crate::workload::Workload;
 
 /// Version of the document's shape; bumped on incompatible change.
@@ -33,8 +33,15 @@ pub struct ResultDoc {
     /// Every effective option, as key/value.
     pub config: BTreeMap<String, String>,
     pub env: Env,
+    /// How many rounds each (workload, path) was asked to run (older
+    /// documents: 1).
+    #[serde(default = "one_round")]
+    pub rounds: u32,
     pub runs: Vec<Run>,
-    /// bypass / kernel, figure by figure, for every workload run over both paths.
+    /// Each figure of each (workload, path) over its valid rounds.
+    #[serde(default)]
+    pub spreads: Vec<FigureSpread>,
+    /// Each path against each kernel path, figure by figure, paired by round.
     #[serde(default)]
     pub ratios: Vec<Ratio>,
     /// A run across hosts that ended early: which host failed, when, and why.
@@ -209,6 +216,9 @@ pub struct Interval {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Run {
     pub workload: Workload,
+    /// The round this run belongs to, from 0 (older documents: 0).
+    #[serde(default)]
+    pub round: u32,
     /// The path: "kernel", "bypass" (server side on the stack), "bypass-client" (client side) or "bypass-both".
     pub path: DataPath,
     pub proto: String,
@@ -233,6 +243,98 @@ pub struct Run {
     pub intervals: Vec<Interval>,
     /// File name of the interval log beside result.json (latency workloads).
     pub hlog: Option<String>,
+}
+
+fn one_round() -> u32 {
+    1
+}
+
+/// One line of the ratios or of a comparison: figure B over figure A.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Ratio {
+    pub workload: Workload,
+    /// `path/base` (a path against a kernel path), or the path both
+    /// compared documents ran.
+    pub path: String,
+    pub figure: String,
+    /// A's figure: its median over the rounds used.
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    /// The median of the per-round ratios b/a (a comparison: of the
+    /// medians); null when a figure is missing or a is 0.
+    pub ratio: Option<f64>,
+    /// The 95% interval of the ratio (see `stats::METHOD`); null below two
+    /// paired rounds.
+    #[serde(default)]
+    pub ci95_low: Option<f64>,
+    #[serde(default)]
+    pub ci95_high: Option<f64>,
+    /// Caution: the interval's half-width exceeds 10% of the ratio.
+    #[serde(default)]
+    pub wide: bool,
+    /// The paired ratio of each round used, in round order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_round: Vec<f64>,
+    /// A comparison of two multi-round documents: whether each median lies
+    /// outside the other's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+}
+
+/// What a comparison of two multi-round figures says.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Each median lies outside the other's 95% interval.
+    Differs,
+    /// One median lies inside the other's interval: not shown to differ.
+    Overlaps,
+}
+
+/// One figure of one (workload, path) over its valid rounds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FigureSpread {
+    pub workload: Workload,
+    pub path: DataPath,
+    pub figure: String,
+    /// Rounds with the figure.
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// The 95% interval of the figure (see `stats::METHOD`); null below 2.
+    pub ci95_low: Option<f64>,
+    pub ci95_high: Option<f64>,
+    /// Caution: the interval's half-width exceeds 10% of the median.
+    pub wide: bool,
+}
+
+impl FigureSpread {
+    pub fn new(workload: Workload, path: DataPath, figure: &str, s: &Spread) -> FigureSpread {
+        FigureSpread {
+            workload,
+            path,
+            figure: figure.to_string(),
+            n: s.n,
+            median: s.median,
+            min: s.min,
+            max: s.max,
+            ci95_low: s.ci95.map(|c| c.0),
+            ci95_high: s.ci95.map(|c| c.1),
+            wide: s.wide(),
+        }
+    }
+
+    /// Back to the statistics' own form.
+    pub fn spread(&self) -> Spread {
+        Spread {
+            n: self.n,
+            median: self.median,
+            min: self.min,
+            max: self.max,
+            ci95: self.ci95_low.zip(self.ci95_high),
+        }
+    }
 }
 
 /// Flags a run can carry. Invalid ones make `bypass run` exit 1; caution
@@ -350,261 +452,6 @@ pub fn load(path: &Path) -> Result<ResultDoc> {
     Ok(doc)
 }
 
-fn f(v: Option<f64>, prec: usize) -> String {
-    v.map_or("-".into(), |v| format!("{v:.prec$}"))
-}
-
-/// A compact number: 1234567 -> 1.23M.
-pub fn si(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.2}G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// The headline table (markdown), one row per run.
-pub fn table(doc: &ResultDoc) -> String {
-    let mut s = String::new();
-    s.push_str("| workload | path | ops/s | Gbit/s | p50 µs | p99 µs | p99.9 µs | max µs | server µs/op | client µs/op | loss % | flags |\n");
-    s.push_str(
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
-    );
-    for r in &doc.runs {
-        let l = r.latency_us.as_ref();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.workload,
-            r.path,
-            si(r.ops_per_s),
-            r.bits_per_s / 1e9,
-            f(l.map(|l| l.p50), 1),
-            f(l.map(|l| l.p99), 1),
-            f(l.map(|l| l.p999), 1),
-            f(l.map(|l| l.max), 1),
-            f(r.cpu.server_us_per_op, 2),
-            f(r.cpu.client_us_per_op, 2),
-            f(r.loss_pct, 3),
-            if r.flags.is_empty() {
-                "-".into()
-            } else {
-                r.flags.join(", ")
-            },
-        );
-    }
-    s
-}
-
-/// `summary.md`: what a person reads.
-pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# bypass run `{}`\n", doc.name);
-    let _ = writeln!(
-        s,
-        "{} to {} UTC, {} on {} ({} cores, {}), kernel {}, interface {} ({}), git {}.{}\n",
-        doc.started_utc,
-        doc.finished_utc,
-        doc.env.mode,
-        doc.env.hostname,
-        doc.env.cores,
-        doc.env.cpu_model,
-        doc.env.kernel,
-        doc.env.interface,
-        doc.env.driver,
-        doc.env.git_revision,
-        if doc.interrupted {
-            " **Interrupted**: the figures cover the time measured before the stop."
-        } else {
-            ""
-        }
-    );
-    if let Some(f) = &doc.failure {
-        let _ = writeln!(
-            s,
-            "**The run ended early** at {}: {} ({} agent {}{}): {}\n",
-            f.at_utc,
-            f.path
-                .as_ref()
-                .zip(f.workload.as_ref())
-                .map_or("between runs".into(), |(p, w)| format!(
-                    "{w} over the {p} path"
-                )),
-            f.role,
-            f.agent,
-            if f.hostname.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", f.hostname)
-            },
-            f.message
-        );
-    }
-    for h in &doc.env.hosts {
-        let _ = writeln!(
-            s,
-            "- {} `{}` (agent {}): kernel {}, {} CPUs, {}, git {}",
-            h.role,
-            h.info.hostname,
-            h.agent,
-            h.info.kernel,
-            h.info.cpus.len(),
-            h.info
-                .ifaces
-                .first()
-                .map_or("no interface".into(), |i| format!(
-                    "{} ({})",
-                    i.name, i.driver
-                )),
-            h.info.git_revision
-        );
-    }
-    if !doc.env.hosts.is_empty() {
-        s.push('\n');
-    }
-    s.push_str(&table(doc));
-    s.push_str("\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client");
-    s.push_str(" (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `cpu_stolen` = the hypervisor gave more than 5% of the CPUs' time under test to other guests (`cpu.*_steal_pct`), so CPU costs and tails include its pauses; `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n");
-    if !doc.ratios.is_empty() {
-        let _ = writeln!(s, "\n## bypass / kernel\n");
-        s.push_str("`bypass`: the server runs on the bypass path, the client on the kernel's; `bypass-client`: the other way round; `bypass-both`: both ends on the bypass path, against the kernel on both ends. Compare server figures for `bypass`, client figures for `bypass-client`, both for `bypass-both`.\n\n");
-        s.push_str("| workload | paths | figure | kernel | bypass | ratio |\n| --- | --- | --- | ---: | ---: | ---: |\n");
-        for r in doc.ratios.iter().filter(|r| r.a.is_some() && r.b.is_some()) {
-            ratio_row(&mut s, r);
-        }
-    }
-    if !plots.is_empty() {
-        let _ = writeln!(s, "\n## Plots\n");
-        for p in plots {
-            let _ = writeln!(s, "![{p}]({p})");
-        }
-    }
-    let _ = writeln!(s, "\n## Effective configuration\n");
-    for (k, v) in &doc.config {
-        let _ = writeln!(s, "- `{k}` = `{v}`");
-    }
-    if !doc.env.sysctls.is_empty() {
-        let _ = writeln!(s, "\n## Sysctls set by the run\n");
-        for (k, v) in &doc.env.sysctls {
-            let _ = writeln!(s, "- `{k}` = `{v}`");
-        }
-    }
-    s
-}
-
-/// Every figure of a run that `compare` puts side by side.
-fn figures(r: &Run) -> Vec<(&'static str, Option<f64>)> {
-    let l = r.latency_us.as_ref();
-    vec![
-        ("ops_per_s", Some(r.ops_per_s)),
-        ("bits_per_s", Some(r.bits_per_s)),
-        ("latency_us.p50", l.map(|l| l.p50)),
-        ("latency_us.p90", l.map(|l| l.p90)),
-        ("latency_us.p99", l.map(|l| l.p99)),
-        ("latency_us.p999", l.map(|l| l.p999)),
-        ("latency_us.p9999", l.map(|l| l.p9999)),
-        ("latency_us.max", l.map(|l| l.max)),
-        ("latency_us.mean", l.map(|l| l.mean)),
-        ("cpu.server_us_per_op", r.cpu.server_us_per_op),
-        ("cpu.client_us_per_op", r.cpu.client_us_per_op),
-        ("cpu.server_util_pct", r.cpu.server_util_pct),
-        ("cpu.client_util_pct", r.cpu.client_util_pct),
-        ("cpu.server_ns_per_byte", r.cpu.server_ns_per_byte),
-        ("cpu.server_work_us_per_op", r.cpu.server_work_us_per_op),
-        ("loss_pct", r.loss_pct),
-        ("errors", Some(r.errors as f64)),
-    ]
-}
-
-/// One line of a comparison.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Ratio {
-    pub workload: Workload,
-    pub path: String,
-    pub figure: String,
-    pub a: Option<f64>,
-    pub b: Option<f64>,
-    /// b / a (null when either is missing or a is 0).
-    pub ratio: Option<f64>,
-}
-
-/// Ratios b/a of every figure of two runs.
-fn ratio_rows(a: &Run, b: &Run, path: String) -> Vec<Ratio> {
-    figures(a)
-        .into_iter()
-        .zip(figures(b))
-        .map(move |((name, va), (_, vb))| Ratio {
-            workload: a.workload,
-            path: path.clone(),
-            figure: name.to_string(),
-            a: va,
-            b: vb,
-            ratio: match (va, vb) {
-                (Some(x), Some(y)) if x != 0.0 => Some(y / x),
-                _ => None,
-            },
-        })
-        .collect()
-}
-
-/// Ratios b/a of every figure of the runs that both documents have.
-pub fn compare(a: &ResultDoc, b: &ResultDoc) -> Vec<Ratio> {
-    let mut out = Vec::new();
-    for ra in &a.runs {
-        if let Some(rb) = b
-            .runs
-            .iter()
-            .find(|r| r.workload == ra.workload && r.path == ra.path)
-        {
-            out.extend(ratio_rows(ra, rb, ra.path.to_string()));
-        }
-    }
-    out
-}
-
-/// path / kernel of every figure, for each workload run over the kernel
-/// path and another one ("bypass": the server side on the bypass path;
-/// "bypass-client": the client side).
-pub fn path_ratios(runs: &[Run]) -> Vec<Ratio> {
-    let mut out = Vec::new();
-    for k in runs.iter().filter(|r| r.path.is_kernel()) {
-        for b in runs
-            .iter()
-            .filter(|r| r.workload == k.workload && !r.path.is_kernel())
-        {
-            out.extend(ratio_rows(k, b, format!("{}/kernel", b.path)));
-        }
-    }
-    out
-}
-
-pub fn compare_table(rows: &[Ratio], a_name: &str, b_name: &str) -> String {
-    let mut s = format!("| workload | path | figure | A ({a_name}) | B ({b_name}) | B/A |\n| --- | --- | --- | ---: | ---: | ---: |\n");
-    for r in rows {
-        ratio_row(&mut s, r);
-    }
-    s
-}
-
-/// One markdown row of a ratio table: workload, path, figure, A, B, B/A.
-fn ratio_row(s: &mut String, r: &Ratio) {
-    let _ = writeln!(
-        s,
-        "| {} | {} | {} | {} | {} | {} |",
-        r.workload,
-        r.path,
-        r.figure,
-        f(r.a, 3),
-        f(r.b, 3),
-        f(r.ratio, 3)
-    );
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -612,6 +459,7 @@ pub(crate) mod tests {
     pub(crate) fn sample_run(ops_per_s: f64) -> Run {
         Run {
             workload: Workload::Rr,
+            round: 0,
             path: DataPath::Kernel,
             proto: "raw".into(),
             params: BTreeMap::new(),
@@ -640,7 +488,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn doc(runs: Vec<Run>) -> ResultDoc {
+    pub(crate) fn doc(runs: Vec<Run>) -> ResultDoc {
         ResultDoc {
             schema: SCHEMA.into(),
             name: "t".into(),
@@ -650,26 +498,11 @@ pub(crate) mod tests {
             failure: None,
             config: BTreeMap::new(),
             env: Env::default(),
+            rounds: 1,
             runs,
+            spreads: vec![],
             ratios: vec![],
         }
-    }
-
-    #[test]
-    fn compare_gives_ratios_of_matching_runs() {
-        let a = doc(vec![sample_run(100.0)]);
-        let b = doc(vec![sample_run(250.0)]);
-        let rows = compare(&a, &b);
-        let ops = rows.iter().find(|r| r.figure == "ops_per_s").unwrap();
-        assert_eq!(ops.ratio, Some(2.5));
-        let p50 = rows.iter().find(|r| r.figure == "latency_us.p50").unwrap();
-        assert_eq!(p50.ratio, Some(1.0));
-        let none = rows
-            .iter()
-            .find(|r| r.figure == "cpu.server_us_per_op")
-            .unwrap();
-        assert_eq!(none.ratio, None);
-        assert!(compare_table(&rows, "a", "b").contains("| 2.500 |"));
     }
 
     #[test]

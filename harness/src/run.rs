@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::datapath::{DataPath, PathChoice, XdpModeArg};
+use crate::datapath::{DataPath, PathSet, XdpModeArg};
 use crate::error::usage;
 use crate::kernel::server::Services;
 use crate::lab::Lab;
@@ -26,7 +26,9 @@ use crate::workload::{Messages, Proto, Sizes, Workload, WorkloadSpec};
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub workloads: Vec<Workload>,
-    pub path: PathChoice,
+    pub path: PathSet,
+    /// Rounds of every path per workload.
+    pub rounds: u32,
     pub duration: Duration,
     pub warmup: Duration,
     /// None: each workload's default.
@@ -135,7 +137,9 @@ impl RunOptions {
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        put("path", format!("{:?}", self.path).to_lowercase());
+        put("path", self.path.names());
+        put("rounds", self.rounds.to_string());
+        put("ci_method", crate::stats::METHOD.to_string());
         put("duration_s", format!("{}", self.duration.as_secs_f64()));
         put("warmup_s", format!("{}", self.warmup.as_secs_f64()));
         put("proto", self.proto.to_string());
@@ -179,7 +183,7 @@ impl RunOptions {
 /// the directory.
 pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, PathBuf)> {
     let started = chrono::Utc::now();
-    if opts.path == PathChoice::Bypass && opts.hardware.is_some() {
+    if opts.hardware.is_some() && !opts.path.paths().iter().any(|p| p.is_kernel()) {
         return Err(usage(
             "the bypass path runs in the lab only for now (its server side on real hardware comes with `bypass serve --path bypass`): drop --iface, or use --path kernel",
         ));
@@ -240,17 +244,24 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     }
 
     // on hardware the bypass path is not there yet: `both` runs the kernel path
-    let choice = if opts.hardware.is_some() {
-        if opts.path == PathChoice::Both && !opts.json {
+    let paths = if opts.hardware.is_some() {
+        let kernels: Vec<DataPath> = opts
+            .path
+            .paths()
+            .iter()
+            .copied()
+            .filter(|p| p.is_kernel())
+            .collect();
+        if kernels.len() < opts.path.paths().len() && !opts.json {
             eprintln!(
-                "note: on real hardware the bypass path is not in yet; running the kernel path"
+                "note: on real hardware the bypass path is not in yet; running the kernel paths"
             );
         }
-        PathChoice::Kernel
+        PathSet::of_paths(&kernels)
     } else {
-        opts.path
+        opts.path.clone()
     };
-    let plan = orchestrate::plan(&opts.workloads, choice);
+    let plan = orchestrate::plan(&opts.workloads, &paths, opts.rounds);
     let per = opts.duration + opts.warmup;
     let bar = if opts.json {
         ProgressBar::hidden()
@@ -295,8 +306,15 @@ struct Local<'a> {
 }
 
 impl orchestrate::Runner for Local<'_> {
-    fn run_one(&mut self, w: Workload, path: DataPath, index: usize) -> Result<orchestrate::Step> {
-        self.bar.set_message(format!("{w} over the {path} path"));
+    fn run_one(&mut self, p: orchestrate::Planned, index: usize) -> Result<orchestrate::Step> {
+        let (w, path) = (p.workload, p.path);
+        let round = if self.opts.rounds > 1 {
+            format!(", round {}/{}", p.round + 1, self.opts.rounds)
+        } else {
+            String::new()
+        };
+        self.bar
+            .set_message(format!("{w} over the {path} path{round}"));
         let per = self.opts.duration + self.opts.warmup;
         let base = (per.as_secs_f64() * index as f64 * 10.0) as u64;
         let m = run_one(

@@ -649,6 +649,99 @@ fn udp_workloads_over_the_bypass_path_on_either_side() {
     assert_lab_gone(&doc);
 }
 
+/// Rounds: each round runs every path once, the order rotating; ratios
+/// pair the rounds and carry an interval; each round keeps its own hlog.
+#[test]
+fn rounds_rotate_the_paths_and_pair_their_ratios() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let doc = run_json(
+        &env,
+        &[
+            "rr",
+            "--path",
+            "bypass-both,kernel",
+            "--rounds",
+            "3",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--name",
+            "rounds",
+        ],
+    );
+    assert_eq!(doc["rounds"], 3);
+    assert_eq!(doc["config"]["path"], "kernel,bypass-both");
+    let order: Vec<(String, u64)> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["round"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let k = |p: &str, r: u64| (p.to_string(), r);
+    assert_eq!(
+        order,
+        [
+            k("kernel", 0),
+            k("bypass-both", 0),
+            k("bypass-both", 1),
+            k("kernel", 1),
+            k("kernel", 2),
+            k("bypass-both", 2)
+        ]
+    );
+    let dir = std::fs::read_dir(env.out_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-rounds"))
+        .unwrap();
+    for r in doc["runs"].as_array().unwrap() {
+        let hlog = r["hlog"].as_str().unwrap();
+        assert_eq!(
+            hlog,
+            format!("rr-{}-r{}.hlog", r["path"].as_str().unwrap(), r["round"])
+        );
+        assert!(dir.join(hlog).is_file(), "{hlog}");
+    }
+    let ops = doc["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "bypass-both/kernel" && r["figure"] == "ops_per_s")
+        .unwrap();
+    let per: Vec<f64> = ops["per_round"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(per.len(), 3, "{ops}");
+    let (lo, hi, mid) = (f(&ops["ci95_low"]), f(&ops["ci95_high"]), f(&ops["ratio"]));
+    assert!(lo <= mid && mid <= hi, "{ops}");
+    let mut sorted = per.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(mid, sorted[1], "the median of the rounds' ratios");
+    let spread = doc["spreads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == "kernel" && s["figure"] == "ops_per_s")
+        .unwrap();
+    assert_eq!(spread["n"], 3);
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("## Over 3 rounds"), "{summary}");
+    assert_lab_gone(&doc);
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {
@@ -1480,7 +1573,12 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
         (&["run", "--cores", "99"], "--cores"),
         (&["run", "--server-cpus", "77"], "not available"),
         (&["serve", "--path", "bypass"], "needs --lab"),
-        (&["serve", "--path", "both"], "serves one path"),
+        (
+            &["serve", "--path", "both"],
+            "possible values: kernel, bypass",
+        ),
+        (&["run", "--path", "kernel,fast"], "invalid value 'fast'"),
+        (&["run", "--rounds", "0"], "--rounds"),
         (&["lab", "up", "--queues", "0"], "out of range"),
         (
             &[
