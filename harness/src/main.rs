@@ -7,6 +7,7 @@
 mod agent;
 mod app;
 mod bypass;
+mod calibrate;
 mod cli;
 mod controller;
 mod datapath;
@@ -84,6 +85,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let da = result::load(&a)?;
             let db = result::load(&b)?;
             let rows = ratio::compare(&da, &db);
+            for w in ratio::calibration_drift(&da, &db) {
+                eprintln!("warning: {w}");
+            }
             if rows.is_empty() {
                 return Err(usage(format!(
                     "{} and {} have no (workload, path) in common: nothing to compare",

@@ -18,6 +18,12 @@ use crate::workload::{Workload, WorkloadSpec};
 /// CPU costs and the latency tail.
 const STOLEN_PCT: f64 = 5.0;
 
+/// Above this share of the CPUs under test going to work that is not the
+/// run's (another run, a build), a run is flagged `foreign_load`: its
+/// figures then measure a contended machine. Above the tick-sampling noise
+/// of /proc/stat (one 10 ms tick in 100 for a 0.5 s window on one CPU).
+const FOREIGN_PCT: f64 = 10.0;
+
 /// What was asked of one (workload, path).
 #[derive(Clone, Debug)]
 pub struct RunSpec {
@@ -186,8 +192,46 @@ impl Measurement<'_> {
                 .copied()
                 .reduce(|a, b| a + b)
         });
+        // what else ran on the CPUs under test: their busy time (tick
+        // sampled, all processes) less the run's own (exact)
+        let foreign = |busy: u64, own_us: f64, n: usize| {
+            (secs > 0.0 && n > 0).then(|| {
+                let other = (busy as f64 * jiffy - own_us).max(0.0);
+                100.0 * other / (secs * 1e6 * n as f64)
+            })
+        };
+        let (sc, cc) = (&self.spec.server_cpus, &self.spec.client_cpus);
+        let same_cpus = {
+            let (mut a, mut b) = (sc.clone(), cc.clone());
+            a.sort();
+            b.sort();
+            a == b
+        };
+        let foreign_pct = if !local_server {
+            foreign(
+                client_cpus.busy(),
+                client_thread_us + self.client_sample.ksoftirqd_us as f64,
+                cc.len(),
+            )
+        } else if self.disjoint {
+            foreign(
+                server_cpus.busy() + client_cpus.busy(),
+                server_total + client_total,
+                sc.len() + cc.len(),
+            )
+        } else if same_cpus {
+            // one set of CPUs for both sides: its ksoftirqd is the run's too
+            foreign(
+                client_cpus.busy(),
+                server_thread_us + client_thread_us + self.client_sample.ksoftirqd_us as f64,
+                cc.len(),
+            )
+        } else {
+            None
+        };
         Cpu {
             accounting: accounting.into(),
+            foreign_pct,
             server_us_per_op: local_server.then(|| per_op(server_total)).flatten(),
             client_us_per_op: per_op(client_total),
             server_util_pct: local_server
@@ -344,6 +388,9 @@ impl Measurement<'_> {
             .any(|&p| p > STOLEN_PCT)
         {
             flag(Flag::CpuStolen);
+        }
+        if run.cpu.foreign_pct.is_some_and(|p| p > FOREIGN_PCT) {
+            flag(Flag::ForeignLoad);
         }
         flags
     }

@@ -178,6 +178,32 @@ pub fn compare(a: &ResultDoc, b: &ResultDoc) -> Vec<Ratio> {
     out
 }
 
+/// Above this relative difference two calibrations say the machine was in
+/// another state.
+const CALIBRATION_DRIFT: f64 = 0.20;
+
+/// Warnings for two results whose calibrations differ by more than 20% in
+/// a figure (or that lack one to compare).
+pub fn calibration_drift(a: &ResultDoc, b: &ResultDoc) -> Vec<String> {
+    let (Some(ca), Some(cb)) = (&a.env.calibration, &b.env.calibration) else {
+        return vec!["one of the results has no calibration (an older document, or a run across hosts): whether the machine was in the same state is not known".into()];
+    };
+    let mut out = Vec::new();
+    for (name, x, y) in [
+        ("wake-up p50 (µs)", ca.wakeup_us_p50, cb.wakeup_us_p50),
+        ("wake-up p99 (µs)", ca.wakeup_us_p99, cb.wakeup_us_p99),
+        ("memcpy (GB/s)", ca.memcpy_gb_per_s, cb.memcpy_gb_per_s),
+    ] {
+        if x > 0.0 && ((y - x) / x).abs() > CALIBRATION_DRIFT {
+            out.push(format!(
+                "the calibrations differ: {name} {x:.2} in A, {y:.2} in B ({:+.0}%): the machine was in another state, so differences between the results may be the machine's",
+                100.0 * (y - x) / x
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +298,31 @@ mod tests {
         let p50 = one.iter().find(|r| r.figure == "latency_us.p50").unwrap();
         assert_eq!(p50.ratio, Some(1.0));
         assert!(!one.iter().any(|r| r.figure == "cpu.server_us_per_op"));
+    }
+
+    #[test]
+    fn calibrations_that_differ_by_more_than_a_fifth_are_warned_of() {
+        let cal = |p50: f64, gbps: f64| crate::result::Calibration {
+            wakeup_us_p50: p50,
+            wakeup_us_p99: 20.0,
+            memcpy_gb_per_s: gbps,
+            ..Default::default()
+        };
+        let with = |c| {
+            let mut d = doc(vec![]);
+            d.env.calibration = Some(c);
+            d
+        };
+        let a = with(cal(10.0, 8.0));
+        assert!(calibration_drift(&a, &with(cal(11.5, 7.0))).is_empty());
+        let w = calibration_drift(&a, &with(cal(13.0, 5.0)));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("wake-up p50") && w[0].contains("+30%"),
+            "{w:?}"
+        );
+        assert!(w[1].contains("memcpy") && w[1].contains("-38%"), "{w:?}");
+        assert_eq!(calibration_drift(&a, &doc(vec![])).len(), 1);
     }
 
     #[test]

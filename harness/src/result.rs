@@ -97,6 +97,10 @@ pub struct Env {
     pub sysctls: BTreeMap<String, String>,
     /// The lab's namespaces and addresses (lab mode).
     pub lab: Option<serde_json::Value>,
+    /// The calibration of the CPUs under test, taken before the first
+    /// measurement (null across hosts, and in older documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     /// Every host of a run across hosts (mode `agents`), server first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostEnv>,
@@ -178,6 +182,13 @@ pub struct Cpu {
     pub server_steal_pct: Option<f64>,
     #[serde(default)]
     pub client_steal_pct: Option<f64>,
+    /// The share of the CPUs under test (server's and client's on this
+    /// host) that went to work other than the run's own threads and their
+    /// CPUs' softirq threads: /proc/stat's busy time minus the run's, over
+    /// their wall time, percent (null where it cannot be told: the sides
+    /// share some CPUs but not all).
+    #[serde(default)]
+    pub foreign_pct: Option<f64>,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
     /// Per thread: role, CPU, user µs, system µs.
@@ -243,6 +254,24 @@ pub struct Run {
     pub intervals: Vec<Interval>,
     /// File name of the interval log beside result.json (latency workloads).
     pub hlog: Option<String>,
+}
+
+/// What the CPUs under test could do when the run began (see `calibrate`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    /// One-way wake-up latency from the server CPU to a thread blocked on
+    /// the client CPU (half a round trip over a socket pair), µs.
+    pub wakeup_us_p50: f64,
+    pub wakeup_us_p99: f64,
+    pub wakeup_round_trips: u64,
+    /// One core's memcpy bandwidth on the server CPU (64 MiB buffers), GB/s.
+    pub memcpy_gb_per_s: f64,
+    /// The share of both CPUs' time the hypervisor gave to other guests
+    /// during the calibration, percent.
+    pub steal_pct: f64,
+    pub took_ms: f64,
 }
 
 fn one_round() -> u32 {
@@ -349,6 +378,7 @@ pub enum Flag {
     GeneratorSaturated,
     Unsteady,
     CpuStolen,
+    ForeignLoad,
 }
 
 impl Flag {
@@ -362,6 +392,7 @@ impl Flag {
             Flag::GeneratorSaturated => "generator_saturated",
             Flag::Unsteady => "unsteady",
             Flag::CpuStolen => "cpu_stolen",
+            Flag::ForeignLoad => "foreign_load",
         }
     }
 
@@ -373,7 +404,7 @@ impl Flag {
         )
     }
 
-    pub fn all() -> [Flag; 8] {
+    pub fn all() -> [Flag; 9] {
         [
             Flag::Interrupted,
             Flag::Errors,
@@ -383,6 +414,7 @@ impl Flag {
             Flag::GeneratorSaturated,
             Flag::Unsteady,
             Flag::CpuStolen,
+            Flag::ForeignLoad,
         ]
     }
 }

@@ -262,6 +262,14 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         opts.path.clone()
     };
     let plan = orchestrate::plan(&opts.workloads, &paths, opts.rounds);
+    // what the CPUs under test can do now, before the first measurement
+    env.calibration = match crate::calibrate::calibrate(opts.server_cpus[0], opts.client_cpus[0]) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("calibration: {e:#}");
+            None
+        }
+    };
     let per = opts.duration + opts.warmup;
     let bar = if opts.json {
         ProgressBar::hidden()

@@ -137,6 +137,19 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     if !doc.env.hosts.is_empty() {
         s.push('\n');
     }
+    if let Some(c) = &doc.env.calibration {
+        let _ = writeln!(
+            s,
+            "Calibration before the first run: wake-up from CPU {} to CPU {} {:.1} µs p50, {:.1} µs p99 (one way, {} round trips); memcpy {:.1} GB/s on one core; steal {:.1}%.\n",
+            c.server_cpu,
+            c.client_cpu,
+            c.wakeup_us_p50,
+            c.wakeup_us_p99,
+            c.wakeup_round_trips,
+            c.memcpy_gb_per_s,
+            c.steal_pct
+        );
+    }
     if doc.rounds > 1 {
         // the headline first: medians over the rounds, then the ratios
         s.push_str(&rounds_table(doc));
@@ -169,7 +182,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
 }
 
 /// How to read the table of runs: CPU accounting, latency, flags.
-const LEGEND: &str = "\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `cpu_stolen` = the hypervisor gave more than 5% of the CPUs' time under test to other guests (`cpu.*_steal_pct`), so CPU costs and tails include its pauses; `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n";
+const LEGEND: &str = "\nServer CPU per operation: the server threads' run time, plus that of the server CPUs' ksoftirqd threads when server and client have CPUs of their own (`cpu.accounting` says which), over the operations counted. Latency is measured at the client (for crr: connect + request + response). Flags: `generator_saturated` = the load generator's CPUs were busy (>=95%) or it fell short of its rate, so a rate is the generator's ceiling; `unsteady` = per-second rates varied by more than 25% (coefficient of variation); `cpu_stolen` = the hypervisor gave more than 5% of the CPUs' time under test to other guests (`cpu.*_steal_pct`), so CPU costs and tails include its pauses; `foreign_load` = more than 10% of the CPUs' time under test went to work that is not the run's (another run, a build: `cpu.foreign_pct`); `loss` = datagrams lost; `errors`, `payload_mismatch`, `no_ops`, `interrupted` invalidate the run.\n";
 
 /// Each path against each kernel path, with the intervals of the rounds.
 fn ratios_section(doc: &ResultDoc) -> String {

@@ -742,6 +742,66 @@ fn rounds_rotate_the_paths_and_pair_their_ratios() {
     assert_lab_gone(&doc);
 }
 
+/// A CPU under test kept busy by a thread that is not the run's raises
+/// `foreign_load`; the run records its calibration.
+#[test]
+fn a_loaded_cpu_flags_foreign_load() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    // the server's CPU: the last one, by default
+    let cpu = std::thread::available_parallelism().unwrap().get() - 1;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spin = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut set = nix::sched::CpuSet::new();
+            set.set(cpu).unwrap();
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+            // bounded: stopped after the run, and never past 60 s
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let doc = run_json(
+        &env,
+        &[
+            "rr",
+            "--path",
+            "kernel",
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0.3",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spin.join().unwrap();
+    let r = &doc["runs"][0];
+    assert!(
+        r["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "foreign_load"),
+        "{}",
+        r["cpu"]
+    );
+    assert!(f(&r["cpu"]["foreign_pct"]) > 10.0, "{}", r["cpu"]);
+    let cal = &doc["env"]["calibration"];
+    assert!(
+        f(&cal["wakeup_us_p50"]) > 0.0 && f(&cal["memcpy_gb_per_s"]) > 0.0,
+        "{cal}"
+    );
+    assert_lab_gone(&doc);
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {
