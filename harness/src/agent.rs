@@ -356,7 +356,11 @@ fn start_side(
         force: spec.force,
         busy_poll: spec.busy_poll,
     };
-    let engine = Engine::of(spec.bypass);
+    let engine = if spec.bypass {
+        Engine::Bypass
+    } else {
+        Engine::Kernel(spec.kernel)
+    };
     Ok(match spec.role {
         Role::Server => {
             let services = Services::for_workload(spec.load.workload);
@@ -525,6 +529,7 @@ mod tests {
     fn spec(iface: &str, bypass: bool, cpus: Vec<usize>) -> SideSpec {
         SideSpec {
             role: Role::Server,
+            kernel: Default::default(),
             load: crate::workload::WorkloadSpec {
                 workload: Workload::Rr,
                 messages: crate::workload::Messages {

@@ -709,6 +709,7 @@ fn one(
         SideSpec {
             role,
             bypass,
+            kernel: path.kernel_mode().unwrap_or_default(),
             load,
             multi_shard: server_bypass,
             cpus,

@@ -10,8 +10,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataPath {
-    /// Both ends on the kernel's sockets: the baseline.
+    /// Both ends on the kernel's sockets, at the kernel's defaults (a
+    /// sleeping epoll loop): the baseline.
     Kernel,
+    /// Both ends on the kernel's sockets, busy polling: the sockets carry
+    /// `SO_BUSY_POLL`/`SO_PREFER_BUSY_POLL`/`SO_BUSY_POLL_BUDGET`, epoll
+    /// busy-polls (`EPIOCSPARAMS`), each loop spins instead of sleeping,
+    /// and the interfaces' NAPI is set for it (`napi_defer_hard_irqs`,
+    /// `gro_flush_timeout`; GRO on a veth, which has NAPI only with it).
+    KernelBusy,
     /// The server on the stack, a kernel client.
     Bypass,
     /// The client on the stack, a kernel server.
@@ -23,8 +30,9 @@ pub enum DataPath {
 impl DataPath {
     /// Every path, in the order a run takes them (the kernel first: each
     /// bypass figure has its kernel figure from the same run beside it).
-    pub const ALL: [DataPath; 4] = [
+    pub const ALL: [DataPath; 5] = [
         DataPath::Kernel,
+        DataPath::KernelBusy,
         DataPath::Bypass,
         DataPath::BypassClient,
         DataPath::BypassBoth,
@@ -34,6 +42,7 @@ impl DataPath {
     pub fn name(self) -> &'static str {
         match self {
             DataPath::Kernel => "kernel",
+            DataPath::KernelBusy => "kernel-busy",
             DataPath::Bypass => "bypass",
             DataPath::BypassClient => "bypass-client",
             DataPath::BypassBoth => "bypass-both",
@@ -53,7 +62,23 @@ impl DataPath {
     /// Whether a kernel path (both ends on the kernel's sockets: a base
     /// of the ratios).
     pub fn is_kernel(self) -> bool {
-        self == DataPath::Kernel
+        self.kernel_mode().is_some()
+    }
+
+    /// How a kernel path configures the kernel (None: a bypass path; its
+    /// kernel side, if any, runs at the defaults).
+    pub fn kernel_mode(self) -> Option<KernelMode> {
+        match self {
+            DataPath::Kernel => Some(KernelMode::Default),
+            DataPath::KernelBusy => Some(KernelMode::Busy),
+            _ => None,
+        }
+    }
+
+    /// Whether the client side spins by construction (its CPUs are busy
+    /// whatever the load: only falling short of a rate says it saturated).
+    pub fn client_spins(self) -> bool {
+        self.client_bypass() || self == DataPath::KernelBusy
     }
 
     /// Whether the kernel at its defaults (the base other kernel paths are
@@ -69,11 +94,25 @@ impl fmt::Display for DataPath {
     }
 }
 
+/// How a kernel side configures the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelMode {
+    /// epoll, sleeping when idle; the kernel's defaults.
+    #[default]
+    Default,
+    /// Busy polling: socket options, epoll busy poll, NAPI settings, and a
+    /// loop that spins.
+    Busy,
+}
+
 /// One item of `--path`: a path by name, or a group of paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PathItem {
     /// Both ends on the kernel's sockets (epoll, the kernel's defaults).
     Kernel,
+    /// Both ends on the kernel's sockets, busy polling.
+    KernelBusy,
     /// The server on the stack, a kernel client (the path named `bypass`
     /// in results; `bypass` on the command line is the group below).
     BypassServer,
@@ -85,17 +124,24 @@ pub enum PathItem {
     Bypass,
     /// The kernel and the three bypass arrangements.
     Both,
+    /// Every kernel path: kernel, kernel-busy.
+    Kernels,
+    /// Every path.
+    All,
 }
 
 impl PathItem {
-    fn paths(self) -> &'static [DataPath] {
+    fn has(self, p: DataPath) -> bool {
         match self {
-            PathItem::Kernel => &DataPath::ALL[..1],
-            PathItem::BypassServer => &DataPath::ALL[1..2],
-            PathItem::BypassClient => &DataPath::ALL[2..3],
-            PathItem::BypassBoth => &DataPath::ALL[3..4],
-            PathItem::Bypass => &DataPath::ALL[1..],
-            PathItem::Both => &DataPath::ALL,
+            PathItem::Kernel => p == DataPath::Kernel,
+            PathItem::KernelBusy => p == DataPath::KernelBusy,
+            PathItem::BypassServer => p == DataPath::Bypass,
+            PathItem::BypassClient => p == DataPath::BypassClient,
+            PathItem::BypassBoth => p == DataPath::BypassBoth,
+            PathItem::Bypass => !p.is_kernel(),
+            PathItem::Both => p == DataPath::Kernel || !p.is_kernel(),
+            PathItem::Kernels => p.is_kernel(),
+            PathItem::All => true,
         }
     }
 }
@@ -111,7 +157,7 @@ impl PathSet {
         let mut v: Vec<DataPath> = DataPath::ALL
             .iter()
             .copied()
-            .filter(|p| items.iter().any(|i| i.paths().contains(p)))
+            .filter(|p| items.iter().any(|i| i.has(*p)))
             .collect();
         v.dedup();
         PathSet(v)
@@ -195,13 +241,25 @@ mod tests {
             .collect();
         assert_eq!(
             sides,
-            [(false, false), (true, false), (false, true), (true, true)]
+            [
+                (false, false),
+                (false, false),
+                (true, false),
+                (false, true),
+                (true, true)
+            ]
         );
+        assert_eq!(DataPath::KernelBusy.kernel_mode(), Some(KernelMode::Busy));
+        assert!(DataPath::KernelBusy.client_spins() && !DataPath::Kernel.client_spins());
         assert_eq!(PathSet::of(&[PathItem::Bypass]).paths().len(), 3);
         assert_eq!(PathSet::of(&[PathItem::Kernel]).paths(), [DataPath::Kernel]);
         // items in any order, overlapping: each path once, kernel first
         let s = PathSet::of(&[PathItem::BypassBoth, PathItem::Both, PathItem::Kernel]);
-        assert_eq!(s.paths(), &DataPath::ALL);
+        assert_eq!(s.paths().len(), 4);
+        assert!(!s.paths().contains(&DataPath::KernelBusy));
+        assert_eq!(PathSet::of(&[PathItem::All]).paths(), &DataPath::ALL);
+        let k = PathSet::of(&[PathItem::Kernels, PathItem::BypassBoth]);
+        assert_eq!(k.names(), "kernel,kernel-busy,bypass-both");
         let s = PathSet::of(&[PathItem::BypassBoth, PathItem::BypassServer]);
         assert_eq!(s.names(), "bypass,bypass-both");
         assert_eq!(

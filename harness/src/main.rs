@@ -402,7 +402,11 @@ fn serve_on_the_kernel(
         cpus: server_cpus,
         trust_checksums: false,
     };
-    Ok((side::Engine::Kernel, place, format!("on {bind}")))
+    Ok((
+        side::Engine::Kernel(datapath::KernelMode::Default),
+        place,
+        format!("on {bind}"),
+    ))
 }
 
 /// Where `bypass serve --path bypass` serves: the userspace stack over

@@ -372,7 +372,7 @@ impl Measurement<'_> {
         });
         // a busy-polling generator (the bypass client) keeps its CPU busy by
         // construction: only falling short of its rate says it was saturated
-        let busy_polls = self.spec.path.client_bypass();
+        let busy_polls = self.spec.path.client_spins();
         if (run.cpu.client_cpus_busy_pct >= 95.0 && !busy_polls)
             || short_of_rate
             || c.ports_exhausted > 0

@@ -336,16 +336,16 @@ mod tests {
                 let mut paths: Vec<DataPath> = round.iter().map(|p| p.path).collect();
                 assert_eq!(
                     paths[0],
-                    DataPath::ALL[r],
+                    both.paths()[r],
                     "round {r} starts one path later"
                 );
                 paths.sort();
-                assert_eq!(paths, DataPath::ALL, "each path once a round");
+                assert_eq!(paths, both.paths(), "each path once a round");
             }
             for pos in 0..4 {
                 let mut at: Vec<DataPath> = w.chunks(4).map(|round| round[pos].path).collect();
                 at.sort();
-                assert_eq!(at, DataPath::ALL, "position {pos} sees every path");
+                assert_eq!(at, both.paths(), "position {pos} sees every path");
             }
         }
         // the loop tags runs with their round and names hlogs by it

@@ -50,7 +50,7 @@ use crate::workload::WorkloadSpec;
 /// told apart from an agent.
 pub const PROTOCOL: &str = "bypass-agent";
 /// The version both ends must speak.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest frame either end accepts before the handshake is done.
 pub const MAX_FRAME: usize = 1 << 20;
 /// The largest frame an authenticated peer may send (a long run's report
@@ -360,6 +360,9 @@ pub struct SideSpec {
     pub role: Role,
     /// This side on the bypass path (else the kernel's sockets).
     pub bypass: bool,
+    /// How a kernel side configures the kernel (busy polling or not).
+    #[serde(default)]
+    pub kernel: crate::datapath::KernelMode,
     /// The workload; a client's connections and rate are its share of the
     /// run's.
     pub load: WorkloadSpec,

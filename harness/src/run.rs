@@ -371,7 +371,7 @@ fn run_one(
     let mut attach = None;
     let server = if target.local_server {
         let (s, a) = side::start_server(
-            Engine::of(path.server_bypass()),
+            Engine::server_of(path),
             &spec.load.messages,
             Services::for_workload(w),
             &server_place,
@@ -393,7 +393,7 @@ fn run_one(
         trust_checksums: true,
     };
     let (clients, client_attach) = side::start_clients(
-        Engine::of(path.client_bypass()),
+        Engine::client_of(path),
         &spec.load,
         server_addr,
         path.server_bypass(),

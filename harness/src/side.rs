@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::bypass::{AttachInfo, BypassConfig, BypassServer};
+use crate::datapath::{DataPath, KernelMode};
 use crate::error::usage;
 use crate::kernel::client::{ClientConfig, KernelClients};
 use crate::kernel::server::{KernelServer, ServerConfig, Services};
@@ -20,18 +21,30 @@ use crate::workload::{Messages, WorkloadSpec};
 /// Which data path a side runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// The kernel's sockets (epoll).
-    Kernel,
+    /// The kernel's sockets (epoll), configured so.
+    Kernel(KernelMode),
     /// The userspace stack over AF_XDP.
     Bypass,
 }
 
 impl Engine {
-    pub fn of(bypass: bool) -> Engine {
+    /// The server side's engine on `path`.
+    pub fn server_of(path: DataPath) -> Engine {
+        Engine::side(path.server_bypass(), path)
+    }
+
+    /// The client side's engine on `path`.
+    pub fn client_of(path: DataPath) -> Engine {
+        Engine::side(path.client_bypass(), path)
+    }
+
+    /// A side on the bypass path, or on the kernel's as `path` configures
+    /// it (the kernel side of a bypass path: at the defaults).
+    pub fn side(bypass: bool, path: DataPath) -> Engine {
         if bypass {
             Engine::Bypass
         } else {
-            Engine::Kernel
+            Engine::Kernel(path.kernel_mode().unwrap_or_default())
         }
     }
 }
@@ -123,8 +136,10 @@ pub fn start_server(
     window: Window,
 ) -> Result<(Server, Option<AttachInfo>)> {
     Ok(match engine {
-        Engine::Kernel => (
+        Engine::Kernel(mode) => (
             Server::Kernel(KernelServer::start(ServerConfig {
+                busy: mode == KernelMode::Busy,
+                napi_iface: Some(place.iface.clone()),
                 bind: place
                     .kernel_addr
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -167,9 +182,11 @@ pub fn start_clients(
     stop: Arc<AtomicBool>,
 ) -> Result<(Clients, Option<AttachInfo>)> {
     Ok(match engine {
-        Engine::Kernel => (
+        Engine::Kernel(mode) => (
             Clients::Kernel(KernelClients::start(
                 &ClientConfig {
+                    busy: mode == KernelMode::Busy,
+                    napi_iface: Some(place.iface.clone()),
                     load: *spec,
                     server,
                     bind: place.kernel_addr,

@@ -802,6 +802,67 @@ fn a_loaded_cpu_flags_foreign_load() {
     assert_lab_gone(&doc);
 }
 
+/// kernel-busy does what its name says: its sockets and epoll instances
+/// carry the busy-poll options, and on the lab's veth (GRO on, TSO off for
+/// the run) the kernel really busy-polls NAPI (TcpExt.BusyPollRxPackets).
+#[test]
+fn the_busy_kernel_path_busy_polls() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let doc = run_json(
+        &env,
+        &[
+            "rr",
+            "stream",
+            "--path",
+            "kernels",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.3",
+        ],
+    );
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let epoll_busy = {
+        // EPIOCSPARAMS came with Linux 6.9
+        let k = doc["env"]["kernel"].as_str().unwrap().to_string();
+        let mut v = k.split(['.', '-']).map(|x| x.parse::<u32>().unwrap_or(0));
+        (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9)
+    };
+    for r in runs {
+        let c = &r["counters"];
+        let get = |k: &str| c[k].as_u64().unwrap_or(0);
+        if r["path"] == "kernel" {
+            assert_eq!(get("server.busy_poll_sockets"), 0, "{c}");
+            continue;
+        }
+        assert_eq!(r["path"], "kernel-busy");
+        assert!(get("server.busy_poll_sockets") >= 1, "{c}");
+        assert!(get("client.busy_poll_sockets") >= 1, "{c}");
+        if epoll_busy {
+            assert_eq!(get("server.busy_poll_epolls"), 1, "{c}");
+            assert_eq!(get("client.busy_poll_epolls"), 1, "{c}");
+        }
+        if r["workload"] == "stream" {
+            assert!(
+                get("server.kernel.TcpExt.BusyPollRxPackets") > 0,
+                "the receiver busy-polled veth's NAPI: {c}"
+            );
+        }
+    }
+    // kernel-busy is compared with the default kernel
+    assert!(doc["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["path"] == "kernel-busy/kernel"));
+    assert_lab_gone(&doc);
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {

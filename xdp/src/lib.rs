@@ -10,9 +10,14 @@
 //!   transmitting batches of frames; it is the stack's
 //!   [`Device`](stack::phy::Device).
 //!
+//! - [`busy`]: busy polling of ordinary kernel sockets and epoll (the
+//!   kernel path at its best).
+//!
 //! All unsafe code of the project lives in this crate, in the modules marked
 //! `#[allow(unsafe_code)]`, each block with its `// SAFETY:` reason.
 
+#[allow(unsafe_code)]
+pub mod busy;
 mod config;
 mod device;
 mod error;

@@ -103,10 +103,7 @@ impl Default for BusyPoll {
     }
 }
 
-// asm-generic/socket.h (x86, arm64, riscv; not mips, sparc, parisc, alpha)
-const SO_BUSY_POLL: libc::c_int = 46;
-const SO_PREFER_BUSY_POLL: libc::c_int = 69;
-const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+use crate::busy::{SO_BUSY_POLL, SO_BUSY_POLL_BUDGET, SO_PREFER_BUSY_POLL};
 
 impl Default for XskConfig {
     fn default() -> Self {

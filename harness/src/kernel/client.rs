@@ -35,17 +35,27 @@ pub struct ClientConfig {
     pub cpus: Vec<Option<usize>>,
     pub netns: Option<String>,
     pub window: Window,
+    /// Busy polling (`kernel-busy`): every socket and the epoll instance
+    /// busy-poll, the loop spins, and `napi_iface`'s NAPI is set for it.
+    pub busy: bool,
+    pub napi_iface: Option<String>,
 }
 
 /// Running load-generator threads.
 pub struct KernelClients {
     threads: Vec<JoinHandle<Result<ClientThreadResult>>>,
+    /// A busy generator's interface settings, restored when it is dropped.
+    _napi: Option<super::napi::NapiTuning>,
 }
 
 impl KernelClients {
     /// Starts the threads; they run until the window ends or `stop` is set.
     pub fn start(cfg: &ClientConfig, stop: Arc<AtomicBool>) -> Result<KernelClients> {
         let n = cfg.cpus.len().min(cfg.load.connections).max(1);
+        let napi = match (&cfg.napi_iface, cfg.busy) {
+            (Some(i), true) => Some(super::napi::NapiTuning::apply(cfg.netns.as_deref(), i)?),
+            _ => None,
+        };
         let mut threads = Vec::new();
         for i in 0..n {
             let part = cfg.load.share(i, n);
@@ -63,7 +73,10 @@ impl KernelClients {
                 .context("spawning a client thread")?;
             threads.push(h);
         }
-        Ok(KernelClients { threads })
+        Ok(KernelClients {
+            threads,
+            _napi: napi,
+        })
     }
 
     pub fn join(mut self) -> Result<ClientReport> {
@@ -148,6 +161,10 @@ struct ClientThread {
     buf: Vec<u8>,
     pattern: Vec<u8>,
     addr: SocketAddr,
+    /// Sockets that took the busy-poll options (kernel-busy), and whether
+    /// the epoll instance did.
+    busy_sockets: std::cell::Cell<u64>,
+    busy_epoll: bool,
 }
 
 impl ClientThread {
@@ -193,6 +210,9 @@ impl ClientThread {
             256 * 1024
         };
         let poll = Poll::new().expect("epoll_create");
+        let busy_epoll = cfg.busy
+            && xdp::busy::set_epoll(std::os::fd::AsFd::as_fd(poll.registry()), super::BUSY)
+                .unwrap_or(false);
         let timer = interval.and_then(|_| {
             use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
             let t = TimerFd::new(
@@ -221,6 +241,8 @@ impl ClientThread {
             pattern: workload::pattern_buffer(buf_len),
             addr,
             cfg,
+            busy_sockets: std::cell::Cell::new(0),
+            busy_epoll,
         }
     }
 
@@ -236,12 +258,17 @@ impl ClientThread {
         };
         self.cpu.finish();
         result?;
+        let mut extra = std::collections::BTreeMap::new();
+        if self.cfg.busy {
+            extra.insert("busy_poll_sockets".to_string(), self.busy_sockets.get());
+            extra.insert("busy_poll_epolls".to_string(), u64::from(self.busy_epoll));
+        }
         Ok(ClientThreadResult {
             cpu_id: self.cpu_id,
             counters: self.counters.clone(),
             recorder: self.recorder.clone(),
             cpu: self.cpu.used,
-            extra: Default::default(),
+            extra,
         })
     }
 
@@ -260,6 +287,12 @@ impl ClientThread {
                 break;
             }
             let timeout = self.timers(now);
+            // a busy generator never sleeps (each epoll_wait busy-polls once)
+            let timeout = if self.cfg.busy {
+                Duration::ZERO
+            } else {
+                timeout
+            };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -453,6 +486,13 @@ impl ClientThread {
         c.retry_at = now + Duration::from_millis(10);
     }
 
+    /// A busy generator's socket busy-polls.
+    fn busy(&self, s: &Socket) {
+        if self.cfg.busy && super::busy_socket(std::os::fd::AsFd::as_fd(s)) {
+            self.busy_sockets.set(self.busy_sockets.get() + 1);
+        }
+    }
+
     fn tcp_connect(&self) -> Result<TcpStream> {
         let s = Socket::new(
             Domain::for_address(self.addr),
@@ -461,6 +501,7 @@ impl ClientThread {
         )?;
         s.set_nonblocking(true)?;
         s.set_nodelay(true)?;
+        self.busy(&s);
         if let Some(b) = self.cfg.bind {
             // Choose the port at connect(), per 4-tuple and with TIME-WAIT
             // reuse, as an unbound socket gets: a bind to port 0 would
@@ -489,6 +530,7 @@ impl ClientThread {
             Some(Protocol::UDP),
         )?;
         s.set_nonblocking(true)?;
+        self.busy(&s);
         let _ = s.set_send_buffer_size(4 << 20);
         let local = SocketAddr::new(
             self.cfg.bind.unwrap_or(match self.addr {

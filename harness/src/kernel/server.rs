@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub cpus: Vec<Option<usize>>,
     pub netns: Option<String>,
     pub window: Window,
+    /// Busy polling (`kernel-busy`): every socket and the epoll instance
+    /// busy-poll, the loop spins, and `napi_iface`'s NAPI is set for it.
+    pub busy: bool,
+    /// The interface whose NAPI a busy server sets (and restores).
+    pub napi_iface: Option<String>,
 }
 
 /// Whether a socket error means the peer reset the connection.
@@ -82,6 +87,8 @@ fn reset_by_peer(e: &io::Error) -> bool {
 pub struct KernelServer {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<ServerThreadResult>>>,
+    /// A busy server's interface settings, restored when it is dropped.
+    _napi: Option<super::napi::NapiTuning>,
 }
 
 impl KernelServer {
@@ -94,6 +101,10 @@ impl KernelServer {
         // SO_REUSEPORT would silently share a port with another process's
         // SO_REUSEPORT socket: probe with an exclusive bind first.
         crate::lab::in_ns_opt(cfg.netns.as_deref(), || probe_ports(&cfg))??;
+        let napi = match (&cfg.napi_iface, cfg.busy) {
+            (Some(i), true) => Some(super::napi::NapiTuning::apply(cfg.netns.as_deref(), i)?),
+            _ => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<()>>();
         let mut threads = Vec::new();
@@ -124,7 +135,11 @@ impl KernelServer {
             threads.push(h);
         }
         drop(ready_tx);
-        let server = KernelServer { stop, threads };
+        let server = KernelServer {
+            stop,
+            threads,
+            _napi: napi,
+        };
         for _ in 0..cfg.cpus.len() {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
@@ -237,6 +252,11 @@ struct Conn {
 
 struct ServerThread {
     cpu_id: Option<usize>,
+    busy: bool,
+    /// Sockets that took the busy-poll options (kernel-busy), and whether
+    /// the epoll instance did.
+    busy_sockets: u64,
+    busy_epoll: bool,
     poll: Poll,
     rr: Option<TcpListener>,
     sink: Option<TcpListener>,
@@ -284,6 +304,24 @@ impl ServerThread {
                 .register(&mut u, UDP_SINK, Interest::READABLE)?;
             usink = Some(u);
         }
+        let (mut busy_sockets, mut busy_epoll) = (0, false);
+        if cfg.busy {
+            use std::os::fd::AsFd;
+            let fds = [
+                rr.as_ref().map(|s| s.as_fd()),
+                sink.as_ref().map(|s| s.as_fd()),
+                echo.as_ref().map(|s| s.as_fd()),
+                usink.as_ref().map(|s| s.as_fd()),
+            ];
+            // accepted connections inherit the listener's options
+            busy_sockets = fds
+                .into_iter()
+                .flatten()
+                .filter(|fd| super::busy_socket(*fd))
+                .count() as u64;
+            busy_epoll =
+                xdp::busy::set_epoll(poll.registry().as_fd(), super::BUSY).unwrap_or(false);
+        }
         let udp_resp = cfg
             .messages
             .sizes
@@ -291,6 +329,9 @@ impl ServerThread {
             .clamp(UDP_HEADER, workload::MAX_UDP_PAYLOAD);
         Ok(ServerThread {
             cpu_id,
+            busy: cfg.busy,
+            busy_sockets,
+            busy_epoll,
             poll,
             rr,
             sink,
@@ -313,8 +354,13 @@ impl ServerThread {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             self.cpu.tick(&self.window, now);
-            // wake at the window's edges, so CPU time is sampled on time
-            let mut timeout = Duration::from_millis(20);
+            // wake at the window's edges, so CPU time is sampled on time;
+            // a busy server never sleeps (each epoll_wait busy-polls once)
+            let mut timeout = if self.busy {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(20)
+            };
             for edge in [self.window.t0, self.window.t_end] {
                 if edge > now {
                     timeout = timeout.min(edge - now);
@@ -336,12 +382,17 @@ impl ServerThread {
             }
         }
         self.cpu.finish();
+        let mut extra = std::collections::BTreeMap::new();
+        if self.busy {
+            extra.insert("busy_poll_sockets".to_string(), self.busy_sockets);
+            extra.insert("busy_poll_epolls".to_string(), u64::from(self.busy_epoll));
+        }
         Ok(ServerThreadResult {
             cpu_id: self.cpu_id,
             counters: self.counters.clone(),
             recorder: self.recorder.clone(),
             cpu: self.cpu.used,
-            extra: Default::default(),
+            extra,
         })
     }
 
