@@ -358,18 +358,18 @@ fn a_wrong_secret_a_wrong_version_a_busy_agent_and_a_killed_agent_end_cleanly() 
     // a controller of another protocol version: refused before any secret
     let o = h
         .controller(&["crr", "--secret-file", h.secret().to_str().unwrap()])
-        .env("BYPASS_PROTOCOL_VERSION", "3")
+        .env("BYPASS_PROTOCOL_VERSION", "4")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("protocol version 2, the controller 3"),
+        err.contains("protocol version 3, the controller 4"),
         "{err}"
     );
     h.wait_log(
         0,
-        "protocol version 2, the controller 3",
+        "protocol version 3, the controller 4",
         1,
         Duration::from_secs(5),
     );
