@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::curve::SweepParam;
 use crate::datapath::{PathItem, PathSet, ServePath, XdpModeArg};
 use crate::error::usage;
 use crate::run::{Hardware, RunOptions};
@@ -107,6 +108,52 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--sweep PARAM=V1,V2,...`: what a sweep varies, and its steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepArg {
+    pub param: SweepParam,
+    pub values: Vec<f64>,
+}
+
+pub fn parse_sweep(s: &str) -> Result<SweepArg, String> {
+    let (p, vals) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}`: a sweep is PARAM=V1,V2,... with PARAM rate, cores or size (example: rate=1000,5000,20000)")
+    })?;
+    let param = match p.trim() {
+        "rate" => SweepParam::Rate,
+        "cores" => SweepParam::Cores,
+        "size" => SweepParam::Size,
+        other => {
+            return Err(format!(
+                "`{other}` cannot be swept: use rate, cores or size"
+            ))
+        }
+    };
+    let mut values = Vec::new();
+    for v in vals.split(',') {
+        let x = match param {
+            SweepParam::Rate => parse_rate(v)?,
+            SweepParam::Size => workload::parse_sizes(v)?.req as f64,
+            SweepParam::Cores => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|c| *c >= 1)
+                .ok_or_else(|| format!("`{v}` is not a number of cores (1 or more)"))?
+                as f64,
+        };
+        if values.contains(&x) {
+            return Err(format!("`{v}` is in the sweep twice"));
+        }
+        values.push(x);
+    }
+    if values.len() < 2 {
+        return Err(format!("`{s}`: a sweep needs two steps or more"));
+    }
+    values.sort_by(f64::total_cmp);
+    Ok(SweepArg { param, values })
+}
+
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -148,6 +195,15 @@ pub struct RunArgs {
     /// Message sizes REQ[:RESP] in bytes (default: 64:64; stream 65536).
     #[arg(long, value_parser = workload::parse_sizes)]
     pub size: Option<Sizes>,
+    /// A sweep: one multi-round run per step of PARAM (rate, cores or
+    /// size), e.g. `rate=2000,5000,10000,20000`: latency against offered
+    /// load, throughput against cores, figures against message size, and
+    /// with --slo-p99 the highest rate each path sustains within it.
+    #[arg(long, value_name = "PARAM=V1,V2,...", value_parser = parse_sweep)]
+    pub sweep: Option<SweepArg>,
+    /// A sweep's latency objective: the p99 (µs) a path must stay under.
+    #[arg(long, value_name = "US", requires = "sweep", value_parser = parse_rate)]
+    pub slo_p99: Option<f64>,
     /// Open loop at this many operations/s (latency corrected for coordinated omission).
     /// udp-stream: datagrams/s (default 100000).
     #[arg(long, value_parser = parse_rate)]
@@ -232,7 +288,7 @@ pub struct AgentArgs {
     pub once: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct PlacementArgs {
     /// Server threads (and client threads), one per core.
     #[arg(long)]

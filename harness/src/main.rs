@@ -10,6 +10,7 @@ mod bypass;
 mod calibrate;
 mod cli;
 mod controller;
+mod curve;
 mod datapath;
 mod error;
 mod kernel;
@@ -26,6 +27,7 @@ mod run;
 mod side;
 mod stats;
 mod summary;
+mod sweep;
 mod sys;
 mod workload;
 
@@ -116,6 +118,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     dir.display()
                 )));
             }
+            if dir.join("sweep.json").is_file() {
+                let s = sweep::rewrite_report(&dir)?;
+                print!("{s}");
+                return Ok(0);
+            }
             let doc = result::load(&dir)?;
             let s = orchestrate::write_report(&dir, &doc)?;
             print!("{s}");
@@ -181,8 +188,92 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     let queues = a.queues.unwrap_or(server_cpus.len().max(1) as u32);
     let opts = run_options(&a, workloads, (server_cpus, client_cpus), queues, hardware)?;
     let interrupt = interrupt_flag()?;
+    if let Some(sw) = &a.sweep {
+        return cmd_sweep(&a, sw, opts, interrupt);
+    }
     let (doc, dir) = run::run(&opts, interrupt)?;
     print_result(&opts, &doc, &dir)
+}
+
+/// `bypass run --sweep`: the steps' options checked first, then each step
+/// run as a multi-round run of its own.
+fn cmd_sweep(
+    a: &RunArgs,
+    sw: &cli::SweepArg,
+    opts: RunOptions,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<i32> {
+    use curve::SweepParam;
+    let conflict = match sw.param {
+        SweepParam::Rate => a.rate.is_some().then_some("--rate"),
+        SweepParam::Size => a.size.is_some().then_some("--size"),
+        SweepParam::Cores => (a.placement.cores.is_some()
+            || a.placement.server_cpus.is_some()
+            || a.placement.client_cpus.is_some())
+        .then_some("--cores, --server-cpus and --client-cpus"),
+    };
+    if let Some(flag) = conflict {
+        return Err(usage(format!(
+            "a sweep over {} sets it at each step: drop {flag}",
+            sw.param.name()
+        )));
+    }
+    if sw.param == SweepParam::Rate && opts.workloads.contains(&Workload::Stream) {
+        return Err(usage(
+            "a sweep over the rate applies to crr, rr, udp-rr and udp-stream, not to stream: drop stream, or sweep size or cores",
+        ));
+    }
+    // every step's options, checked before the first runs
+    let mut steps = Vec::new();
+    for &v in &sw.values {
+        let mut o = opts.clone();
+        o.name = format!("{}-{}", sw.param.name(), v);
+        match sw.param {
+            SweepParam::Rate => o.rate = Some(v),
+            SweepParam::Size => {
+                let n = v as usize;
+                o.sizes = Some(workload::Sizes { req: n, resp: n });
+                for w in &o.workloads {
+                    o.sizes_for(*w).validate_for(*w).map_err(usage)?;
+                }
+            }
+            SweepParam::Cores => {
+                let mut p = a.placement.clone();
+                p.cores = Some(v as usize);
+                let (sc, cc) = p.resolve()?;
+                o.queues = a.queues.unwrap_or(sc.len().max(1) as u32);
+                (o.server_cpus, o.client_cpus) = (sc, cc);
+            }
+        }
+        steps.push((v, o));
+    }
+    let plan = sweep::SweepPlan {
+        name: &opts.name,
+        out: &opts.out,
+        param: sw.param,
+        values: &sw.values,
+        rounds: opts.rounds,
+        slo_p99_us: a.slo_p99,
+    };
+    let (doc, dir) = sweep::sweep(&plan, &interrupt, |v, dir| {
+        let (_, o) = steps
+            .iter()
+            .find(|(x, _)| *x == v)
+            .expect("a step for every value");
+        let mut o = o.clone();
+        o.out = dir.to_path_buf();
+        if !o.json {
+            eprintln!("sweep: {} = {}", sw.param.name(), v);
+        }
+        run::run(&o, interrupt.clone())
+    })?;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", doc.summary(&[]));
+        println!("\nsweep: {}", dir.display());
+    }
+    Ok(if doc.valid() { 0 } else { 1 })
 }
 
 /// Prints a run's table (or its document with --json); the exit status.

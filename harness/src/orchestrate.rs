@@ -208,18 +208,7 @@ pub fn write_doc(dir: &Path, doc: &ResultDoc) -> Result<()> {
 
 /// Writes the plots and `summary.md` of a result directory; returns the summary.
 pub fn write_report(dir: &Path, doc: &ResultDoc) -> Result<String> {
-    let plots = match crate::report::plots(dir, doc) {
-        Ok(p) => p,
-        Err(e) => {
-            // a plot that cannot be drawn must not lose the measurements
-            tracing::warn!("plots of {}: {e:#}", dir.display());
-            Vec::new()
-        }
-    };
-    let names: Vec<String> = plots
-        .iter()
-        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-        .collect();
+    let names = crate::report::names(dir, crate::report::plots(dir, doc));
     let s = crate::summary::summary(doc, &names);
     std::fs::write(dir.join("summary.md"), &s)
         .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
@@ -334,11 +323,7 @@ mod tests {
             for (r, round) in w.chunks(4).enumerate() {
                 assert!(round.iter().all(|p| p.round == r as u32));
                 let mut paths: Vec<DataPath> = round.iter().map(|p| p.path).collect();
-                assert_eq!(
-                    paths[0],
-                    both.paths()[r],
-                    "round {r} starts one path later"
-                );
+                assert_eq!(paths[0], both.paths()[r], "round {r} starts one path later");
                 paths.sort();
                 assert_eq!(paths, both.paths(), "each path once a round");
             }

@@ -298,6 +298,21 @@ fn cpu_plot(dir: &Path, doc: &ResultDoc) -> Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// The file names of the plots drawn; a plot that could not be drawn is
+/// warned of and left out (it must not lose the measurements).
+pub fn names(dir: &Path, plots: Result<Vec<PathBuf>>) -> Vec<String> {
+    match plots {
+        Ok(p) => p
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("plots of {}: {e:#}", dir.display());
+            Vec::new()
+        }
+    }
+}
+
 /// Writes every plot of a result directory; returns the files written.
 pub fn plots(dir: &Path, doc: &ResultDoc) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -308,6 +323,170 @@ pub fn plots(dir: &Path, doc: &ResultDoc) -> Result<Vec<PathBuf>> {
     }
     out.extend(throughput_plot(dir, doc)?);
     out.extend(cpu_plot(dir, doc)?);
+    Ok(out)
+}
+
+/// One curve of a sweep chart: (x, median, interval low, interval high).
+type Curve = (String, Vec<(f64, f64, f64, f64)>);
+
+/// One panel of a sweep chart: a line per path, its 95% interval as a band.
+fn curve_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[Curve],
+) -> Result<()> {
+    let pts = || curves.iter().flat_map(|(_, c)| c.iter());
+    let xmin = pts().map(|p| p.0).fold(f64::INFINITY, f64::min).max(1e-9);
+    let xmax = pts().map(|p| p.0).fold(0.0, f64::max).max(xmin * 2.0);
+    // log y, from the medians: a band (few rounds make wide ones) is
+    // clipped to a decade either side of them
+    let mmin = pts()
+        .map(|p| p.1)
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let mmax = pts().map(|p| p.1).fold(0.0, f64::max);
+    if !(mmin.is_finite() && mmax > 0.0) {
+        return Ok(());
+    }
+    let (ylo, yhi) = (
+        pts()
+            .map(|p| p.2)
+            .filter(|v| *v > 0.0)
+            .fold(mmin, f64::min)
+            .max(mmin / 10.0),
+        pts().map(|p| p.3).fold(mmax, f64::max).min(mmax * 10.0),
+    );
+    let clip = |v: f64| v.clamp(ylo, yhi);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (xmin / 1.2..xmax * 1.2).log_scale(),
+            (ylo / 1.3..yhi * 1.3).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| crate::summary::si(*x))
+        .y_label_formatter(&|y| crate::summary::si(*y))
+        .draw()?;
+    for (i, (label, c)) in curves.iter().enumerate() {
+        let col = color(i);
+        let mut band: Vec<(f64, f64)> = c.iter().map(|p| (p.0, clip(p.3))).collect();
+        band.extend(c.iter().rev().map(|p| (p.0, clip(p.2))));
+        chart.draw_series(std::iter::once(Polygon::new(band, col.mix(0.18).filled())))?;
+        chart
+            .draw_series(LineSeries::new(
+                c.iter().map(|p| (p.0, clip(p.1))),
+                col.stroke_width(2),
+            ))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        chart.draw_series(
+            c.iter()
+                .map(|p| Circle::new((p.0, clip(p.1)), 3, col.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    Ok(())
+}
+
+/// The plots of a sweep: per workload, latency (p50, p99) against the
+/// offered load, or throughput and p99 against cores or message size; a
+/// curve per path with its 95% interval as a band.
+pub fn sweep_plots(dir: &Path, doc: &crate::curve::SweepDoc) -> Result<Vec<PathBuf>> {
+    use crate::curve::{Fig, Point, SweepParam};
+    let mut out = Vec::new();
+    let mut ws: Vec<crate::workload::Workload> = Vec::new();
+    for p in &doc.points {
+        if !ws.contains(&p.workload) {
+            ws.push(p.workload);
+        }
+    }
+    for w in ws {
+        let mut paths: Vec<crate::datapath::DataPath> = doc
+            .points
+            .iter()
+            .filter(|p| p.workload == w)
+            .map(|p| p.path)
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let curves = |f: &dyn Fn(&Point) -> Option<&Fig>| -> Vec<Curve> {
+            paths
+                .iter()
+                .map(|path| {
+                    let c = doc
+                        .points
+                        .iter()
+                        .filter(|p| p.workload == w && p.path == *path)
+                        .filter_map(|p| {
+                            f(p).map(|v| {
+                                (
+                                    p.value,
+                                    v.median,
+                                    v.ci95_low.unwrap_or(v.median),
+                                    v.ci95_high.unwrap_or(v.median),
+                                )
+                            })
+                        })
+                        .collect();
+                    (path.to_string(), c)
+                })
+                .filter(|(_, c): &Curve| !c.is_empty())
+                .collect()
+        };
+        let panels: Vec<(String, &str, Vec<Curve>)> = match doc.param {
+            SweepParam::Rate => vec![
+                (
+                    format!("{w}: p50 latency"),
+                    "µs",
+                    curves(&|p| p.p50_us.as_ref()),
+                ),
+                (
+                    format!("{w}: p99 latency"),
+                    "µs",
+                    curves(&|p| p.p99_us.as_ref()),
+                ),
+            ],
+            SweepParam::Cores | SweepParam::Size => vec![
+                (
+                    format!("{w}: throughput"),
+                    "operations/s",
+                    curves(&|p| Some(&p.ops_per_s)),
+                ),
+                (
+                    format!("{w}: p99 latency"),
+                    "µs",
+                    curves(&|p| p.p99_us.as_ref()),
+                ),
+            ],
+        };
+        let panels: Vec<_> = panels.into_iter().filter(|p| !p.2.is_empty()).collect();
+        if panels.is_empty() {
+            continue;
+        }
+        let path = dir.join(format!("sweep-{w}.svg"));
+        let target = path.clone();
+        let root =
+            SVGBackend::new(&target, (W * panels.len() as u32 * 2 / 3, H)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for ((title, y, c), area) in panels.iter().zip(areas.iter()) {
+            curve_panel(area, title, doc.param.axis(), y, c)?;
+        }
+        root.present()?;
+        out.push(path);
+    }
     Ok(out)
 }
 

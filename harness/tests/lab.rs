@@ -863,6 +863,80 @@ fn the_busy_kernel_path_busy_polls() {
     assert_lab_gone(&doc);
 }
 
+/// A sweep runs one multi-round result per step and draws the curves; the
+/// limit within the objective is the highest step that met it.
+#[test]
+fn a_rate_sweep_gives_a_curve_per_path_and_the_rate_within_the_objective() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let out = env.out_dir();
+    let o = env.run(&[
+        "run",
+        "rr",
+        "--path",
+        "kernel",
+        "--sweep",
+        "rate=3000,1000",
+        "--rounds",
+        "2",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--slo-p99",
+        "1000000",
+        "--json",
+        "--name",
+        "sw",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let doc = json_of_success(&o);
+    assert_eq!(doc["schema"], "bypass-sweep/1");
+    assert_eq!(doc["param"], "rate");
+    let values: Vec<f64> = doc["values"].as_array().unwrap().iter().map(f).collect();
+    assert_eq!(values, [1000.0, 3000.0], "steps in order");
+    let points = doc["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert_eq!(p["n"], 2, "{p}");
+        let ops = f(&p["ops_per_s"]["median"]);
+        let want = f(&p["value"]);
+        assert!(
+            (ops - want).abs() / want < 0.1,
+            "open loop at the step's rate: {p}"
+        );
+    }
+    let lim = &doc["limits"][0];
+    assert_eq!(lim["kind"], "rate_within_slo");
+    assert_eq!(f(&lim["value"]), 3000.0, "{lim}");
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-sw-sweep"))
+        .unwrap();
+    for s in doc["steps"].as_array().unwrap() {
+        let step = dir.join(s["dir"].as_str().unwrap()).join("result.json");
+        let r: Value = serde_json::from_slice(&std::fs::read(&step).unwrap()).unwrap();
+        assert_eq!(r["rounds"], 2);
+        let rate: f64 = r["runs"][0]["params"]["rate"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(rate, f(&s["value"]));
+    }
+    assert!(dir.join("sweep-rr.svg").is_file());
+    let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("sweep-rr.svg") && md.contains("## Limits"),
+        "{md}"
+    );
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {
@@ -1700,6 +1774,17 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
         ),
         (&["run", "--path", "kernel,fast"], "invalid value 'fast'"),
         (&["run", "--rounds", "0"], "--rounds"),
+        (&["run", "--sweep", "rate=5000"], "two steps or more"),
+        (&["run", "--sweep", "power=1,2"], "cannot be swept"),
+        (
+            &["run", "rr", "--sweep", "rate=1000,2000", "--rate", "10"],
+            "drop --rate",
+        ),
+        (
+            &["run", "stream", "--sweep", "rate=1000,2000"],
+            "not to stream",
+        ),
+        (&["run", "--slo-p99", "100"], "--sweep"),
         (&["lab", "up", "--queues", "0"], "out of range"),
         (
             &[
