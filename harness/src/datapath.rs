@@ -19,6 +19,10 @@ pub enum DataPath {
     /// and the interfaces' NAPI is set for it (`napi_defer_hard_irqs`,
     /// `gro_flush_timeout`; GRO on a veth, which has NAPI only with it).
     KernelBusy,
+    /// The server on io_uring (multishot accept, multishot receive into a
+    /// provided-buffer ring, registered files, batched submissions), a
+    /// kernel epoll client; TCP workloads only.
+    KernelUring,
     /// The server on the stack, a kernel client.
     Bypass,
     /// The client on the stack, a kernel server.
@@ -30,9 +34,10 @@ pub enum DataPath {
 impl DataPath {
     /// Every path, in the order a run takes them (the kernel first: each
     /// bypass figure has its kernel figure from the same run beside it).
-    pub const ALL: [DataPath; 5] = [
+    pub const ALL: [DataPath; 6] = [
         DataPath::Kernel,
         DataPath::KernelBusy,
+        DataPath::KernelUring,
         DataPath::Bypass,
         DataPath::BypassClient,
         DataPath::BypassBoth,
@@ -43,6 +48,7 @@ impl DataPath {
         match self {
             DataPath::Kernel => "kernel",
             DataPath::KernelBusy => "kernel-busy",
+            DataPath::KernelUring => "kernel-uring",
             DataPath::Bypass => "bypass",
             DataPath::BypassClient => "bypass-client",
             DataPath::BypassBoth => "bypass-both",
@@ -71,8 +77,16 @@ impl DataPath {
         match self {
             DataPath::Kernel => Some(KernelMode::Default),
             DataPath::KernelBusy => Some(KernelMode::Busy),
+            DataPath::KernelUring => Some(KernelMode::Uring),
             _ => None,
         }
+    }
+
+    /// Whether the path runs workload `w` (kernel-uring: TCP only).
+    pub fn runs(self, w: crate::workload::Workload) -> bool {
+        use crate::workload::Workload;
+        self != DataPath::KernelUring
+            || matches!(w, Workload::Crr | Workload::Rr | Workload::Stream)
     }
 
     /// Whether the client side spins by construction (its CPUs are busy
@@ -104,6 +118,8 @@ pub enum KernelMode {
     /// Busy polling: socket options, epoll busy poll, NAPI settings, and a
     /// loop that spins.
     Busy,
+    /// The server on io_uring (a client keeps epoll).
+    Uring,
 }
 
 /// One item of `--path`: a path by name, or a group of paths.
@@ -113,6 +129,8 @@ pub enum PathItem {
     Kernel,
     /// Both ends on the kernel's sockets, busy polling.
     KernelBusy,
+    /// The server on io_uring, an epoll client (TCP workloads).
+    KernelUring,
     /// The server on the stack, a kernel client (the path named `bypass`
     /// in results; `bypass` on the command line is the group below).
     BypassServer,
@@ -124,7 +142,7 @@ pub enum PathItem {
     Bypass,
     /// The kernel and the three bypass arrangements.
     Both,
-    /// Every kernel path: kernel, kernel-busy.
+    /// Every kernel path: kernel, kernel-busy, kernel-uring.
     Kernels,
     /// Every path.
     All,
@@ -135,6 +153,7 @@ impl PathItem {
         match self {
             PathItem::Kernel => p == DataPath::Kernel,
             PathItem::KernelBusy => p == DataPath::KernelBusy,
+            PathItem::KernelUring => p == DataPath::KernelUring,
             PathItem::BypassServer => p == DataPath::Bypass,
             PathItem::BypassClient => p == DataPath::BypassClient,
             PathItem::BypassBoth => p == DataPath::BypassBoth,
@@ -244,6 +263,7 @@ mod tests {
             [
                 (false, false),
                 (false, false),
+                (false, false),
                 (true, false),
                 (false, true),
                 (true, true)
@@ -259,7 +279,9 @@ mod tests {
         assert!(!s.paths().contains(&DataPath::KernelBusy));
         assert_eq!(PathSet::of(&[PathItem::All]).paths(), &DataPath::ALL);
         let k = PathSet::of(&[PathItem::Kernels, PathItem::BypassBoth]);
-        assert_eq!(k.names(), "kernel,kernel-busy,bypass-both");
+        assert_eq!(k.names(), "kernel,kernel-busy,kernel-uring,bypass-both");
+        assert!(!DataPath::KernelUring.runs(crate::workload::Workload::UdpRr));
+        assert!(DataPath::KernelUring.runs(crate::workload::Workload::Crr));
         let s = PathSet::of(&[PathItem::BypassBoth, PathItem::BypassServer]);
         assert_eq!(s.names(), "bypass,bypass-both");
         assert_eq!(

@@ -70,6 +70,9 @@ pub fn plan(workloads: &[Workload], paths: &PathSet, rounds: u32) -> Vec<Planned
     let n = ps.len();
     let mut out = Vec::with_capacity(workloads.len() * n * rounds as usize);
     for &workload in workloads {
+        // the paths that run this workload (kernel-uring: TCP only)
+        let ps: Vec<DataPath> = ps.iter().copied().filter(|p| p.runs(workload)).collect();
+        let n = ps.len();
         for round in 0..rounds {
             for k in 0..n {
                 out.push(Planned {

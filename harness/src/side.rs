@@ -140,6 +140,7 @@ pub fn start_server(
             Server::Kernel(KernelServer::start(ServerConfig {
                 busy: mode == KernelMode::Busy,
                 napi_iface: Some(place.iface.clone()),
+                uring: mode == KernelMode::Uring,
                 bind: place
                     .kernel_addr
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

@@ -937,6 +937,57 @@ fn a_rate_sweep_gives_a_curve_per_path_and_the_rate_within_the_objective() {
     );
 }
 
+/// kernel-uring serves through io_uring: every request and connection went
+/// through the ring's completions, and the UDP workloads are left out.
+#[test]
+fn the_uring_kernel_path_serves_through_the_ring() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let doc = run_json(
+        &env,
+        &[
+            "rr",
+            "crr",
+            "udp-rr",
+            "--path",
+            "kernel-uring",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.3",
+        ],
+    );
+    let runs = doc["runs"].as_array().unwrap();
+    let ws: Vec<&str> = runs
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(ws, ["rr", "crr"], "udp-rr does not run over kernel-uring");
+    for r in runs {
+        let c = &r["counters"];
+        let get = |k: &str| c[k].as_u64().unwrap_or(0);
+        assert_eq!(r["errors"], 0, "{c}");
+        let (requests, accepted) = (get("server.requests"), get("server.accepted"));
+        assert!(requests > 100, "{c}");
+        // each request arrived by a receive completion and left by a send's
+        assert!(
+            get("server.uring_completions") >= 2 * requests + accepted,
+            "{c}"
+        );
+        assert!(get("server.uring_enters") > 0, "{c}");
+        if r["workload"] == "crr" {
+            assert!(
+                accepted > 100 && get("server.closed") + 16 >= accepted,
+                "{c}"
+            );
+        }
+    }
+    assert_lab_gone(&doc);
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {

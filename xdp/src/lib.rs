@@ -10,8 +10,8 @@
 //!   transmitting batches of frames; it is the stack's
 //!   [`Device`](stack::phy::Device).
 //!
-//! - [`busy`]: busy polling of ordinary kernel sockets and epoll (the
-//!   kernel path at its best).
+//! - [`busy`]: busy polling of ordinary kernel sockets and epoll, and
+//!   [`uring`]: a safe io_uring (the kernel path at its best).
 //!
 //! All unsafe code of the project lives in this crate, in the modules marked
 //! `#[allow(unsafe_code)]`, each block with its `// SAFETY:` reason.
@@ -25,6 +25,8 @@ mod log;
 mod steering;
 #[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
+pub mod uring;
 #[allow(unsafe_code)]
 mod xsk;
 

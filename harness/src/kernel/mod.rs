@@ -6,6 +6,7 @@
 pub mod client;
 pub mod napi;
 pub mod server;
+mod uring;
 
 use std::os::fd::BorrowedFd;
 

@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub busy: bool,
     /// The interface whose NAPI a busy server sets (and restores).
     pub napi_iface: Option<String>,
+    /// Serve over io_uring (`kernel-uring`; TCP only) instead of epoll.
+    pub uring: bool,
 }
 
 /// Whether a socket error means the peer reset the connection.
@@ -81,6 +83,12 @@ fn reset_by_peer(e: &io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
     )
+}
+
+/// A server thread's loop: epoll, or io_uring.
+enum Loop {
+    Epoll(Box<ServerThread>),
+    Uring(Box<super::uring::UringThread>),
 }
 
 /// A running server. `stop` ends it; dropping it stops it too.
@@ -115,14 +123,21 @@ impl KernelServer {
             let h = std::thread::Builder::new()
                 .name(format!("srv-{i}"))
                 .spawn(move || -> Result<ServerThreadResult> {
-                    let setup = (|| -> Result<ServerThread> {
+                    let setup = (|| -> Result<Loop> {
                         crate::lab::place_thread(cpu, cfg.netns.as_deref())?;
-                        ServerThread::new(&cfg, cpu)
+                        Ok(if cfg.uring {
+                            Loop::Uring(Box::new(super::uring::UringThread::new(&cfg, cpu)?))
+                        } else {
+                            Loop::Epoll(Box::new(ServerThread::new(&cfg, cpu)?))
+                        })
                     })();
                     match setup {
                         Ok(mut t) => {
                             let _ = ready.send(Ok(()));
-                            t.run(&stop)
+                            match &mut t {
+                                Loop::Epoll(t) => t.run(&stop),
+                                Loop::Uring(t) => t.run(&stop),
+                            }
                         }
                         Err(e) => {
                             let msg = format!("{e:#}");
@@ -187,11 +202,23 @@ fn probe_ports(cfg: &ServerConfig) -> Result<()> {
             continue;
         }
         let addr = SocketAddr::new(cfg.bind, port);
-        let s = Socket::new(Domain::for_address(addr), ty, None)?;
-        s.set_reuse_address(true)?;
-        if let Err(e) = s.bind(&addr.into()) {
-            let proto = if ty == Type::STREAM { "TCP" } else { "UDP" };
-            return Err(bind_error(e, proto, addr));
+        // a listener an io_uring held (the previous kernel-uring run) is
+        // released by the ring's teardown, which the kernel finishes in a
+        // worker shortly after: give it a moment before calling the port taken
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let s = Socket::new(Domain::for_address(addr), ty, None)?;
+            s.set_reuse_address(true)?;
+            match s.bind(&addr.into()) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::AddrInUse && std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    let proto = if ty == Type::STREAM { "TCP" } else { "UDP" };
+                    return Err(bind_error(e, proto, addr));
+                }
+            }
         }
     }
     Ok(())
@@ -211,7 +238,7 @@ fn bind_error(e: io::Error, proto: &str, addr: SocketAddr) -> anyhow::Error {
     }
 }
 
-fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
+pub(super) fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
