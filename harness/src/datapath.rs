@@ -19,9 +19,9 @@ pub enum DataPath {
     /// and the interfaces' NAPI is set for it (`napi_defer_hard_irqs`,
     /// `gro_flush_timeout`; GRO on a veth, which has NAPI only with it).
     KernelBusy,
-    /// The server on io_uring (multishot accept, multishot receive into a
-    /// provided-buffer ring, registered files, batched submissions), a
-    /// kernel epoll client; TCP workloads only.
+    /// Both ends on io_uring (multishot accept, multishot receive into a
+    /// provided-buffer ring, registered files, batched submissions); TCP
+    /// workloads only.
     KernelUring,
     /// The server on the stack, a kernel client.
     Bypass,
@@ -118,7 +118,7 @@ pub enum KernelMode {
     /// Busy polling: socket options, epoll busy poll, NAPI settings, and a
     /// loop that spins.
     Busy,
-    /// The server on io_uring (a client keeps epoll).
+    /// io_uring instead of epoll (TCP).
     Uring,
 }
 
@@ -129,7 +129,7 @@ pub enum PathItem {
     Kernel,
     /// Both ends on the kernel's sockets, busy polling.
     KernelBusy,
-    /// The server on io_uring, an epoll client (TCP workloads).
+    /// Both ends on io_uring (TCP workloads).
     KernelUring,
     /// The server on the stack, a kernel client (the path named `bypass`
     /// in results; `bypass` on the command line is the group below).

@@ -188,6 +188,7 @@ pub fn start_clients(
                 &ClientConfig {
                     busy: mode == KernelMode::Busy,
                     napi_iface: Some(place.iface.clone()),
+                    uring: mode == KernelMode::Uring,
                     load: *spec,
                     server,
                     bind: place.kernel_addr,

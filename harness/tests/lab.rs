@@ -937,8 +937,9 @@ fn a_rate_sweep_gives_a_curve_per_path_and_the_rate_within_the_objective() {
     );
 }
 
-/// kernel-uring serves through io_uring: every request and connection went
-/// through the ring's completions, and the UDP workloads are left out.
+/// kernel-uring serves and generates through io_uring: every request and
+/// connection went through the rings' completions, and the UDP workloads
+/// are left out.
 #[test]
 fn the_uring_kernel_path_serves_through_the_ring() {
     if !root() {
@@ -978,6 +979,9 @@ fn the_uring_kernel_path_serves_through_the_ring() {
             "{c}"
         );
         assert!(get("server.uring_enters") > 0, "{c}");
+        // and the generator: each operation's send and receive completed
+        // on its ring (crr: its connect and close too)
+        assert!(get("client.uring_completions") >= 2 * requests, "{c}");
         if r["workload"] == "crr" {
             assert!(
                 accepted > 100 && get("server.closed") + 16 >= accepted,

@@ -27,6 +27,10 @@ pub enum OpKind {
     Recv,
     Send,
     Close,
+    Connect,
+    /// The cancel of a receive a close starts with (its completion says
+    /// nothing the close's does not).
+    Shutdown,
 }
 
 /// One completion: the operation, the caller's tag, the kernel's result
@@ -165,6 +169,18 @@ pub struct Ring {
     /// In-flight sends' bytes, by slot; free slots listed in `free_sends`.
     sends: Vec<Vec<u8>>,
     free_sends: Vec<u32>,
+    /// In-flight connects' addresses, by slot. Boxed: the kernel holds a
+    /// pointer to an address until its connect completes, and a Vec that
+    /// grows moves what it holds inline.
+    #[allow(clippy::vec_box)]
+    addrs: Vec<Box<(libc::sockaddr_storage, libc::socklen_t)>>,
+    free_addrs: Vec<u32>,
+    /// Slots of the file table that [`Ring::register`] may fill (a ring
+    /// whose accepts let the kernel pick slots does not use these).
+    free_files: Vec<u32>,
+    /// The file table's slots are ours to fill (`register`), not the
+    /// kernel's (accepts into allocated slots).
+    manual_files: bool,
     /// Operations submitted (or queued) without their final completion.
     in_flight: usize,
 }
@@ -182,6 +198,8 @@ fn user_data(op: OpKind, tag: u64, slot: u32) -> u64 {
         OpKind::Recv => 2,
         OpKind::Send => 3,
         OpKind::Close => 4,
+        OpKind::Connect => 5,
+        OpKind::Shutdown => 6,
     };
     (code << 56) | (u64::from(slot) << 32) | (tag & 0xffff_ffff)
 }
@@ -192,6 +210,8 @@ fn decode(ud: u64) -> Option<(OpKind, u64, u32)> {
         2 => OpKind::Recv,
         3 => OpKind::Send,
         4 => OpKind::Close,
+        5 => OpKind::Connect,
+        6 => OpKind::Shutdown,
         _ => return None,
     };
     Some((op, ud & 0xffff_ffff, ((ud >> 32) & 0x00ff_ffff) as u32))
@@ -199,11 +219,22 @@ fn decode(ud: u64) -> Option<(OpKind, u64, u32)> {
 
 impl Ring {
     pub fn new(cfg: RingConfig) -> io::Result<Ring> {
-        let mut b = IoUring::builder();
-        if let Some(idle) = cfg.sqpoll_idle_ms {
-            b.setup_sqpoll(idle);
-        }
-        let ring = b.build(cfg.entries)?;
+        // one thread submits and reaps (the harness's shards are threads
+        // of their own): the kernel may then run completion work when the
+        // thread enters the ring, not by interrupting it (6.1), else at
+        // least without an IPI (5.19)
+        let build = |defer: bool| {
+            let mut b = IoUring::builder();
+            if let Some(idle) = cfg.sqpoll_idle_ms {
+                b.setup_sqpoll(idle);
+            } else if defer {
+                b.setup_single_issuer().setup_defer_taskrun();
+            } else {
+                b.setup_coop_taskrun();
+            }
+            b.build(cfg.entries)
+        };
+        let ring = build(true).or_else(|_| build(false))?;
         ring.submitter().register_files_sparse(cfg.files)?;
         let bufs = BufRing::new(cfg.buffers, cfg.buffer_size)?;
         // SAFETY: the ring memory is page aligned, holds `n` entries, and
@@ -217,6 +248,10 @@ impl Ring {
             bufs,
             sends: Vec::new(),
             free_sends: Vec::new(),
+            addrs: Vec::new(),
+            free_addrs: Vec::new(),
+            free_files: (0..cfg.files).rev().collect(),
+            manual_files: false,
             in_flight: 0,
         })
     }
@@ -282,11 +317,109 @@ impl Ring {
         self.push(e)
     }
 
-    /// Closes direct descriptor `file`.
+    /// Puts a socket into a free slot of the file table (the ring keeps it
+    /// open from there: `fd` is closed); returns the slot. Slots come back
+    /// with the completion of their [`Ring::close`].
+    /// Slots [`Ring::register`] may still fill.
+    pub fn free_slots(&self) -> usize {
+        self.free_files.len()
+    }
+
+    pub fn register(&mut self, fd: std::os::fd::OwnedFd) -> io::Result<u32> {
+        self.manual_files = true;
+        let slot = self
+            .free_files
+            .pop()
+            .ok_or_else(|| io::Error::other("the ring's file table is full"))?;
+        let raw = [fd.as_raw_fd()];
+        match self.ring.submitter().register_files_update(slot, &raw) {
+            Ok(_) => Ok(slot),
+            Err(e) => {
+                self.free_files.push(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Connects direct descriptor `file` to `addr`.
+    pub fn connect(&mut self, file: u32, addr: std::net::SocketAddr, tag: u64) -> io::Result<()> {
+        // SAFETY: sockaddr_storage is plain old data; all zeroes is valid.
+        let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            std::net::SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: a sockaddr_in fits in (and is aligned for) a
+                // sockaddr_storage, which exists to hold any address.
+                unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin) };
+                size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for a sockaddr_in6.
+                unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin6) };
+                size_of::<libc::sockaddr_in6>()
+            }
+        };
+        let len = len as libc::socklen_t;
+        let slot = match self.free_addrs.pop() {
+            Some(s) => {
+                *self.addrs[s as usize] = (st, len);
+                s
+            }
+            None => {
+                self.addrs.push(Box::new((st, len)));
+                (self.addrs.len() - 1) as u32
+            }
+        };
+        let a = &self.addrs[slot as usize];
+        let e = opcode::Connect::new(
+            types::Fixed(file),
+            (&a.0 as *const libc::sockaddr_storage).cast(),
+            a.1,
+        )
+        .build()
+        .user_data(user_data(OpKind::Connect, tag, slot));
+        self.push(e)
+    }
+
+    /// Closes direct descriptor `file`, whose multishot receive (if any)
+    /// carries `tag`: the receive is cancelled first (linked), since it
+    /// holds the socket, and a close alone would leave the socket open,
+    /// without a FIN, until the receive ended. (A shutdown would do too,
+    /// but the kernel runs it in a worker thread, which lags behind at
+    /// thousands of closes a second.)
     pub fn close(&mut self, file: u32, tag: u64) -> io::Result<()> {
+        {
+            // both entries in one submission: a link must not straddle two
+            let sq = self.ring.submission();
+            if sq.capacity() - sq.len() < 2 {
+                drop(sq);
+                self.ring.submit()?;
+            }
+        }
+        let cancel = opcode::AsyncCancel::new(user_data(OpKind::Recv, tag, 0))
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK)
+            .user_data(user_data(OpKind::Shutdown, tag, 0));
+        self.push(cancel)?;
         let e = opcode::Close::new(types::Fixed(file))
             .build()
-            .user_data(user_data(OpKind::Close, tag, 0));
+            .user_data(user_data(OpKind::Close, tag, file));
         self.push(e)
     }
 
@@ -332,8 +465,11 @@ impl Ring {
             if !more {
                 self.in_flight = self.in_flight.saturating_sub(1);
             }
-            if op == OpKind::Send {
-                freed.push(slot);
+            match op {
+                OpKind::Send => freed.push(slot),
+                OpKind::Connect => self.free_addrs.push(slot),
+                OpKind::Close if c.result() >= 0 && self.manual_files => self.free_files.push(slot),
+                _ => {}
             }
             out.push(Completion {
                 op,
@@ -373,7 +509,14 @@ mod tests {
 
     #[test]
     fn user_data_round_trips() {
-        for op in [OpKind::Accept, OpKind::Recv, OpKind::Send, OpKind::Close] {
+        for op in [
+            OpKind::Accept,
+            OpKind::Recv,
+            OpKind::Send,
+            OpKind::Close,
+            OpKind::Connect,
+            OpKind::Shutdown,
+        ] {
             let ud = user_data(op, 0xdead_beef, 0x12_3456);
             assert_eq!(decode(ud), Some((op, 0xdead_beef, 0x12_3456)));
         }
@@ -440,5 +583,60 @@ mod tests {
         assert_eq!(&peer.join().unwrap(), b"pong");
         ring.close(file.unwrap(), 3).unwrap();
         ring.submit_and_wait(1).unwrap();
+    }
+
+    /// A registered socket connects through the ring, and its slot comes
+    /// back when its close completes, again and again.
+    #[test]
+    fn registered_sockets_connect_close_and_give_their_slot_back() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let Ok(mut ring) = Ring::new(RingConfig {
+            buffers: 16,
+            files: 2,
+            ..Default::default()
+        }) else {
+            eprintln!("skipped: this kernel refuses io_uring with provided buffer rings");
+            return;
+        };
+        let mut got = Vec::new();
+        for round in 0..5u64 {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            drop(s);
+            let sock = socket_for(addr);
+            let file = ring.register(sock).unwrap();
+            ring.connect(file, addr, round).unwrap();
+            ring.recv_multi(file, round).unwrap();
+            let (_peer, _) = l.accept().unwrap();
+            ring.close(file, round).unwrap();
+            let mut closed = None;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while closed.is_none() && std::time::Instant::now() < deadline {
+                ring.submit_and_wait(1).unwrap();
+                got.clear();
+                ring.complete(&mut got);
+                for c in &got {
+                    if c.op == OpKind::Connect {
+                        assert_eq!(c.result, 0, "round {round}: connect");
+                    }
+                    if c.op == OpKind::Close {
+                        closed = Some(c.result);
+                    }
+                }
+            }
+            assert_eq!(closed, Some(0), "round {round}: close");
+        }
+    }
+
+    fn socket_for(addr: std::net::SocketAddr) -> std::os::fd::OwnedFd {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        // a fresh, unconnected socket is what a client registers; a
+        // connected one's fd stands in for the table here
+        drop(s);
+        // SAFETY: socket(2) returns a new descriptor or -1 (checked).
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: a new descriptor, owned from here on.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
     }
 }

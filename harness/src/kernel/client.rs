@@ -39,6 +39,8 @@ pub struct ClientConfig {
     /// busy-poll, the loop spins, and `napi_iface`'s NAPI is set for it.
     pub busy: bool,
     pub napi_iface: Option<String>,
+    /// Generate over io_uring (`kernel-uring`; TCP only) instead of epoll.
+    pub uring: bool,
 }
 
 /// Running load-generator threads.
@@ -67,6 +69,10 @@ impl KernelClients {
                 .name(format!("cli-{i}"))
                 .spawn(move || -> Result<ClientThreadResult> {
                     crate::lab::place_thread(cpu, cfg.netns.as_deref())?;
+                    if cfg.uring {
+                        let mut t = super::uring_client::UringClient::new(cfg, cpu, conns, rate)?;
+                        return t.run(&stop);
+                    }
                     let mut t = ClientThread::new(cfg, cpu, conns, rate);
                     t.run(&stop)
                 })

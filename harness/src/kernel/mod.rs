@@ -7,6 +7,7 @@ pub mod client;
 pub mod napi;
 pub mod server;
 mod uring;
+mod uring_client;
 
 use std::os::fd::BorrowedFd;
 

@@ -264,6 +264,8 @@ impl UringThread {
                 }
                 self.flush(file, gen)?;
             }
+            // the server connects nothing
+            OpKind::Connect | OpKind::Shutdown => {}
             OpKind::Close => {
                 let (file, gen) = untag(c.tag);
                 if self.conn(file, gen).is_some() {
