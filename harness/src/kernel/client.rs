@@ -110,6 +110,28 @@ impl KernelClients {
     }
 }
 
+/// An answer of `got` bytes to a request intended at `intended` is
+/// complete at `now`: records its latency (inside the window), and a
+/// protocol error when more came than one answer.
+pub(super) fn record_answer(
+    cfg: &ClientConfig,
+    request_len: usize,
+    (got, intended, now): (usize, Instant, Instant),
+    counters: &mut ClientCounters,
+    recorder: &mut Recorder,
+) {
+    let m = &cfg.load.messages;
+    if got > m.sizes.resp && m.proto == Proto::Raw {
+        // more bytes than one answer: the peer does not speak our protocol
+        counters.protocol_errors += 1;
+    }
+    let latency = now.saturating_duration_since(intended);
+    let bytes = (request_len + m.sizes.resp) as u64;
+    if cfg.window.measuring(now) {
+        recorder.op(now, Some(latency), bytes);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
     /// No socket (crr between connections, or after an error).
@@ -665,15 +687,13 @@ impl ClientThread {
     /// An answer is complete: record it and start the next operation.
     fn complete(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
-        if c.got > self.cfg.load.messages.sizes.resp && self.cfg.load.messages.proto == Proto::Raw {
-            // more bytes than one answer: the peer does not speak our protocol
-            self.counters.protocol_errors += 1;
-        }
-        let latency = now.saturating_duration_since(c.intended);
-        let bytes = (self.request.len() + self.cfg.load.messages.sizes.resp) as u64;
-        if self.cfg.window.measuring(now) {
-            self.recorder.op(now, Some(latency), bytes);
-        }
+        record_answer(
+            &self.cfg,
+            self.request.len(),
+            (c.got, c.intended, now),
+            &mut self.counters,
+            &mut self.recorder,
+        );
         if self.cfg.load.workload == Workload::Crr {
             if let Some(mut s) = c.tcp.take() {
                 let _ = self.poll.registry().deregister(&mut s);

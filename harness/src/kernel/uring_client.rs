@@ -445,16 +445,14 @@ impl UringClient {
 
     /// An answer is complete: record it and start the next operation.
     fn answered(&mut self, i: usize, now: Instant) -> Result<()> {
-        let c = &mut self.conns[i];
-        if c.got > self.cfg.load.messages.sizes.resp && self.cfg.load.messages.proto == Proto::Raw {
-            // more bytes than one answer: the peer does not speak our protocol
-            self.counters.protocol_errors += 1;
-        }
-        let latency = now.saturating_duration_since(c.intended);
-        let bytes = (self.request.len() + self.cfg.load.messages.sizes.resp) as u64;
-        if self.cfg.window.measuring(now) {
-            self.recorder.op(now, Some(latency), bytes);
-        }
+        let c = &self.conns[i];
+        super::client::record_answer(
+            &self.cfg,
+            self.request.len(),
+            (c.got, c.intended, now),
+            &mut self.counters,
+            &mut self.recorder,
+        );
         if self.cfg.load.workload == Workload::Crr {
             self.close(i);
             self.conns[i].retry_at = now;
