@@ -372,6 +372,7 @@ fn curve_panel(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_labels(6)
         .x_label_formatter(&|x| crate::summary::si(*x))
         .y_label_formatter(&|y| crate::summary::si(*y))
         .draw()?;
