@@ -163,6 +163,11 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         ));
     }
     if let Some(server) = a.server.clone() {
+        if a.sweep.is_some() {
+            return Err(usage(
+                "--sweep runs in the lab or on --iface for now, not across hosts: drop --sweep, or run one `bypass run --rate R` per step",
+            ));
+        }
         return cmd_run_remote(a, workloads, server);
     }
     if a.ssh || a.secret_file.is_some() {

@@ -818,7 +818,7 @@ fn the_busy_kernel_path_busy_polls() {
             "rr",
             "stream",
             "--path",
-            "kernels",
+            "kernel,kernel-busy",
             "--duration",
             "1",
             "--warmup",
@@ -1840,6 +1840,18 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
             "not to stream",
         ),
         (&["run", "--slo-p99", "100"], "--sweep"),
+        (
+            &[
+                "run",
+                "--server",
+                "198.18.0.1",
+                "--client",
+                "198.18.0.2",
+                "--sweep",
+                "rate=1,2",
+            ],
+            "not across hosts",
+        ),
         (&["lab", "up", "--queues", "0"], "out of range"),
         (
             &[
