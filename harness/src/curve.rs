@@ -142,6 +142,16 @@ pub struct LimitRatio {
     pub ratio: Option<f64>,
 }
 
+/// A step's value as the tables print it: whole numbers below 100 000 in
+/// full (cores, sizes, rates), larger ones compact.
+fn step(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e5 {
+        format!("{v:.0}")
+    } else {
+        crate::summary::si(v)
+    }
+}
+
 /// The points of one step's result.
 fn points(value: f64, doc: &ResultDoc) -> Vec<Point> {
     let mut keys: Vec<(Workload, DataPath)> = Vec::new();
@@ -308,7 +318,7 @@ impl SweepDoc {
             self.steps.len(),
             self.values
                 .iter()
-                .map(|v| crate::summary::si(*v))
+                .map(|v| step(*v))
                 .collect::<Vec<_>>()
                 .join(", "),
             self.rounds,
@@ -337,7 +347,7 @@ impl SweepDoc {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    crate::summary::si(p.value),
+                    step(p.value),
                     p.path,
                     fig(Some(&p.ops_per_s), 0),
                     fig(p.p50_us.as_ref(), 1),
@@ -458,7 +468,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.ratio, Some(4.0));
         let s = d.summary(&[]);
-        assert!(s.contains("| 4.0k | bypass-both |"), "{s}");
+        assert!(s.contains("| 4000 | bypass-both |"), "{s}");
         assert!(
             s.contains("| rr | RateWithinSlo | bypass-both/kernel | 4.00 |"),
             "{s}"
