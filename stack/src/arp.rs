@@ -9,6 +9,13 @@
 //!   lifetime it is still used (a benchmark must not stall on a refresh),
 //!   but [`Cache::lookup`] asks for a refresh request, at most one per retry
 //!   interval; if none of those is answered the entry is forgotten.
+//!   An ARP packet that names the neighbour with *another* MAC does not
+//!   change the entry (a forged reply, a gratuitous ARP: one frame must not
+//!   redirect a peer's traffic); it marks the entry suspect, which makes it
+//!   due for re-validation at once: if the neighbour at the known MAC
+//!   answers, the entry stands; if none of the refreshes is answered, the
+//!   entry is forgotten and the next send resolves the address afresh
+//!   (where a changed MAC, a failover, is then learnt).
 //! - **resolving**: a request is out; [`Cache::poll`] retries it
 //!   `retries` times, `interval` apart, then gives up.
 //! - **failed**: recently given up on; sends to it fail at once until the
@@ -63,6 +70,9 @@ enum State {
         /// Refresh requests sent since `confirmed`, and when the last went.
         probes: u32,
         last_probe: Instant,
+        /// Another MAC was claimed for the address since `confirmed`: due
+        /// for re-validation whatever its age.
+        suspect: bool,
     },
     Resolving {
         sent: u32,
@@ -104,6 +114,20 @@ pub enum Lookup {
     /// Unknown, and every entry is resolving or held down: nothing can be
     /// started now.
     Full,
+}
+
+/// What a received ARP packet did to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// The sender is resolved now: a resolution finished, an entry was
+    /// confirmed or made (what waited for it may go).
+    Resolved,
+    /// The sender is known at another MAC: the entry was kept and marked
+    /// for re-validation.
+    Conflict,
+    /// Nothing: not in the table and not for us, an ARP probe, or a
+    /// permanent entry's address.
+    Nothing,
 }
 
 /// What [`Cache::poll`] asks of the caller, per address.
@@ -194,8 +218,9 @@ impl Cache {
                     confirmed,
                     ref mut probes,
                     ref mut last_probe,
+                    suspect,
                 } => {
-                    let stale = now.saturating_since(confirmed) >= cfg.lifetime;
+                    let stale = suspect || now.saturating_since(confirmed) >= cfg.lifetime;
                     let due = *probes == 0 || now.saturating_since(*last_probe) >= cfg.interval;
                     let refresh = stale && *probes < cfg.retries && due;
                     if refresh {
@@ -263,37 +288,52 @@ impl Cache {
     }
 
     /// What a received ARP packet teaches, per the reception algorithm of
-    /// RFC 826 ("Packet Reception"): if the sender is in the table, its MAC
-    /// is updated (the merge flag); if not, and the packet is addressed to
-    /// us (`for_us`), the sender is added. Returns whether the sender is
-    /// now resolved (a resolution finished or an entry was refreshed).
+    /// RFC 826 ("Packet Reception") with one care more: if the sender is in
+    /// the table, a resolution in progress (or held down) takes its MAC and
+    /// a resolved entry at the same MAC is confirmed, but a resolved entry
+    /// is never moved to another MAC by a packet: it is kept and marked for
+    /// re-validation instead ([`Learned::Conflict`]). If the sender is not
+    /// in the table and the packet is addressed to us (`for_us`), it is
+    /// added; a packet for someone else (a gratuitous ARP, another host's
+    /// request) adds nothing, as Linux's `arp_accept=0`.
     pub fn learn(
         &mut self,
         sender: Ipv4Addr,
         mac: EthernetAddress,
         for_us: bool,
         now: Instant,
-    ) -> bool {
+    ) -> Learned {
         if sender.is_unspecified() || !mac.is_unicast() {
             // An ARP probe (RFC 5227 §2.1.1: sender 0.0.0.0) teaches nothing.
-            return false;
+            return Learned::Nothing;
         }
         let resolved = State::Resolved {
             mac,
             confirmed: now,
             probes: 0,
             last_probe: now,
+            suspect: false,
         };
         match self.find(sender) {
             // What the user set stays (Linux: a permanent entry is not
-            // changed by what arrives).
-            Some(i) if matches!(self.entries[i].state, State::Permanent { .. }) => true,
-            Some(i) => {
-                self.entries[i].state = resolved;
-                true
-            }
-            None if for_us => self.insert(sender, resolved, now),
-            None => false,
+            // changed by what arrives); what waits for it may go.
+            Some(i) => match &mut self.entries[i].state {
+                State::Permanent { .. } => Learned::Resolved,
+                State::Resolved {
+                    mac: known,
+                    suspect,
+                    ..
+                } if *known != mac => {
+                    *suspect = true;
+                    Learned::Conflict
+                }
+                st => {
+                    *st = resolved;
+                    Learned::Resolved
+                }
+            },
+            None if for_us && self.insert(sender, resolved, now) => Learned::Resolved,
+            None => Learned::Nothing,
         }
     }
 
@@ -388,7 +428,7 @@ mod tests {
         assert_eq!(c.lookup(PEER, ms(400)), Lookup::Failed);
         // Hold-down over: a new resolution starts.
         assert_eq!(c.lookup(PEER, ms(1300)), Lookup::Started);
-        assert!(c.learn(PEER, MAC, true, ms(1310)));
+        assert_eq!(c.learn(PEER, MAC, true, ms(1310)), Learned::Resolved);
         assert_eq!(
             c.lookup(PEER, ms(1320)),
             Lookup::Resolved {
@@ -401,18 +441,56 @@ mod tests {
     #[test]
     fn learns_only_what_rfc_826_allows() {
         let mut c = Cache::new(ArpConfig::default());
-        // Not for us and unknown: not added.
-        assert!(!c.learn(PEER, MAC, false, ms(0)));
+        // Not for us and unknown (a gratuitous ARP, another host's
+        // request): not added, as Linux's arp_accept=0.
+        assert_eq!(c.learn(PEER, MAC, false, ms(0)), Learned::Nothing);
         assert_eq!(c.get(PEER), None);
-        // For us: added; then a packet not for us updates it (merge).
-        assert!(c.learn(PEER, MAC, true, ms(0)));
-        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
-        assert!(c.learn(PEER, other, false, ms(1)));
-        assert_eq!(c.get(PEER), Some(other));
+        // For us: added; the same MAC again confirms it.
+        assert_eq!(c.learn(PEER, MAC, true, ms(0)), Learned::Resolved);
+        assert_eq!(c.learn(PEER, MAC, false, ms(1)), Learned::Resolved);
         // Probes and group MACs teach nothing.
-        assert!(!c.learn(Ipv4Addr::UNSPECIFIED, MAC, true, ms(2)));
-        assert!(!c.learn(PEER, EthernetAddress::BROADCAST, true, ms(2)));
-        assert_eq!(c.get(PEER), Some(other));
+        assert_eq!(
+            c.learn(Ipv4Addr::UNSPECIFIED, MAC, true, ms(2)),
+            Learned::Nothing
+        );
+        assert_eq!(
+            c.learn(PEER, EthernetAddress::BROADCAST, true, ms(2)),
+            Learned::Nothing
+        );
+        assert_eq!(c.get(PEER), Some(MAC));
+    }
+
+    #[test]
+    fn another_mac_for_a_known_peer_changes_nothing_until_the_peer_stops_answering() {
+        let cfg = ArpConfig::default();
+        let mut c = Cache::new(cfg);
+        let forged = EthernetAddress([2, 0, 0, 0, 0, 0x66]);
+        c.learn(PEER, MAC, true, ms(0));
+        // a forged reply, for us or not, and a gratuitous ARP: kept, suspect
+        for for_us in [true, false] {
+            assert_eq!(c.learn(PEER, forged, for_us, ms(10)), Learned::Conflict);
+            assert_eq!(c.get(PEER), Some(MAC));
+        }
+        // suspect: the next send asks again at once, long before its age
+        let r = |refresh| Lookup::Resolved { mac: MAC, refresh };
+        assert_eq!(c.lookup(PEER, ms(20)), r(true));
+        // the peer at the known MAC answers: the entry stands, not suspect
+        assert_eq!(c.learn(PEER, MAC, true, ms(25)), Learned::Resolved);
+        assert_eq!(c.lookup(PEER, ms(200)), r(false));
+        // suspect again, and this time nobody answers at the known MAC: the
+        // refreshes run out, the entry is forgotten, and the next send
+        // resolves afresh (where a peer that really moved is learnt)
+        assert_eq!(c.learn(PEER, forged, false, ms(300)), Learned::Conflict);
+        for t in [300, 400, 500] {
+            assert_eq!(c.lookup(PEER, ms(t)), r(true), "refresh at {t}");
+            assert_eq!(c.learn(PEER, forged, true, ms(t + 1)), Learned::Conflict);
+        }
+        assert_eq!(c.lookup(PEER, ms(550)), r(false));
+        assert_eq!(c.poll(ms(600)), None);
+        assert_eq!(c.get(PEER), None);
+        assert_eq!(c.lookup(PEER, ms(601)), Lookup::Started);
+        assert_eq!(c.learn(PEER, forged, true, ms(602)), Learned::Resolved);
+        assert_eq!(c.get(PEER), Some(forged));
     }
 
     #[test]
@@ -454,7 +532,10 @@ mod tests {
         assert_eq!(c.lookup(PEER, ms(10_000_000)), fixed);
         assert_eq!(c.poll(ms(10_000_000)), None);
         // What arrives does not change it.
-        assert!(c.learn(PEER, EthernetAddress([2, 0, 0, 0, 0, 9]), true, ms(1)));
+        assert_eq!(
+            c.learn(PEER, EthernetAddress([2, 0, 0, 0, 0, 9]), true, ms(1)),
+            Learned::Resolved
+        );
         assert_eq!(c.get(PEER), Some(MAC));
         // A full cache evicts the other entries, never it.
         let a = |n| Ipv4Addr::new(198, 18, 0, n);

@@ -980,3 +980,176 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_a
     assert_eq!((c.arp_requests_sent, c.arp_pending_sent), (1, 1));
     assert_eq!(raw.iface.neighbour(d_ip), Some(d_mac));
 }
+
+/// A careful host's neighbours: once A knows C (learnt by ARP), a forged
+/// ARP reply, a gratuitous ARP and a SYN from another MAC that all claim
+/// C's address change nothing for C's connection; A re-validates C, and C's
+/// answer at its own MAC keeps the entry.
+#[test]
+fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connection() {
+    use stack::frame::{parse_frame, Frame, Network, Transport};
+    use stack::phy::Device;
+    use stack::wire::{
+        ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
+        Ipv4Repr, TcpRepr,
+    };
+    let c_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0c]);
+    let evil = EthernetAddress([0x02, 0, 0, 0, 0, 0x66]);
+    let c_ip = std::net::Ipv4Addr::new(198, 18, 0, 12);
+    let mut raw = Raw::new(TcpConfig::default());
+    let l = listener(&mut raw.iface, A_IP, 80, 8);
+    let put = |raw: &mut Raw, f: Frame<'_>| {
+        raw.peer.transmit(|b| {
+            f.emit(b);
+            f.buffer_len()
+        });
+        raw.peer.flush();
+    };
+    let arp = |op, mac: EthernetAddress, dst: EthernetAddress, target| Frame {
+        ethernet: EthernetRepr {
+            src_addr: mac,
+            dst_addr: dst,
+            vlan: None,
+            ethertype: EtherType::ARP,
+        },
+        network: Network::Arp(ArpRepr {
+            operation: op,
+            source_hardware_addr: mac,
+            source_protocol_addr: c_ip,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: target,
+        }),
+    };
+    let tcp = |mac: EthernetAddress, t: TcpRepr<'static>| Frame {
+        ethernet: EthernetRepr {
+            src_addr: mac,
+            dst_addr: A_MAC,
+            vlan: None,
+            ethertype: EtherType::IPV4,
+        },
+        network: Network::Ipv4(
+            Ipv4Repr {
+                src_addr: c_ip,
+                dst_addr: A_IP,
+                protocol: IpProtocol::TCP,
+                payload_len: t.buffer_len(),
+                ttl: 64,
+                tos: 0,
+                ident: 0,
+                dont_frag: true,
+            },
+            Transport::Tcp(t),
+        ),
+    };
+    // (kind, to-ip, to-port, to-mac, seq, ack) of what A sent
+    let drain = |raw: &mut Raw| {
+        let mut out = Vec::new();
+        raw.peer
+            .receive(16, |f| match parse_frame(f, Checksums::Verify).unwrap() {
+                Frame {
+                    ethernet,
+                    network: Network::Ipv4(ip, Transport::Tcp(t)),
+                } => out.push((
+                    "tcp",
+                    ip.dst_addr,
+                    t.dst_port,
+                    ethernet.dst_addr,
+                    t.seq_number,
+                    t.ack_number,
+                )),
+                Frame {
+                    ethernet,
+                    network: Network::Arp(a),
+                } => out.push((
+                    if a.operation == ArpOperation::Request {
+                        "arp-request"
+                    } else {
+                        "arp-reply"
+                    },
+                    a.target_protocol_addr,
+                    0,
+                    ethernet.dst_addr,
+                    0,
+                    0,
+                )),
+                other => panic!("unexpected {other:?}"),
+            });
+        out
+    };
+    // C asks for A (A learns C), opens a connection and completes it.
+    put(
+        &mut raw,
+        arp(
+            ArpOperation::Request,
+            c_mac,
+            EthernetAddress::BROADCAST,
+            A_IP,
+        ),
+    );
+    put(&mut raw, tcp(c_mac, seg(40001, 80, SYN, 1000, 0)));
+    raw.iface.poll(ms(0));
+    let sent = drain(&mut raw);
+    let syn_ack = sent.iter().find(|s| s.0 == "tcp").expect("a SYN-ACK");
+    assert_eq!(syn_ack.3, c_mac);
+    let iss = syn_ack.4;
+    put(
+        &mut raw,
+        tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))),
+    );
+    raw.iface.poll(ms(1));
+    let (s, _) = raw.iface.accept(l).expect("C's connection");
+    assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac));
+
+    // The forgeries: a reply for us, a gratuitous ARP, a SYN from another MAC.
+    put(&mut raw, arp(ArpOperation::Reply, evil, A_MAC, A_IP));
+    put(
+        &mut raw,
+        arp(
+            ArpOperation::Request,
+            evil,
+            EthernetAddress::BROADCAST,
+            c_ip,
+        ),
+    );
+    put(&mut raw, tcp(evil, seg(40002, 80, SYN, 5000, 0)));
+    raw.iface.poll(ms(2));
+    assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac), "the entry stands");
+    let c = raw.iface.counters();
+    assert_eq!(c.arp_conflicts, 2, "{c:?}");
+    // everything A sent since went to C's own MAC: the SYN-ACK for the
+    // forged SYN too (an attacker learns nothing from it), and the
+    // re-validation of C that the conflict asked for
+    let sent = drain(&mut raw);
+    assert!(
+        sent.iter().any(|f| f.0 == "arp-request" && f.1 == c_ip),
+        "C is asked again: {sent:?}"
+    );
+    for f in &sent {
+        let to_c = f.3 == c_mac || (f.0 == "arp-request" && f.3 == EthernetAddress::BROADCAST);
+        assert!(to_c, "nothing to the forged MAC: {sent:?}");
+    }
+
+    // C's connection goes on: its data is acknowledged at its MAC.
+    raw.iface.send(s, b"still C's").unwrap();
+    put(
+        &mut raw,
+        tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))),
+    );
+    raw.iface.poll(ms(3));
+    let sent = drain(&mut raw);
+    let data = sent
+        .iter()
+        .find(|f| f.0 == "tcp" && f.2 == 40001)
+        .expect("A's data for C");
+    assert_eq!(data.3, c_mac);
+    // C answers the re-validation at its own MAC: the entry is kept and no
+    // further request goes out
+    put(&mut raw, arp(ArpOperation::Reply, c_mac, A_MAC, A_IP));
+    raw.iface.poll(ms(4));
+    raw.iface.send(s, b"!").unwrap();
+    raw.iface.poll(ms(300));
+    let sent = drain(&mut raw);
+    assert!(sent.iter().all(|f| f.0 != "arp-request"), "{sent:?}");
+    assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac));
+    assert_eq!(raw.iface.state(s), Ok(State::Established));
+}

@@ -13,6 +13,7 @@ impl Inner {
             arp.source_hardware_addr,
             for_us,
             self.now,
+            &mut self.counters,
         );
         if !for_us {
             self.counters.not_for_us += 1;

@@ -66,6 +66,10 @@ pub struct InterfaceCounters {
     /// Frames that waited for ARP and went out once their next hop was
     /// resolved.
     pub arp_pending_sent: u64,
+    /// ARP packets that named a known neighbour at another MAC: the entry
+    /// was kept and re-validated (a forged reply, a gratuitous ARP, a moved
+    /// peer), never overwritten by the packet.
+    pub arp_conflicts: u64,
     /// Neighbours another shard of the same NIC learned by ARP and passed
     /// on ([`Interface::learn_neighbour`](super::Interface::learn_neighbour)).
     pub neighbours_relayed: u64,
@@ -120,6 +124,7 @@ macro_rules! plain_counters {
             arp_failed,
             arp_pending_full,
             arp_pending_sent,
+            arp_conflicts,
             neighbours_relayed,
             tx_no_buffer,
             control_dropped,

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use super::counters::InterfaceCounters;
 use super::InterfaceConfig;
-use crate::arp::{Action, Cache, Lookup};
+use crate::arp::{Action, Cache, Learned, Lookup};
 use crate::error::Error;
 use crate::frame::{Frame, Network, Transport};
 use crate::phy::Device;
@@ -288,18 +288,23 @@ impl Egress {
         mac: EthernetAddress,
         for_us: bool,
         now: Instant,
+        counters: &mut InterfaceCounters,
     ) {
-        if self.arp.learn(sender, mac, for_us, now) {
-            self.release = true;
-            if self.learned.len() < MAX_LEARNED {
-                self.learned.push_back((sender, mac));
+        match self.arp.learn(sender, mac, for_us, now) {
+            Learned::Resolved => {
+                self.release = true;
+                if self.learned.len() < MAX_LEARNED {
+                    self.learned.push_back((sender, mac));
+                }
             }
+            Learned::Conflict => counters.arp_conflicts += 1,
+            Learned::Nothing => {}
         }
     }
 
     /// A neighbour that a sibling shard learned by ARP.
     pub(super) fn learn_relayed(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Instant) {
-        if self.arp.learn(ip, mac, true, now) {
+        if self.arp.learn(ip, mac, true, now) == Learned::Resolved {
             self.release = true;
         }
     }
