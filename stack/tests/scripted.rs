@@ -853,21 +853,11 @@ fn a_small_window_waits_for_a_full_segment_or_the_override_timeout() {
 fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_asked_first() {
     use stack::frame::{parse_frame, Frame, Network, Transport};
     use stack::phy::Device;
-    use stack::wire::{
-        ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
-        Ipv4Repr,
-    };
+    use stack::wire::{ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr};
     let c_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0c]);
     let c_ip = std::net::Ipv4Addr::new(198, 18, 0, 12);
     let mut raw = Raw::new(TcpConfig::default());
     listener(&mut raw.iface, A_IP, 80, 8);
-    let put = |raw: &mut Raw, f: Frame<'_>| {
-        raw.peer.transmit(|b| {
-            f.emit(b);
-            f.buffer_len()
-        });
-        raw.peer.flush();
-    };
     // C asks who has A's address (RFC 826: A learns C's MAC from it) ...
     let who_has = Frame {
         ethernet: EthernetRepr {
@@ -884,7 +874,7 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_a
             target_protocol_addr: A_IP,
         }),
     };
-    put(&mut raw, who_has);
+    raw.put(who_has);
     // ... then C, B (a permanent neighbour) and D (which never asked)
     // each send a SYN. A learns nothing from a SYN: it asks who D is.
     let d_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0d]);
@@ -894,31 +884,7 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_a
         (B_MAC, B_IP, 40002),
         (d_mac, d_ip, 40003),
     ] {
-        let syn = seg(port, 80, SYN, 1000, 0);
-        put(
-            &mut raw,
-            Frame {
-                ethernet: EthernetRepr {
-                    src_addr: mac,
-                    dst_addr: A_MAC,
-                    vlan: None,
-                    ethertype: EtherType::IPV4,
-                },
-                network: Network::Ipv4(
-                    Ipv4Repr {
-                        src_addr: ip,
-                        dst_addr: A_IP,
-                        protocol: IpProtocol::TCP,
-                        payload_len: syn.buffer_len(),
-                        ttl: 64,
-                        tos: 0,
-                        ident: 0,
-                        dont_frag: true,
-                    },
-                    Transport::Tcp(syn),
-                ),
-            },
-        );
+        raw.put(tcp_frame(mac, ip, seg(port, 80, SYN, 1000, 0)));
     }
     raw.iface.poll(ms(0));
     let drain = |raw: &mut Raw| {
@@ -954,24 +920,21 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_a
         "C's answer, and who has D's address?"
     );
     // D answers; the SYN-ACK that waited goes to the MAC D told.
-    put(
-        &mut raw,
-        Frame {
-            ethernet: EthernetRepr {
-                src_addr: d_mac,
-                dst_addr: A_MAC,
-                vlan: None,
-                ethertype: EtherType::ARP,
-            },
-            network: Network::Arp(ArpRepr {
-                operation: ArpOperation::Reply,
-                source_hardware_addr: d_mac,
-                source_protocol_addr: d_ip,
-                target_hardware_addr: A_MAC,
-                target_protocol_addr: A_IP,
-            }),
+    raw.put(Frame {
+        ethernet: EthernetRepr {
+            src_addr: d_mac,
+            dst_addr: A_MAC,
+            vlan: None,
+            ethertype: EtherType::ARP,
         },
-    );
+        network: Network::Arp(ArpRepr {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: d_mac,
+            source_protocol_addr: d_ip,
+            target_hardware_addr: A_MAC,
+            target_protocol_addr: A_IP,
+        }),
+    });
     raw.iface.poll(ms(1));
     let (syn_acks, asked) = drain(&mut raw);
     assert_eq!(syn_acks, vec![(d_ip, 40003, d_mac)]);
@@ -989,22 +952,12 @@ fn a_peer_that_asked_by_arp_gets_its_segments_at_its_mac_and_an_unknown_one_is_a
 fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connection() {
     use stack::frame::{parse_frame, Frame, Network, Transport};
     use stack::phy::Device;
-    use stack::wire::{
-        ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
-        Ipv4Repr, TcpRepr,
-    };
+    use stack::wire::{ArpOperation, ArpRepr, Checksums, EtherType, EthernetAddress, EthernetRepr};
     let c_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0c]);
     let evil = EthernetAddress([0x02, 0, 0, 0, 0, 0x66]);
     let c_ip = std::net::Ipv4Addr::new(198, 18, 0, 12);
     let mut raw = Raw::new(TcpConfig::default());
     let l = listener(&mut raw.iface, A_IP, 80, 8);
-    let put = |raw: &mut Raw, f: Frame<'_>| {
-        raw.peer.transmit(|b| {
-            f.emit(b);
-            f.buffer_len()
-        });
-        raw.peer.flush();
-    };
     let arp = |op, mac: EthernetAddress, dst: EthernetAddress, target| Frame {
         ethernet: EthernetRepr {
             src_addr: mac,
@@ -1020,27 +973,7 @@ fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connectio
             target_protocol_addr: target,
         }),
     };
-    let tcp = |mac: EthernetAddress, t: TcpRepr<'static>| Frame {
-        ethernet: EthernetRepr {
-            src_addr: mac,
-            dst_addr: A_MAC,
-            vlan: None,
-            ethertype: EtherType::IPV4,
-        },
-        network: Network::Ipv4(
-            Ipv4Repr {
-                src_addr: c_ip,
-                dst_addr: A_IP,
-                protocol: IpProtocol::TCP,
-                payload_len: t.buffer_len(),
-                ttl: 64,
-                tos: 0,
-                ident: 0,
-                dont_frag: true,
-            },
-            Transport::Tcp(t),
-        ),
-    };
+    let tcp = |mac, t| tcp_frame(mac, c_ip, t);
     // (kind, to-ip, to-port, to-mac, seq, ack) of what A sent
     let drain = |raw: &mut Raw| {
         let mut out = Vec::new();
@@ -1077,41 +1010,32 @@ fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connectio
         out
     };
     // C asks for A (A learns C), opens a connection and completes it.
-    put(
-        &mut raw,
-        arp(
-            ArpOperation::Request,
-            c_mac,
-            EthernetAddress::BROADCAST,
-            A_IP,
-        ),
-    );
-    put(&mut raw, tcp(c_mac, seg(40001, 80, SYN, 1000, 0)));
+    raw.put(arp(
+        ArpOperation::Request,
+        c_mac,
+        EthernetAddress::BROADCAST,
+        A_IP,
+    ));
+    raw.put(tcp(c_mac, seg(40001, 80, SYN, 1000, 0)));
     raw.iface.poll(ms(0));
     let sent = drain(&mut raw);
     let syn_ack = sent.iter().find(|s| s.0 == "tcp").expect("a SYN-ACK");
     assert_eq!(syn_ack.3, c_mac);
     let iss = syn_ack.4;
-    put(
-        &mut raw,
-        tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))),
-    );
+    raw.put(tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))));
     raw.iface.poll(ms(1));
     let (s, _) = raw.iface.accept(l).expect("C's connection");
     assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac));
 
     // The forgeries: a reply for us, a gratuitous ARP, a SYN from another MAC.
-    put(&mut raw, arp(ArpOperation::Reply, evil, A_MAC, A_IP));
-    put(
-        &mut raw,
-        arp(
-            ArpOperation::Request,
-            evil,
-            EthernetAddress::BROADCAST,
-            c_ip,
-        ),
-    );
-    put(&mut raw, tcp(evil, seg(40002, 80, SYN, 5000, 0)));
+    raw.put(arp(ArpOperation::Reply, evil, A_MAC, A_IP));
+    raw.put(arp(
+        ArpOperation::Request,
+        evil,
+        EthernetAddress::BROADCAST,
+        c_ip,
+    ));
+    raw.put(tcp(evil, seg(40002, 80, SYN, 5000, 0)));
     raw.iface.poll(ms(2));
     assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac), "the entry stands");
     let c = raw.iface.counters();
@@ -1131,10 +1055,7 @@ fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connectio
 
     // C's connection goes on: its data is acknowledged at its MAC.
     raw.iface.send(s, b"still C's").unwrap();
-    put(
-        &mut raw,
-        tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))),
-    );
+    raw.put(tcp(c_mac, seg(40001, 80, ACK, 1001, iss.wrapping_add(1))));
     raw.iface.poll(ms(3));
     let sent = drain(&mut raw);
     let data = sent
@@ -1144,7 +1065,7 @@ fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connectio
     assert_eq!(data.3, c_mac);
     // C answers the re-validation at its own MAC: the entry is kept and no
     // further request goes out
-    put(&mut raw, arp(ArpOperation::Reply, c_mac, A_MAC, A_IP));
+    raw.put(arp(ArpOperation::Reply, c_mac, A_MAC, A_IP));
     raw.iface.poll(ms(4));
     raw.iface.send(s, b"!").unwrap();
     raw.iface.poll(ms(300));

@@ -195,27 +195,11 @@ impl Raw {
 
     /// Send a segment from B to A.
     pub fn send(&mut self, seg: TcpRepr<'_>) {
-        let frame = Frame {
-            ethernet: EthernetRepr {
-                src_addr: B_MAC,
-                dst_addr: A_MAC,
-                vlan: None,
-                ethertype: EtherType::IPV4,
-            },
-            network: Network::Ipv4(
-                Ipv4Repr {
-                    src_addr: B_IP,
-                    dst_addr: A_IP,
-                    protocol: IpProtocol::TCP,
-                    payload_len: seg.buffer_len(),
-                    ttl: 64,
-                    tos: 0,
-                    ident: 0,
-                    dont_frag: true,
-                },
-                Transport::Tcp(seg),
-            ),
-        };
+        self.put(tcp_frame(B_MAC, B_IP, seg));
+    }
+
+    /// Put a whole frame on the link to A.
+    pub fn put(&mut self, frame: Frame<'_>) {
         self.peer.transmit(|b| {
             frame.emit(b);
             frame.buffer_len()
@@ -249,6 +233,31 @@ impl Raw {
             }
         });
         out
+    }
+}
+
+/// A TCP segment from (`mac`, `ip`) to A, as a frame.
+pub fn tcp_frame(mac: EthernetAddress, ip: Ipv4Addr, seg: TcpRepr<'_>) -> Frame<'_> {
+    Frame {
+        ethernet: EthernetRepr {
+            src_addr: mac,
+            dst_addr: A_MAC,
+            vlan: None,
+            ethertype: EtherType::IPV4,
+        },
+        network: Network::Ipv4(
+            Ipv4Repr {
+                src_addr: ip,
+                dst_addr: A_IP,
+                protocol: IpProtocol::TCP,
+                payload_len: seg.buffer_len(),
+                ttl: 64,
+                tos: 0,
+                ident: 0,
+                dont_frag: true,
+            },
+            Transport::Tcp(seg),
+        ),
     }
 }
 
