@@ -207,7 +207,7 @@ pub fn parse_frame(frame: &[u8], checksums: Checksums) -> Result<Frame<'_>> {
         EtherType::ARP => Network::Arp(ArpRepr::parse(&ArpPacket::new_checked(payload)?)?),
         EtherType::IPV4 => {
             let packet = Ipv4Packet::new_checked(payload)?;
-            let ip = Ipv4Repr::parse(&packet, checksums)?;
+            let ip = Ipv4Repr::parse(&packet)?;
             let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
             Network::Ipv4(
                 ip,

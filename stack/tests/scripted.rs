@@ -1074,3 +1074,58 @@ fn forged_arp_and_a_forged_syn_for_a_known_peer_change_nothing_for_its_connectio
     assert_eq!(raw.iface.neighbour(c_ip), Some(c_mac));
     assert_eq!(raw.iface.state(s), Ok(State::Established));
 }
+
+/// An interface that trusts transport checksums (a veth peer's partial
+/// ones) still verifies every IPv4 header checksum, and counts what it
+/// trusted; one that verifies drops a bad TCP checksum.
+#[test]
+fn the_ipv4_header_checksum_is_always_verified_and_trusted_checksums_are_counted() {
+    use stack::phy::Device;
+    use stack::wire::Checksums;
+    let mut raw = Raw::build(TcpConfig::default(), |c| c.checksums = Checksums::Trust);
+    listener(&mut raw.iface, A_IP, 80, 8);
+    let frame = tcp_frame(B_MAC, B_IP, seg(40001, 80, SYN, 1000, 0));
+    let mut bytes = vec![0u8; frame.buffer_len()];
+    frame.emit(&mut bytes);
+    let mangled = |at: usize| {
+        let mut b = bytes.clone();
+        b[at] ^= 0x40;
+        b
+    };
+    // 14 + 10: the IPv4 header checksum; 14 + 20 + 16: the TCP checksum
+    let put = |raw: &mut Raw, b: &[u8]| {
+        raw.peer.transmit(|buf| {
+            buf[..b.len()].copy_from_slice(b);
+            b.len()
+        });
+        raw.peer.flush();
+    };
+    put(&mut raw, &mangled(14 + 10));
+    raw.iface.poll(ms(0));
+    let c = raw.iface.counters();
+    assert_eq!(
+        c.parse.dropped(),
+        1,
+        "a bad header checksum is dropped: {c:?}"
+    );
+    assert_eq!((c.tcp_segments, c.checksums_trusted), (0, 0));
+    assert!(raw.take().is_empty());
+    // a bad TCP checksum is trusted (and counted), the SYN answered
+    put(&mut raw, &mangled(14 + 20 + 16));
+    raw.iface.poll(ms(1));
+    let c = raw.iface.counters();
+    assert_eq!((c.tcp_segments, c.checksums_trusted), (1, 1), "{c:?}");
+    assert_eq!(raw.take().len(), 1, "a SYN-ACK");
+
+    // verifying: the same bad TCP checksum is dropped
+    let mut raw = Raw::new(TcpConfig::default());
+    listener(&mut raw.iface, A_IP, 80, 8);
+    put(&mut raw, &mangled(14 + 20 + 16));
+    raw.iface.poll(ms(0));
+    let c = raw.iface.counters();
+    assert_eq!(
+        (c.parse.dropped(), c.tcp_segments, c.checksums_trusted),
+        (1, 0, 0)
+    );
+    assert!(raw.take().is_empty());
+}

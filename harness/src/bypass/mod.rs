@@ -33,7 +33,10 @@ pub struct BypassConfig {
     pub prefix_len: u8,
     pub xdp_mode: xdp::XdpMode,
     pub force: bool,
-    /// Trust the checksums of received frames (veth sends partial ones).
+    /// Trust the TCP/UDP checksums of received frames (a veth peer with
+    /// TX checksum offload on sends partial ones; the IPv4 header checksum
+    /// is verified anyway, and the stack counts what it trusted as
+    /// `stack.checksums_trusted`).
     pub trust_checksums: bool,
     /// A server shard never sleeps in poll(2): it spins on its rings, a
     /// core per shard for the lowest latency (DPDK's way). Off: after

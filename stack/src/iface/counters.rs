@@ -66,6 +66,10 @@ pub struct InterfaceCounters {
     /// Frames that waited for ARP and went out once their next hop was
     /// resolved.
     pub arp_pending_sent: u64,
+    /// TCP segments and UDP datagrams accepted without their checksum
+    /// verified, because the interface trusts them (`Checksums::Trust`: a
+    /// veth peer's partial checksums, a device that verified them).
+    pub checksums_trusted: u64,
     /// ARP packets that named a known neighbour at another MAC: the entry
     /// was kept and re-validated (a forged reply, a gratuitous ARP, a moved
     /// peer), never overwritten by the packet.
@@ -124,6 +128,7 @@ macro_rules! plain_counters {
             arp_failed,
             arp_pending_full,
             arp_pending_sent,
+            checksums_trusted,
             arp_conflicts,
             neighbours_relayed,
             tx_no_buffer,

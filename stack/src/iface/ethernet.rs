@@ -4,7 +4,8 @@
 //! IPv4.
 
 use super::Inner;
-use crate::frame::{parse_frame, Network};
+use crate::frame::{parse_frame, Network, Transport};
+use crate::wire::Checksums;
 
 impl Inner {
     /// One received frame: every outcome is counted once.
@@ -17,6 +18,14 @@ impl Inner {
         else {
             return;
         };
+        if self.cfg.checksums == Checksums::Trust
+            && matches!(
+                frame.network,
+                Network::Ipv4(_, Transport::Tcp(_) | Transport::Udp(_))
+            )
+        {
+            self.counters.checksums_trusted += 1;
+        }
         let eth = frame.ethernet;
         if eth.dst_addr != self.cfg.mac && !eth.dst_addr.is_broadcast() {
             self.counters.not_for_us += 1;

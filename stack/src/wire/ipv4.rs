@@ -2,7 +2,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{checksum, get_u16, put_u16, Checksums, IpProtocol, Result};
+use super::{checksum, get_u16, put_u16, IpProtocol, Result};
 use crate::DropReason;
 
 mod field {
@@ -209,12 +209,13 @@ impl Ipv4Repr {
     ///
     /// Options are skipped, not interpreted (RFC 1122 §3.2.1.8 lets a host
     /// ignore those it does not implement; none matters to this stack).
-    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>, checksums: Checksums) -> Result<Ipv4Repr> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
         packet.check_len()?;
         if packet.version() != 4 {
             return Err(DropReason::BadVersion);
         }
-        if checksums == Checksums::Verify && !packet.verify_checksum() {
+        // always, whatever `Checksums` says of the transport's
+        if !packet.verify_checksum() {
             return Err(DropReason::BadChecksum);
         }
         if packet.is_fragment() {
@@ -288,7 +289,7 @@ mod tests {
         let mut padded = [0u8; 60];
         padded[..24].copy_from_slice(&emitted());
         let p = Ipv4Packet::new_checked(&padded[..]).unwrap();
-        assert_eq!(Ipv4Repr::parse(&p, Checksums::Verify), Ok(repr()));
+        assert_eq!(Ipv4Repr::parse(&p), Ok(repr()));
         assert_eq!(p.payload().len(), 4);
     }
 
@@ -297,11 +298,10 @@ mod tests {
         let mut b = emitted();
         b[10] ^= 1;
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
-        assert_eq!(
-            Ipv4Repr::parse(&p, Checksums::Verify),
-            Err(DropReason::BadChecksum)
-        );
-        assert!(Ipv4Repr::parse(&p, Checksums::Trust).is_ok());
+        assert_eq!(Ipv4Repr::parse(&p), Err(DropReason::BadChecksum));
+        // the header checksum is verified even where transport checksums
+        // are trusted (no sender leaves it unfinished)
+        assert_eq!(Ipv4Repr::parse(&p), Err(DropReason::BadChecksum));
 
         let mut b = emitted();
         b[0] = 0x44;
@@ -328,10 +328,7 @@ mod tests {
         let mut b = [0u8; 24];
         r.emit(&mut Ipv4Packet::new_unchecked(&mut b[..]));
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
-        assert_eq!(
-            Ipv4Repr::parse(&p, Checksums::Verify),
-            Err(DropReason::NonUnicastSource)
-        );
+        assert_eq!(Ipv4Repr::parse(&p), Err(DropReason::NonUnicastSource));
     }
 
     #[test]
@@ -342,10 +339,7 @@ mod tests {
         p.fill_checksum();
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert!(p.is_fragment());
-        assert_eq!(
-            Ipv4Repr::parse(&p, Checksums::Verify),
-            Err(DropReason::Fragment)
-        );
+        assert_eq!(Ipv4Repr::parse(&p), Err(DropReason::Fragment));
     }
 
     #[test]
@@ -359,7 +353,7 @@ mod tests {
         b[24..28].copy_from_slice(b"ping");
         Ipv4Packet::new_unchecked(&mut b[..]).fill_checksum();
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
-        let r = Ipv4Repr::parse(&p, Checksums::Verify).unwrap();
+        let r = Ipv4Repr::parse(&p).unwrap();
         assert_eq!(r.payload_len, 4);
         assert_eq!(p.payload(), b"ping");
     }
