@@ -1214,6 +1214,75 @@ print(ok)
     assert_eq!(o.status.code(), Some(0));
 }
 
+/// A hostile neighbour on the client's link: from a raw socket in the
+/// client namespace, a forged SYN and a forged ARP reply that claim the
+/// legitimate client's address with another MAC, a SYN from each martian
+/// source, a source-routed one and one with a bad IPv4 header checksum.
+/// The stack drops and counts each by reason, keeps the client's
+/// neighbour entry, and the client's connection goes on.
+#[test]
+fn crafted_frames_are_dropped_and_counted_and_the_legitimate_connection_goes_on() {
+    if !root() {
+        return;
+    }
+    let env = Env::new();
+    let o = env.run(&["lab", "up", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let info = json(&o);
+    let cns = info["client"]["netns"].as_str().unwrap().to_string();
+    let cif = info["client"]["iface"].as_str().unwrap().to_string();
+    let serve = env
+        .cmd(&[
+            "serve", "--lab", "--path", "bypass", "--port", "7400", "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let script = include_str!("scripts/crafted_frames.py");
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", &cns, "timeout", "30", "python3", "-c", script,
+        ])
+        .args([cif.as_str(), "198.18.0.3", "7400", "198.18.0.2"])
+        .output()
+        .expect("ip netns exec");
+    let c = stop_serve(serve);
+    let o2 = env.run(&["lab", "down"]);
+    assert_eq!(o2.status.code(), Some(0));
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "ok",
+        "the legitimate connection: {} {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let get = |k: &str| c[format!("stack.{k}")].as_u64().unwrap_or(0);
+    for k in [
+        "martian_zero_net",
+        "martian_loopback",
+        "martian_reserved",
+        "martian_broadcast",
+        "martian_own_address",
+        "source_routed",
+    ] {
+        assert_eq!(get(k), 1, "{k}: {c}");
+    }
+    assert_eq!(get("parse_dropped"), 1, "the bad header checksum: {c}");
+    assert_eq!(get("arp_conflicts"), 1, "the forged reply: {c}");
+    // the entry was re-validated and the client answered at its own MAC
+    assert!(
+        get("arp_requests_sent") >= 1 && get("arp_replies_received") >= 2,
+        "{c}"
+    );
+    assert_eq!(c["peer_resets"].as_u64(), Some(0), "{c}");
+}
+
 /// Runs `f` on a thread of its own inside network namespace `ns`.
 fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = format!("/run/netns/{ns}");
