@@ -1103,14 +1103,7 @@ fn serve_bypass_answers_ping_and_udp_and_leaves_kernel_tcp_alone() {
         return;
     }
     let env = Env::new();
-    let o = env.run(&["lab", "up", "--json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let info = json(&o);
+    let info = json_of_success(&env.run(&["lab", "up", "--json"]));
     let cns = info["client"]["netns"].as_str().unwrap().to_string();
     let serve = env
         .cmd(&[
@@ -1226,14 +1219,7 @@ fn crafted_frames_are_dropped_and_counted_and_the_legitimate_connection_goes_on(
         return;
     }
     let env = Env::new();
-    let o = env.run(&["lab", "up", "--json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let info = json(&o);
+    let info = json_of_success(&env.run(&["lab", "up", "--json"]));
     let cns = info["client"]["netns"].as_str().unwrap().to_string();
     let cif = info["client"]["iface"].as_str().unwrap().to_string();
     let serve = env
@@ -1429,14 +1415,10 @@ fn wrk_against_the_bypass_http_server_keep_alive_and_close() {
     }
     let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::new();
-    let o = env.run(&["lab", "up", "--json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let cns = json(&o)["client"]["netns"].as_str().unwrap().to_string();
+    let cns = json_of_success(&env.run(&["lab", "up", "--json"]))["client"]["netns"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let serve = env
         .cmd(&[
             "serve", "--lab", "--path", "bypass", "--proto", "http", "--port", "7500", "--json",
