@@ -154,6 +154,15 @@ pub fn parse_sweep(s: &str) -> Result<SweepArg, String> {
     Ok(SweepArg { param, values })
 }
 
+/// A count between 1 and `max` (a negative or zero one named with its range).
+pub fn parse_count(s: &str, name: &str, max: usize) -> Result<usize, String> {
+    match s.trim().parse::<i64>() {
+        Ok(v) if v >= 1 && v as u64 <= max as u64 => Ok(v as usize),
+        Ok(_) => Err(format!("`{s}`: {name} must be between 1 and {max}")),
+        Err(_) => Err(format!("`{s}` is not a number: {name} takes 1 to {max}")),
+    }
+}
+
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -179,18 +188,18 @@ pub struct RunArgs {
     /// Rounds: each round runs every path of a workload once, in an order
     /// that rotates from round to round; ratios are paired by round, with a
     /// 95% confidence interval from 3 rounds on (5 or more for a useful one).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: u32,
     /// Measured seconds per workload, path and round (3, 2.5, 500ms). The
     /// default keeps the whole suite (five workloads, four paths) within 3
     /// minutes.
-    #[arg(long, default_value = "5", value_parser = parse_duration)]
+    #[arg(long, allow_negative_numbers = true, default_value = "5", value_parser = parse_duration)]
     pub duration: Duration,
     /// Seconds of load before measuring.
-    #[arg(long, default_value = "1", value_parser = parse_duration)]
+    #[arg(long, allow_negative_numbers = true, default_value = "1", value_parser = parse_duration)]
     pub warmup: Duration,
     /// Concurrent connections (default: 8 for crr, 1 otherwise).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = |s: &str| parse_count(s, "--connections", 100_000))]
     pub connections: Option<usize>,
     /// Message sizes REQ[:RESP] in bytes (default: 64:64; stream 65536).
     #[arg(long, value_parser = workload::parse_sizes)]
@@ -202,11 +211,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PARAM=V1,V2,...", value_parser = parse_sweep)]
     pub sweep: Option<SweepArg>,
     /// A sweep's latency objective: the p99 (µs) a path must stay under.
-    #[arg(long, value_name = "US", requires = "sweep", value_parser = parse_rate)]
+    #[arg(long, allow_negative_numbers = true, value_name = "US", requires = "sweep", value_parser = parse_rate)]
     pub slo_p99: Option<f64>,
     /// Open loop at this many operations/s (latency corrected for coordinated omission).
     /// udp-stream: datagrams/s (default 100000).
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// rr/crr on the wire: fixed-size messages or minimal HTTP/1.1.
     #[arg(long, value_enum, default_value = "raw")]
@@ -214,11 +223,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub placement: PlacementArgs,
     /// Base port: request/response on PORT, sinks on PORT+1.
-    #[arg(long, default_value_t = 7100)]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=65534), default_value_t = 7100)]
     pub port: u16,
     /// Queues of the lab's veth (default: one per server core, so that each
     /// bypass shard has its own).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub queues: Option<u32>,
     /// Across hosts: the agent (`bypass agent`) that runs the server side,
     /// as HOST[:PORT] (port 7000 by default).
@@ -291,7 +300,7 @@ pub struct AgentArgs {
 #[derive(Args, Clone)]
 pub struct PlacementArgs {
     /// Server threads (and client threads), one per core.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = |s: &str| parse_count(s, "--cores", 1024))]
     pub cores: Option<usize>,
     /// CPUs of the server threads (e.g. 1 or 2-3); overrides --cores for the server.
     #[arg(long, value_parser = sys::parse_cpu_list)]
@@ -376,7 +385,7 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value = "raw")]
     pub proto: Proto,
     /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
-    #[arg(long, default_value_t = 7100)]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=65534), default_value_t = 7100)]
     pub port: u16,
     /// Raw: request:response sizes; HTTP: the body size is RESP.
     #[arg(long, value_parser = workload::parse_sizes, default_value = "64")]
@@ -393,7 +402,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub addr: Option<IpAddr>,
     /// Stop by itself after this long (default: until SIGINT/SIGTERM).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Print the counters at exit as JSON.
     #[arg(long)]

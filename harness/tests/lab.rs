@@ -1871,6 +1871,28 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
         (&["run", "tcp"], "unknown workload"),
         (&["run", "--rate=-1"], "rate"),
         (&["run", "--connections", "0"], "connections"),
+        (
+            &["run", "--duration", "-1"],
+            "a duration must be a positive number",
+        ),
+        (
+            &["run", "--rate", "-5"],
+            "the rate must be between 1 and 1e9",
+        ),
+        (
+            &["run", "--connections", "-1"],
+            "--connections must be between 1 and 100000",
+        ),
+        (&["run", "--rounds", "-2"], "-2 is not in 1..=1000"),
+        (&["run", "--port", "-1"], "-1 is not in 1..=65534"),
+        (
+            &["run", "--cores", "-1"],
+            "--cores must be between 1 and 1024",
+        ),
+        (
+            &["serve", "--duration", "-1"],
+            "a duration must be a positive number",
+        ),
         (&["run", "--cores", "99"], "--cores"),
         (&["run", "--server-cpus", "77"], "not available"),
         (&["serve", "--path", "bypass"], "needs --lab"),
