@@ -271,6 +271,12 @@ pub struct RunArgs {
     /// Print the result document alone on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The lab's veths compute every checksum (TX checksum offload off,
+    /// and with it TSO), so that the stack verifies every TCP and UDP
+    /// checksum instead of trusting the peer's partial ones; the kernel
+    /// path then computes them in software too.
+    #[arg(long, conflicts_with_all = ["iface", "server"])]
+    pub verify_checksums: bool,
 }
 
 #[derive(Args)]
@@ -440,6 +446,7 @@ pub fn run_options(
         xdp_mode: a.bypass.xdp_mode,
         force: a.bypass.force,
         busy_poll: a.bypass.busy_poll,
+        verify_checksums: a.verify_checksums,
     };
     for w in &opts.workloads {
         opts.sizes_for(*w).validate_for(*w).map_err(usage)?;

@@ -69,6 +69,10 @@ pub struct LabInfo {
     pub queues: u32,
     /// Sysctls set inside the lab's namespaces: (namespace, key, value).
     pub sysctls: Vec<(String, String, String)>,
+    /// Both veth ends compute every checksum before sending (TX checksum
+    /// offload off, and with it TSO): the stack can verify each one.
+    #[serde(default)]
+    pub full_checksums: bool,
 }
 
 /// What a lab records about itself: its id, its namespaces (removing them
@@ -223,6 +227,7 @@ impl Lab {
                 },
                 queues,
                 sysctls: Vec::new(),
+                full_checksums: false,
             },
             owned: true,
         };
@@ -248,6 +253,35 @@ impl Lab {
             lab.save()?;
         }
         Ok(lab)
+    }
+
+    /// Turns TX checksum offload (and with it TSO) off on both veth ends:
+    /// a veth with it on hands its peer, and XDP there, TCP and UDP
+    /// checksums left for hardware to finish, which the stack must then
+    /// trust; without it every checksum is complete and verified. The
+    /// kernel path pays for it too (software checksums, 1448-byte segments
+    /// instead of 64 KiB ones).
+    pub fn full_checksums(&mut self) -> Result<()> {
+        for side in [&self.info.server, &self.info.client] {
+            sh(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &side.netns,
+                    "ethtool",
+                    "-K",
+                    &side.iface,
+                    "tx",
+                    "off",
+                ],
+            )?;
+        }
+        self.info.full_checksums = true;
+        if self.info.persistent {
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Finds the lab made by `bypass lab up`.

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
+    /// The lab's veths compute every checksum; the stack verifies them.
+    pub verify_checksums: bool,
 }
 
 /// Real hardware instead of the lab: this machine is the client, the server
@@ -164,6 +166,7 @@ impl RunOptions {
         put("xdp_mode", self.xdp_mode.name().to_string());
         put("force", self.force.to_string());
         put("busy_poll", self.busy_poll.to_string());
+        put("verify_checksums", self.verify_checksums.to_string());
         put("name", self.name.clone());
         put("out", self.out.display().to_string());
         match &self.hardware {
@@ -190,7 +193,13 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
     }
     // the lab, unless on hardware; dropped (removed) when this function returns
     let lab = match &opts.hardware {
-        None => Some(Lab::create(opts.queues, false)?),
+        None => {
+            let mut lab = Lab::create(opts.queues, false)?;
+            if opts.verify_checksums {
+                lab.full_checksums()?;
+            }
+            Some(lab)
+        }
         Some(_) => None,
     };
     let target = match (&lab, &opts.hardware) {
@@ -366,7 +375,7 @@ fn run_one(
         kernel_addr: Some(target.server_addr),
         stack: Some((crate::lab::STACK_ADDR, crate::lab::PREFIX_LEN)),
         cpus: opts.server_cpus.clone(),
-        trust_checksums: true,
+        trust_checksums: !opts.verify_checksums,
     };
     let mut attach = None;
     let server = if target.local_server {
@@ -390,7 +399,7 @@ fn run_one(
         kernel_addr: target.client_bind,
         stack: Some((crate::lab::STACK_CLIENT_ADDR, crate::lab::PREFIX_LEN)),
         cpus: opts.client_cpus.clone(),
-        trust_checksums: true,
+        trust_checksums: !opts.verify_checksums,
     };
     let (clients, client_attach) = side::start_clients(
         Engine::client_of(path),

@@ -992,6 +992,46 @@ fn the_uring_kernel_path_serves_through_the_ring() {
     assert_lab_gone(&doc);
 }
 
+/// By default the lab's stack trusts the veth peer's partial TCP/UDP
+/// checksums and counts them; with --verify-checksums the veths complete
+/// every checksum and the stack verifies each (none trusted, none bad).
+#[test]
+fn verify_checksums_makes_the_stack_check_every_checksum() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    for verify in [false, true] {
+        let mut args = vec![
+            "rr",
+            "udp-rr",
+            "--path",
+            "bypass-both",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+        ];
+        if verify {
+            args.push("--verify-checksums");
+        }
+        let doc = run_json(&env, &args);
+        assert_eq!(doc["env"]["lab"]["full_checksums"], verify);
+        for r in doc["runs"].as_array().unwrap() {
+            let c = &r["counters"];
+            let get = |k: &str| c[k].as_u64().unwrap_or(0);
+            assert!(r["ops"].as_u64().unwrap() > 100, "{c}");
+            for side in ["server", "client"] {
+                let trusted = get(&format!("{side}.stack.checksums_trusted"));
+                assert_eq!(trusted > 0, !verify, "{side}: {c}");
+                assert_eq!(get(&format!("{side}.stack.parse_dropped")), 0, "{c}");
+            }
+        }
+        assert_lab_gone(&doc);
+    }
+}
+
 #[test]
 fn the_bypass_path_binds_a_socket_to_every_queue() {
     if !root() {
