@@ -1300,6 +1300,7 @@ fn crafted_frames_are_dropped_and_counted_and_the_legitimate_connection_goes_on(
         assert_eq!(get(k), 1, "{k}: {c}");
     }
     assert_eq!(get("parse_dropped"), 1, "the bad header checksum: {c}");
+    assert_eq!(get("drop.bad_checksum"), 1, "counted by its reason: {c}");
     assert_eq!(get("arp_conflicts"), 1, "the forged reply: {c}");
     // the entry was re-validated and the client answered at its own MAC
     assert!(

@@ -137,13 +137,18 @@ impl Shard {
     }
 
     /// The shard's counters for a run's `counters`: its sockets' and (shard
-    /// 0) the program's, the interface's as `stack.<name>`, TCP's as
+    /// 0) the program's, the interface's as `stack.<name>`, each parse
+    /// drop that happened by reason as `stack.drop.<reason>`, TCP's as
     /// `stack.tcp.<name>`.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         let mut extra = BTreeMap::new();
         xsk_and_xdp_counters(self.iface.device(), self.base.program(), &mut extra);
-        for (k, v) in self.iface.counters().named() {
+        let c = self.iface.counters();
+        for (k, v) in c.named() {
             extra.insert(format!("stack.{k}"), v);
+        }
+        for (reason, n) in c.parse.iter().filter(|(_, n)| *n > 0) {
+            extra.insert(format!("stack.drop.{}", reason.name()), n);
         }
         let t = self.iface.tcp_stats();
         for (k, v) in [
