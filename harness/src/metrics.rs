@@ -55,6 +55,15 @@ impl Window {
         (d.as_nanos().div_ceil(INTERVAL.as_nanos())).max(1) as usize
     }
 
+    /// How long a loop may sleep at `now`: `cap`, cut short at the
+    /// window's next edge, so that CPU time is sampled on time.
+    pub fn wait_at_most(&self, now: Instant, cap: Duration) -> Duration {
+        [self.t0, self.t_end]
+            .into_iter()
+            .filter(|edge| *edge > now)
+            .fold(cap, |w, edge| w.min(edge - now))
+    }
+
     pub fn measuring(&self, now: Instant) -> bool {
         now >= self.t0 && now < self.t_end
     }

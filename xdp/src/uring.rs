@@ -183,6 +183,9 @@ pub struct Ring {
     manual_files: bool,
     /// Operations submitted (or queued) without their final completion.
     in_flight: usize,
+    /// `io_uring_enter` calls made by [`Ring::wait`], completions taken.
+    enters: u64,
+    completions: u64,
 }
 
 // SAFETY: the Ring owns its memory and the kernel objects behind it; none
@@ -253,6 +256,8 @@ impl Ring {
             free_files: (0..cfg.files).rev().collect(),
             manual_files: false,
             in_flight: 0,
+            enters: 0,
+            completions: 0,
         })
     }
 
@@ -454,6 +459,31 @@ impl Ring {
         }
     }
 
+    /// One turn of a loop: submits what is queued, waits up to `limit`
+    /// for a completion (at least 1 µs: a zero limit would not wait), and
+    /// replaces `out` with the completions that are there.
+    pub fn wait(
+        &mut self,
+        limit: std::time::Duration,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<()> {
+        self.submit_and_wait_for(limit.max(std::time::Duration::from_micros(1)))?;
+        self.enters += 1;
+        out.clear();
+        self.complete(out);
+        Ok(())
+    }
+
+    /// `io_uring_enter` calls made by [`Ring::wait`].
+    pub fn enters(&self) -> u64 {
+        self.enters
+    }
+
+    /// Completions taken by [`Ring::complete`] (a multishot's each).
+    pub fn completions(&self) -> u64 {
+        self.completions
+    }
+
     /// Takes the completions that are there.
     pub fn complete(&mut self, out: &mut Vec<Completion>) {
         let mut freed = Vec::new();
@@ -471,6 +501,7 @@ impl Ring {
                 OpKind::Close if c.result() >= 0 && self.manual_files => self.free_files.push(slot),
                 _ => {}
             }
+            self.completions += 1;
             out.push(Completion {
                 op,
                 tag,

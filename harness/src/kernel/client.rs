@@ -110,6 +110,31 @@ impl KernelClients {
     }
 }
 
+/// Open loop: the time between two operations of one of `conns`
+/// connections that share `rate` (None: closed loop).
+pub(super) fn op_interval(conns: usize, rate: Option<f64>) -> Option<Duration> {
+    rate.filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(conns.max(1) as f64 / r))
+}
+
+/// How far connection `i` of `conns` starts into the first interval: the
+/// schedules are staggered over one interval.
+pub(super) fn stagger(interval: Option<Duration>, i: usize, conns: usize) -> Duration {
+    interval.map_or(Duration::ZERO, |iv| iv * i as u32 / conns.max(1) as u32)
+}
+
+/// What a connection sends per operation: the HTTP request (rr
+/// keep-alive, crr `Connection: close`) or `req` bytes (at least a UDP
+/// header's worth).
+pub(super) fn request_bytes(cfg: &ClientConfig) -> Vec<u8> {
+    let host = cfg.server.to_string();
+    match (cfg.load.workload, cfg.load.messages.proto) {
+        (Workload::Rr, Proto::Http) => workload::http_request(&host, false),
+        (Workload::Crr, Proto::Http) => workload::http_request(&host, true),
+        _ => vec![b'q'; cfg.load.messages.sizes.req.max(UDP_HEADER)],
+    }
+}
+
 /// An answer of `got` bytes to a request intended at `intended` is
 /// complete at `now`: records its latency (inside the window), and a
 /// protocol error when more came than one answer.
@@ -203,20 +228,12 @@ impl ClientThread {
         rate: Option<f64>,
     ) -> ClientThread {
         let w = cfg.window;
-        let interval = rate
-            .filter(|r| *r > 0.0)
-            .map(|r| Duration::from_secs_f64(conns.max(1) as f64 / r));
-        let request = match (cfg.load.workload, cfg.load.messages.proto) {
-            (Workload::Rr, Proto::Http) => workload::http_request(&cfg.server.to_string(), false),
-            (Workload::Crr, Proto::Http) => workload::http_request(&cfg.server.to_string(), true),
-            _ => vec![b'q'; cfg.load.messages.sizes.req.max(UDP_HEADER)],
-        };
+        let interval = op_interval(conns, rate);
+        let request = request_bytes(&cfg);
         let addr = SocketAddr::new(cfg.server, cfg.load.workload.port(cfg.load.messages.port));
         let conns = (0..conns)
             .map(|i| {
-                // stagger the schedules of the connections over one interval
-                let stagger =
-                    interval.map_or(Duration::ZERO, |iv| iv * i as u32 / conns.max(1) as u32);
+                let stagger = stagger(interval, i, conns);
                 TConn {
                     tcp: None,
                     udp: None,

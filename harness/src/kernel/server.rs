@@ -381,18 +381,13 @@ impl ServerThread {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             self.cpu.tick(&self.window, now);
-            // wake at the window's edges, so CPU time is sampled on time;
             // a busy server never sleeps (each epoll_wait busy-polls once)
-            let mut timeout = if self.busy {
+            let cap = if self.busy {
                 Duration::ZERO
             } else {
                 Duration::from_millis(20)
             };
-            for edge in [self.window.t0, self.window.t_end] {
-                if edge > now {
-                    timeout = timeout.min(edge - now);
-                }
-            }
+            let timeout = self.window.wait_at_most(now, cap);
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,

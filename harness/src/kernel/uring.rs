@@ -62,8 +62,6 @@ pub(super) struct UringThread {
     counters: ServerCounters,
     recorder: Recorder,
     cpu: WindowCpu,
-    enters: u64,
-    completions: u64,
     rearmed: u64,
 }
 
@@ -106,8 +104,6 @@ impl UringThread {
             counters: ServerCounters::default(),
             recorder: Recorder::new(cfg.window),
             cpu: WindowCpu::default(),
-            enters: 0,
-            completions: 0,
             rearmed: 0,
         })
     }
@@ -117,21 +113,9 @@ impl UringThread {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             self.cpu.tick(&self.window, now);
-            // wake at the window's edges, so CPU time is sampled on time
-            let mut limit = Duration::from_millis(20);
-            for edge in [self.window.t0, self.window.t_end] {
-                if edge > now {
-                    limit = limit.min(edge - now);
-                }
-            }
-            self.ring
-                .submit_and_wait_for(limit.max(Duration::from_micros(1)))
-                .context("io_uring_enter")?;
-            self.enters += 1;
-            done.clear();
-            self.ring.complete(&mut done);
+            let limit = self.window.wait_at_most(now, Duration::from_millis(20));
+            self.ring.wait(limit, &mut done).context("io_uring_enter")?;
             for c in &done {
-                self.completions += 1;
                 self.completion(*c)?;
             }
         }
@@ -145,8 +129,8 @@ impl UringThread {
             );
         }
         let extra = [
-            ("uring_enters", self.enters),
-            ("uring_completions", self.completions),
+            ("uring_enters", self.ring.enters()),
+            ("uring_completions", self.ring.completions()),
             ("uring_recv_rearmed", self.rearmed),
         ]
         .into_iter()

@@ -17,7 +17,7 @@ use xdp::uring::{Completion, OpKind, Ring, RingConfig};
 use super::client::ClientConfig;
 use crate::metrics::{Recorder, WindowCpu};
 use crate::outcome::{ClientCounters, ClientThreadResult};
-use crate::workload::{self, Proto, Workload, UDP_HEADER};
+use crate::workload::{self, Proto, Workload};
 
 /// A connection's tag: its index and its generation, so that a late
 /// completion of a closed socket never reaches the connection's next one.
@@ -65,8 +65,6 @@ pub(super) struct UringClient {
     request: Vec<u8>,
     pattern: Vec<u8>,
     addr: SocketAddr,
-    enters: u64,
-    completions: u64,
     table_full: u64,
 }
 
@@ -84,14 +82,8 @@ impl UringClient {
             ));
         }
         anyhow::ensure!(conns <= 0xffff, "at most 65535 connections per thread");
-        let interval = rate
-            .filter(|r| *r > 0.0)
-            .map(|r| Duration::from_secs_f64(conns.max(1) as f64 / r));
-        let request = match (cfg.load.workload, cfg.load.messages.proto) {
-            (Workload::Rr, Proto::Http) => workload::http_request(&cfg.server.to_string(), false),
-            (Workload::Crr, Proto::Http) => workload::http_request(&cfg.server.to_string(), true),
-            _ => vec![b'q'; cfg.load.messages.sizes.req.max(UDP_HEADER)],
-        };
+        let interval = super::client::op_interval(conns, rate);
+        let request = super::client::request_bytes(&cfg);
         let addr = SocketAddr::new(cfg.server, cfg.load.workload.port(cfg.load.messages.port));
         let ring = Ring::new(RingConfig {
             // room for the sockets whose closes are in flight
@@ -101,8 +93,7 @@ impl UringClient {
         .context("making an io_uring with registered files and a provided-buffer ring (Linux 5.19 or later)")?;
         let conns = (0..conns)
             .map(|i| {
-                let stagger =
-                    interval.map_or(Duration::ZERO, |iv| iv * i as u32 / conns.max(1) as u32);
+                let stagger = super::client::stagger(interval, i, conns);
                 Conn {
                     file: None,
                     gen: 0,
@@ -135,8 +126,6 @@ impl UringClient {
             cpu: WindowCpu::default(),
             request,
             addr,
-            enters: 0,
-            completions: 0,
             table_full: 0,
         })
     }
@@ -158,21 +147,15 @@ impl UringClient {
                 break;
             }
             let wait = self.timers(now)?;
-            self.ring
-                .submit_and_wait_for(wait.max(Duration::from_micros(1)))
-                .context("io_uring_enter")?;
-            self.enters += 1;
-            done.clear();
-            self.ring.complete(&mut done);
+            self.ring.wait(wait, &mut done).context("io_uring_enter")?;
             for c in &done {
-                self.completions += 1;
                 self.completion(*c)?;
             }
         }
         self.cpu.finish();
         let extra = [
-            ("uring_enters", self.enters),
-            ("uring_completions", self.completions),
+            ("uring_enters", self.ring.enters()),
+            ("uring_completions", self.ring.completions()),
             ("uring_table_full", self.table_full),
         ]
         .into_iter()
