@@ -69,8 +69,17 @@ pub enum LabCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove the lab and any leftovers of killed runs (by exact name).
+    /// Remove the labs nobody uses and the leftovers of killed runs (by
+    /// exact name); a lab in use (a process inside it, or its run alive) is
+    /// kept unless named or `--all` is given.
     Down {
+        /// The lab to remove, in use or not: its id or one of its
+        /// namespaces (`bypass lab status` lists them).
+        #[arg(value_name = "LAB", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every lab, in use or not (the processes inside lose their network).
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },

@@ -571,7 +571,7 @@ pub fn run(
     };
 
     let dir = result::result_dir(&opts.out, &started, &opts.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    result::check_out(&opts.out)?;
     let plan = orchestrate::plan(&opts.workloads, &opts.path, opts.rounds);
     let mut runner = Agents {
         session: &mut session,

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::UsageError;
 use crate::sys::sh;
 
+pub mod reap;
+pub use reap::{down, leftovers, reap_leftovers, Which};
+
 /// Where labs made by `bypass lab up` are recorded, unless the environment
 /// variable `BYPASS_LAB_STATE` names another directory (tests use their own).
 pub const STATE_DIR: &str = "/run/bypass/labs";
@@ -193,6 +196,8 @@ fn new_lab_id(queues: u32, persistent: bool) -> Result<String> {
         ))
         .into());
     }
+    // a killed run's namespaces last until the next lab is made
+    reap_leftovers();
     // a lab of `lab up` outlives its maker: its id ends in `u`, which keeps
     // it out of the leftovers that `lab down` reaps by dead owner (whichever
     // state directory recorded it)
@@ -419,7 +424,7 @@ pub fn load_states() -> Result<Vec<LabInfo>> {
 }
 
 /// The records of one kind of lab in a state directory, by id.
-fn records_from<I: LabRecord>(dir: &Path) -> Result<Vec<I>> {
+pub(crate) fn records_from<I: LabRecord>(dir: &Path) -> Result<Vec<I>> {
     let mut out: Vec<I> = Vec::new();
     let rd = match fs::read_dir(dir) {
         Ok(d) => d,
@@ -459,7 +464,7 @@ pub fn lab_namespaces() -> Result<Vec<String>> {
 }
 
 /// `byp-<id>-srv|cli|sw|h<N>` -> (id, owner pid).
-fn parse_ns_name(n: &str) -> Option<(String, u32)> {
+pub(crate) fn parse_ns_name(n: &str) -> Option<(String, u32)> {
     let rest = n.strip_prefix("byp-")?;
     let id = rest
         .strip_suffix("-srv")
@@ -475,53 +480,6 @@ fn parse_ns_name(n: &str) -> Option<(String, u32)> {
     // the pid is the id without its last two hex digits (the counter)
     let pid = u32::from_str_radix(&id[..id.len() - 2], 16).ok()?;
     Some((id.to_string(), pid))
-}
-
-/// A namespace of the lab's scheme whose owner process is gone and which no
-/// `lab up` recorded: a leftover of a killed run.
-pub fn leftovers() -> Result<Vec<String>> {
-    // labs recorded in the default place count as in use even when this
-    // process keeps its own records elsewhere (BYPASS_LAB_STATE)
-    let mut states = load_states()?;
-    states.extend(records_from::<LabInfo>(Path::new(STATE_DIR)).unwrap_or_default());
-    let mut recorded: Vec<String> = states
-        .into_iter()
-        .flat_map(|l| [l.server.netns, l.client.netns])
-        .collect();
-    for h in load_hosts_states()?
-        .into_iter()
-        .chain(records_from::<HostsLabInfo>(Path::new(STATE_DIR)).unwrap_or_default())
-    {
-        recorded.extend(h.namespaces());
-    }
-    Ok(lab_namespaces()?
-        .into_iter()
-        .filter(|n| !recorded.contains(n))
-        .filter(|n| {
-            parse_ns_name(n)
-                .is_some_and(|(_, pid)| !Path::new("/proc").join(pid.to_string()).exists())
-        })
-        .collect())
-}
-
-/// `bypass lab down`: removes the labs made by `lab up` and the leftovers of
-/// dead processes, each by exact name. Labs of running processes are left alone.
-pub fn down() -> Result<Vec<String>> {
-    require_root("`bypass lab down`")?;
-    let mut removed = Vec::new();
-    for info in load_states()? {
-        removed.extend(info.namespaces());
-        Up { info, owned: false }.destroy()?;
-    }
-    for info in load_hosts_states()? {
-        removed.extend(info.namespaces());
-        Up { info, owned: false }.destroy()?;
-    }
-    for ns in leftovers()? {
-        delete_netns(&ns)?;
-        removed.push(ns);
-    }
-    Ok(removed)
 }
 
 // ------------------------------------------------------------ hosts lab

@@ -395,7 +395,9 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
         metrics::Window::open_ended(),
     )?;
     let started = std::time::Instant::now();
-    if !a.json {
+    // on stderr also with --json (stdout carries the document at the end):
+    // scripts wait for this line, printed once every socket is in place
+    {
         let how = attach.map_or(String::new(), |at| {
             format!("; XDP {} mode, zero-copy {}", at.xdp_mode, at.zero_copy)
         });
@@ -601,14 +603,35 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        LabCmd::Down { json } => {
-            let removed = lab::down()?;
+        LabCmd::Down { name, all, json } => {
+            let which = match (name, all) {
+                (Some(n), _) => lab::Which::Named(n),
+                (None, true) => lab::Which::All,
+                (None, false) => lab::Which::Unused,
+            };
+            let done = lab::down(&which)?;
             if json {
-                println!("{}", serde_json::json!({ "removed": removed }));
-            } else if removed.is_empty() {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+                return Ok(0);
+            }
+            if done.removed.is_empty() {
                 println!("no lab to remove");
             } else {
-                println!("removed {}", removed.join(", "));
+                println!("removed {}", done.removed.join(", "));
+            }
+            for k in &done.kept {
+                let users: Vec<String> = k
+                    .users
+                    .iter()
+                    .map(|u| format!("pid {} ({})", u.pid, u.command))
+                    .collect();
+                println!(
+                    "kept lab {} ({}): in use by {}; `bypass lab down {}` removes it anyway",
+                    k.id,
+                    k.namespaces.join(", "),
+                    users.join(", "),
+                    k.id
+                );
             }
             Ok(0)
         }

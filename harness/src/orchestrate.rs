@@ -185,6 +185,7 @@ pub fn keep_hlog(
     if hists.is_empty() {
         return Ok(());
     }
+    result::ensure_dir(dir)?;
     let (w, path, r) = (run.workload, run.path, run.round);
     let (file, of) = if rounds > 1 {
         (format!("{w}-{path}-r{r}.hlog"), format!(", round {r}"))
@@ -203,6 +204,7 @@ pub fn keep_hlog(
 
 /// Writes `result.json` and the human report of a result directory.
 pub fn write_doc(dir: &Path, doc: &ResultDoc) -> Result<()> {
+    result::ensure_dir(dir)?;
     std::fs::write(dir.join("result.json"), serde_json::to_vec_pretty(doc)?)
         .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
     write_report(dir, doc)?;

@@ -459,6 +459,23 @@ pub fn write_hlog(
 }
 
 /// Directory `<out>/<UTC time>-<name>`.
+/// Checks that result directories can be made under `out` (making `out`
+/// itself) before anything is measured; the result directory itself is
+/// made by [`ensure_dir`] with its first file, so a run killed before it
+/// measured anything leaves no empty directory.
+pub fn check_out(out: &Path) -> Result<()> {
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let probe = out.join(format!(".bypass-probe-{}", std::process::id()));
+    fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Makes a result directory (and its parents) if it is not there yet.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
 pub fn result_dir(out: &Path, started: &chrono::DateTime<chrono::Utc>, name: &str) -> PathBuf {
     out.join(format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), name))
 }

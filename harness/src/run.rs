@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::datapath::{DataPath, PathSet, XdpModeArg};
@@ -291,7 +291,7 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         b
     };
     let dir = result::result_dir(&opts.out, &started, &opts.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    result::check_out(&opts.out)?;
     let mut runner = Local {
         opts,
         target: &target,

@@ -30,7 +30,7 @@ pub fn sweep(
 ) -> Result<(SweepDoc, PathBuf)> {
     let started = chrono::Utc::now();
     let dir = crate::result::result_dir(plan.out, &started, &format!("{}-sweep", plan.name));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::result::check_out(plan.out)?;
     let started_utc = started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut steps: Vec<(f64, String, ResultDoc)> = Vec::new();
     let mut interrupted = false;
@@ -95,6 +95,7 @@ pub fn rewrite_report(dir: &Path) -> Result<String> {
 }
 
 fn write(dir: &Path, doc: &SweepDoc) -> Result<()> {
+    crate::result::ensure_dir(dir)?;
     let p = dir.join("sweep.json");
     std::fs::write(&p, serde_json::to_vec_pretty(doc)?)
         .with_context(|| format!("writing {}", p.display()))

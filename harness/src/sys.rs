@@ -233,6 +233,20 @@ pub fn own_sysctl(key: &str) -> Option<u64> {
     read_sysctl(key).ok()?.parse().ok()
 }
 
+/// Whether process `pid` is alive and runs bypass: this same executable,
+/// or one whose command name is `bypass`.
+pub fn is_bypass_process(pid: u32) -> bool {
+    let proc = std::path::Path::new("/proc").join(pid.to_string());
+    let same_exe = match (
+        std::fs::read_link(proc.join("exe")),
+        std::env::current_exe(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    same_exe || std::fs::read_to_string(proc.join("comm")).is_ok_and(|c| c.trim() == "bypass")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The interface already carries an XDP program and `force` was not given.
-    #[error("interface {iface}: already has XDP program id {prog_id} ({mode}{held}); refusing to replace it: pass --force to detach it, or remove it with `ip link set dev {iface} xdp off`")]
+    #[error("interface {iface}: already has XDP program id {prog_id} ({mode}{}); refusing to replace it: {}", held_by(*.link_id, .holders), busy_advice(.iface, *.link_id, .holders))]
     Busy {
         /// The interface.
         iface: String,
@@ -22,8 +22,10 @@ pub enum Error {
         prog_id: u32,
         /// How it is attached ("native", "generic", "offload").
         mode: &'static str,
-        /// ", held by bpf_link N" when a link holds it.
-        held: String,
+        /// The bpf_link that holds it, if one does.
+        link_id: Option<u32>,
+        /// The processes that hold that link open (its owners).
+        holders: Vec<u32>,
     },
     /// The requested configuration cannot be expressed to the program.
     #[error("steering configuration: {0}")]
@@ -80,3 +82,33 @@ fn log_hint(log: &str) -> String {
 
 /// Result of this crate's calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// ", held by bpf_link L of pid P" for a program that a link holds.
+fn held_by(link_id: Option<u32>, holders: &[u32]) -> String {
+    match (link_id, holders) {
+        (None, _) => String::new(),
+        (Some(l), []) => format!(", held by bpf_link {l}"),
+        (Some(l), h) => format!(", held by bpf_link {l} of {}", pids(h)),
+    }
+}
+
+/// What removes a program found on an interface: `ip` removes one attached
+/// through netlink; a link goes with the process that holds it (or with
+/// `force`, which detaches it).
+fn busy_advice(iface: &str, link_id: Option<u32>, holders: &[u32]) -> String {
+    match (link_id, holders) {
+        (None, _) => format!(
+            "pass --force to detach it, or remove it with `ip link set dev {iface} xdp off` in the interface's namespace"
+        ),
+        (Some(_), []) => "pass --force to detach its link".to_string(),
+        (Some(_), h) => format!(
+            "end the process that holds its link ({}), or pass --force to detach the link",
+            pids(h)
+        ),
+    }
+}
+
+fn pids(h: &[u32]) -> String {
+    let list: Vec<String> = h.iter().map(|p| p.to_string()).collect();
+    format!("pid {}", list.join(", "))
+}

@@ -33,7 +33,8 @@ mod xsk;
 pub use config::{Steer, SteerConfig, MAX_PORTS, MAX_QUEUES};
 pub use error::{Error, Result};
 pub use steering::{
-    existing_program, AttachedMode, Counters, Existing, Iface, Replaced, Steering, XdpMode,
+    existing_program, link_holders, AttachedMode, Counters, Existing, Iface, Replaced, Steering,
+    XdpMode,
 };
 pub use xsk::{BindMode, BusyPoll, UmemConfig, Xsk, XskConfig, XskStats};
 

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 
 use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo};
 use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramImpl};
@@ -142,21 +143,40 @@ const COUNTER_STEERED: u32 = 0;
 const COUNTER_PASSED: u32 = 1;
 const COUNTER_NO_SOCKET: u32 = 2;
 
-/// The steering program, loaded and attached to one interface.
+/// The steering program, loaded for one interface and (once
+/// [`Steering::attach_loaded`] ran) attached to it.
 ///
 /// Dropping it detaches the program and frees its maps.
 pub struct Steering {
     // Field order is drop order: the link goes before the object.
-    link: OwnedFd,
+    attached: OnceLock<Attached>,
     xsks: MapHandle,
     counters: MapHandle,
     _object: Object,
     iface: String,
     ifindex: u32,
-    mode: AttachedMode,
     prog_id: u32,
+    requested: XdpMode,
+    /// What was on the interface at load time, to be detached at attach
+    /// (only when `force`).
+    existing: Option<Existing>,
+}
+
+/// How the program went onto the interface.
+struct Attached {
+    link: OwnedFd,
+    mode: AttachedMode,
     replaced: Option<Replaced>,
     native_error: Option<io::Error>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // Detach now, even if some other process holds a copy of the link fd
+        // (e.g. `bpftool link`); closing the fd afterwards frees the link.
+        // ENOLINK/ENOENT: `force` elsewhere detached it already.
+        let _ = sys::link_detach(self.link.as_fd());
+    }
 }
 
 impl fmt::Debug for Steering {
@@ -164,9 +184,9 @@ impl fmt::Debug for Steering {
         f.debug_struct("Steering")
             .field("iface", &self.iface)
             .field("ifindex", &self.ifindex)
-            .field("mode", &self.mode)
+            .field("mode", &self.mode())
             .field("prog_id", &self.prog_id)
-            .field("replaced", &self.replaced)
+            .field("replaced", &self.replaced())
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +220,33 @@ fn query(ifindex: u32, iface: &str) -> Result<Option<Existing>> {
     }))
 }
 
+/// The processes that hold bpf_link `link_id` open: each fd of each process
+/// that is a bpf_link, whose fdinfo names that link id. (A link lives as
+/// long as one of these fds; its creator is usually the only holder.)
+pub fn link_holders(link_id: u32) -> Vec<u32> {
+    let wanted = format!("link_id:\t{link_id}");
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let fds = p.path().join("fd");
+        let holds = std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf_link")
+                    && std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                        .is_ok_and(|info| info.lines().any(|l| l == wanted))
+            });
+        if holds {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// The id of the XDP link that holds `prog_id` on `ifindex`, if one does.
 /// (Ifindexes repeat across namespaces; the program id does not.)
 fn link_holding(prog_id: u32, ifindex: u32) -> Option<u32> {
@@ -230,12 +277,30 @@ fn hint_for(errno: Option<i32>, mode: AttachedMode) -> &'static str {
 
 impl Steering {
     /// Loads the steering program configured by `config` and attaches it to
-    /// `iface` (in the calling thread's network namespace) in `mode`.
+    /// `iface` (in the calling thread's network namespace) in `mode`:
+    /// [`Steering::load`], then [`Steering::attach_loaded`].
+    pub fn attach<'a>(
+        iface: impl Into<Iface<'a>>,
+        mode: XdpMode,
+        config: &SteerConfig,
+        force: bool,
+    ) -> Result<Steering> {
+        let s = Steering::load(iface, mode, config, force)?;
+        s.attach_loaded()?;
+        Ok(s)
+    }
+
+    /// Loads the steering program for `iface` (in the calling thread's
+    /// network namespace) without attaching it: its map can take sockets
+    /// first, so that the program steers every queue from the moment it is
+    /// attached, and a queue that cannot take a socket is found before
+    /// anything on the interface is touched.
     ///
     /// An interface that already carries an XDP program is refused with
     /// [`Error::Busy`] unless `force`, in which case the old program is
-    /// detached first and [`Steering::replaced`] says how.
-    pub fn attach<'a>(
+    /// detached at [`Steering::attach_loaded`] and [`Steering::replaced`]
+    /// says how.
+    pub fn load<'a>(
         iface: impl Into<Iface<'a>>,
         mode: XdpMode,
         config: &SteerConfig,
@@ -250,9 +315,8 @@ impl Steering {
                 iface: name,
                 prog_id: e.prog_id,
                 mode: e.mode,
-                held: e
-                    .link_id
-                    .map_or_else(String::new, |l| format!(", held by bpf_link {l}")),
+                link_id: e.link_id,
+                holders: e.link_id.map(link_holders).unwrap_or_default(),
             });
         }
 
@@ -283,9 +347,38 @@ impl Steering {
         };
         let xsks = map("xsks")?;
         let counters = map("counters")?;
+        Ok(Steering {
+            attached: OnceLock::new(),
+            xsks,
+            counters,
+            _object: object,
+            iface: name,
+            ifindex,
+            prog_id,
+            requested: mode,
+            existing,
+        })
+    }
 
-        let replaced = match existing {
-            Some(e) => Some(remove(&name, ifindex, e)?),
+    /// Attaches the loaded program (detaching what `force` replaces first).
+    /// Once: a second call does nothing.
+    pub fn attach_loaded(&self) -> Result<()> {
+        if self.attached.get().is_some() {
+            return Ok(());
+        }
+        let (name, ifindex) = (&self.iface, self.ifindex);
+        let prog = self
+            ._object
+            .progs()
+            .find(|p| p.name() == "steer")
+            .expect("the object defines the `steer` program");
+        let prog_fd = prog.as_fd();
+        let replaced = match self.existing {
+            // another program may have replaced it since: detach what is there
+            Some(_) => match query(ifindex, name)? {
+                Some(e) => Some(remove(name, ifindex, e)?),
+                None => None,
+            },
             None => None,
         };
 
@@ -300,7 +393,7 @@ impl Steering {
                 source,
             })
         };
-        let (link, mode, native_error) = match mode {
+        let (link, mode, native_error) = match self.requested {
             XdpMode::Native => (attach(AttachedMode::Native)?, AttachedMode::Native, None),
             XdpMode::Generic => (attach(AttachedMode::Generic)?, AttachedMode::Generic, None),
             XdpMode::Auto => match attach(AttachedMode::Native) {
@@ -319,18 +412,17 @@ impl Steering {
             },
         };
 
-        Ok(Steering {
+        let _ = self.attached.set(Attached {
             link,
-            xsks,
-            counters,
-            _object: object,
-            iface: name,
-            ifindex,
             mode,
-            prog_id,
             replaced,
             native_error,
-        })
+        });
+        Ok(())
+    }
+
+    fn attached(&self) -> Option<&Attached> {
+        self.attached.get()
     }
 
     /// The interface's name.
@@ -343,14 +435,15 @@ impl Steering {
         self.ifindex
     }
 
-    /// The mode that took (with [`XdpMode::Auto`], native unless the driver refused).
-    pub fn mode(&self) -> AttachedMode {
-        self.mode
+    /// The mode that took (with [`XdpMode::Auto`], native unless the
+    /// driver refused); `None` until attached.
+    pub fn mode(&self) -> Option<AttachedMode> {
+        self.attached().map(|a| a.mode)
     }
 
     /// Why native mode was refused, when [`XdpMode::Auto`] fell back to generic.
     pub fn native_error(&self) -> Option<&io::Error> {
-        self.native_error.as_ref()
+        self.attached()?.native_error.as_ref()
     }
 
     /// The program's id (`bpftool prog show id N`, `ip link show`).
@@ -360,7 +453,7 @@ impl Steering {
 
     /// What `force` removed to make room, if anything.
     pub fn replaced(&self) -> Option<Replaced> {
-        self.replaced
+        self.attached()?.replaced
     }
 
     /// The counters, summed over CPUs.
@@ -419,15 +512,6 @@ impl Steering {
             map,
             source,
         }
-    }
-}
-
-impl Drop for Steering {
-    fn drop(&mut self) {
-        // Detach now, even if some other process holds a copy of the link fd
-        // (e.g. `bpftool link`); closing the fd afterwards frees the link.
-        // ENOLINK/ENOENT: `force` elsewhere detached it already.
-        let _ = sys::link_detach(self.link.as_fd());
     }
 }
 

@@ -40,7 +40,7 @@ fn native_attach_leaves_kernel_tcp_alone() {
         false,
     )
     .expect("native attach on veth");
-    assert_eq!(s.mode(), AttachedMode::Native);
+    assert_eq!(s.mode(), Some(AttachedMode::Native));
     assert!(
         lab.xdp_shown_on_a(),
         "ip link shows no program: {}",
@@ -115,6 +115,11 @@ fn second_attach_is_refused_without_force_and_replaces_with_it() {
         msg.contains(&lab.veth_a) && msg.contains("--force"),
         "{msg}"
     );
+    // the link is ours: the message names this process as its holder
+    assert!(
+        msg.contains(&format!("of pid {}", std::process::id())),
+        "{msg}"
+    );
     // Also refused in the other mode: one program per interface.
     assert!(matches!(
         attach(&lab, XdpMode::Generic, &cfg, false),
@@ -166,7 +171,7 @@ fn generic_and_auto_modes() {
     };
     let cfg = own(Ipv4Addr::new(198, 18, 0, 9));
     let g = attach(&lab, XdpMode::Generic, &cfg, false).unwrap();
-    assert_eq!(g.mode(), AttachedMode::Generic);
+    assert_eq!(g.mode(), Some(AttachedMode::Generic));
     let shown = lab.link_show(&lab.a, &lab.veth_a);
     assert!(shown.contains("xdpgeneric"), "{shown}");
     tcp_echo(&lab, listen_a(&lab), 10);
@@ -174,7 +179,7 @@ fn generic_and_auto_modes() {
     drop(g);
     // veth has native XDP: auto takes it
     let a = attach(&lab, XdpMode::Auto, &cfg, false).unwrap();
-    assert_eq!(a.mode(), AttachedMode::Native);
+    assert_eq!(a.mode(), Some(AttachedMode::Native));
     assert!(a.native_error().is_none());
 }
 
@@ -304,9 +309,16 @@ fn force_replaces_a_netlink_attached_program() {
     assert_eq!((old.mode, old.link_id), ("generic", None), "{old:?}");
     let cfg = own(Ipv4Addr::new(198, 18, 0, 9));
     match attach(&lab, XdpMode::Auto, &cfg, false) {
-        Err(Error::Busy { prog_id, held, .. }) => {
-            assert_eq!(prog_id, old.prog_id);
-            assert!(held.is_empty(), "no link holds it: {held}");
+        Err(e @ Error::Busy { .. }) => {
+            let Error::Busy {
+                prog_id, link_id, ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!(*prog_id, old.prog_id);
+            assert_eq!(*link_id, None, "no link holds it");
+            assert!(e.to_string().contains("xdp off"), "{e}");
         }
         other => panic!("expected Busy, got {other:?}"),
     }
@@ -317,7 +329,7 @@ fn force_replaces_a_netlink_attached_program() {
             prog_id: old.prog_id
         })
     );
-    assert_eq!(s.mode(), AttachedMode::Native);
+    assert_eq!(s.mode(), Some(AttachedMode::Native));
     drop(s);
     assert!(
         !lab.xdp_shown_on_a(),

@@ -300,7 +300,7 @@ fn generic_mode_sockets_receive_in_copy_mode() {
         return;
     };
     let (s, mut xs, sender) = steered_queues(&lab, XdpMode::Generic, &XskConfig::default(), 1);
-    assert_eq!(s.mode(), xdp::AttachedMode::Generic);
+    assert_eq!(s.mode(), Some(xdp::AttachedMode::Generic));
     let xsk = &mut xs[0];
     assert!(!xsk.zero_copy());
     for i in 0..20u32 {

@@ -53,9 +53,13 @@ pub struct AttachInfo {
 }
 
 impl AttachInfo {
+    /// Of an attached program.
     pub fn of(steering: &xdp::Steering, zero_copy: bool) -> AttachInfo {
         AttachInfo {
-            xdp_mode: steering.mode().as_str().to_string(),
+            xdp_mode: steering
+                .mode()
+                .map_or("not attached", |m| m.as_str())
+                .to_string(),
             zero_copy,
             native_error: steering.native_error().map(|e| e.to_string()),
         }
@@ -96,12 +100,16 @@ pub fn iface_mac(netns: Option<&str>, iface: &str) -> Result<[u8; 6]> {
     parse_mac(s).ok_or_else(|| anyhow!("{iface}: unexpected MAC address `{s}`"))
 }
 
-/// Attaches the steering program (own-address mode) to the interface, in
-/// its namespace. The shards that serve the interface's queues share it:
-/// each puts its own sockets in the program's map.
-pub fn attach_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
-    let attach = || {
-        xdp::Steering::attach(
+/// Loads the steering program (own-address mode) for the interface, in its
+/// namespace, without attaching it. The shards that serve the interface's
+/// queues share it: each puts its own sockets in the program's map, and
+/// [`Shards::spawn`] attaches it once every queue has its socket.
+pub fn load_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
+    if cfg.force {
+        crate::lab::in_ns_opt(cfg.netns.as_deref(), || may_force(cfg))??;
+    }
+    let load = || {
+        xdp::Steering::load(
             cfg.iface.as_str(),
             cfg.xdp_mode,
             &xdp::SteerConfig {
@@ -111,15 +119,46 @@ pub fn attach_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
             cfg.force,
         )
         .map_err(|e| match e {
-            xdp::Error::Busy { .. } => usage(format!("{e}")),
+            xdp::Error::Busy { .. } => usage(in_namespace(&e.to_string(), cfg.netns.as_deref())),
             other => anyhow!(other),
         })
     };
-    let steering = match cfg.netns.as_deref() {
-        Some(ns) => crate::lab::in_netns(ns, attach)??,
-        None => attach()?,
-    };
+    let steering = crate::lab::in_ns_opt(cfg.netns.as_deref(), load)??;
     Ok(Arc::new(steering))
+}
+
+/// Advice to run `ip` names the namespace the interface is in.
+fn in_namespace(msg: &str, netns: Option<&str>) -> String {
+    match netns {
+        Some(ns) => msg.replace("`ip link set", &format!("`ip -n {ns} link set")),
+        None => msg.to_string(),
+    }
+}
+
+/// Whether `--force` may replace what is on the interface (in the calling
+/// thread's namespace): never the program of a live bypass process (that
+/// would leave it running blind and nothing serving). That every queue
+/// takes our socket is known before anything is detached: the shards bind
+/// them before the program is attached.
+fn may_force(cfg: &BypassConfig) -> Result<()> {
+    let Some(e) = xdp::existing_program(cfg.iface.as_str())? else {
+        return Ok(());
+    };
+    let me = std::process::id();
+    let live_bypass: Vec<u32> = e
+        .link_id
+        .map(xdp::link_holders)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&p| p != me && crate::sys::is_bypass_process(p))
+        .collect();
+    if let Some(pid) = live_bypass.first() {
+        return Err(usage(format!(
+            "interface {}: its XDP program (id {}) belongs to bypass process {pid}, which is running; --force replaces only programs whose owner is gone or is not bypass, since detaching a live server's leaves nothing serving: stop it first (`kill {pid}`), then start this one",
+            cfg.iface, e.prog_id
+        )));
+    }
+    Ok(())
 }
 
 /// Binds an AF_XDP socket to each of `queue_ids` and puts it in the
@@ -159,8 +198,14 @@ fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
         match xdp::Xsk::bind(cfg.iface.as_str(), q, &xdp::XskConfig::default()) {
             Ok(x) => return Ok(x),
             Err(xdp::Error::Syscall { ref source, .. })
-                if Instant::now() < deadline && source.raw_os_error() == Some(nix::libc::EBUSY) =>
+                if source.raw_os_error() == Some(nix::libc::EBUSY) =>
             {
+                if Instant::now() >= deadline {
+                    return Err(usage(format!(
+                        "interface {} queue {q} is taken by another AF_XDP socket (another server on this interface?); nothing on the interface was changed: stop that server first",
+                        cfg.iface
+                    )));
+                }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => {
@@ -253,10 +298,6 @@ impl ShardBase {
         }
     }
 
-    pub fn attach_info(&self) -> AttachInfo {
-        AttachInfo::of(&self.steering, self.zero_copy)
-    }
-
     /// The program, for shard 0 only: its counters cover every queue, so
     /// one shard reports them.
     pub fn program(&self) -> Option<&xdp::Steering> {
@@ -265,12 +306,15 @@ impl ShardBase {
 }
 
 /// A shard's thread: it pins itself and enters the namespace, opens its
-/// program, socket and stack (`open`), reports how it attached, then runs
-/// `work` until `stop` is set (or its own end). Dropping it stops it.
+/// sockets (in the program's map) and stack (`open`), reports whether its
+/// sockets run zero-copy, waits for [`ShardThread::go`] (the program is
+/// attached), then runs `work` until `stop` is set (or its own end).
+/// Dropping it stops it.
 pub struct ShardThread<R> {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<R>>>,
-    pub attach: AttachInfo,
+    go: Option<crossbeam_channel::Sender<()>>,
+    pub zero_copy: bool,
 }
 
 impl<R: Send + 'static> ShardThread<R> {
@@ -287,7 +331,8 @@ impl<R: Send + 'static> ShardThread<R> {
         O: FnOnce() -> Result<S> + Send + 'static,
         W: FnOnce(S, &AtomicBool) -> Result<R> + Send + 'static,
     {
-        let (tx, rx) = crossbeam_channel::bounded::<Result<AttachInfo>>(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Result<bool>>(1);
+        let (go, go_rx) = crossbeam_channel::bounded::<()>(1);
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name(name.into())
@@ -301,12 +346,15 @@ impl<R: Send + 'static> ShardThread<R> {
                         return Err(anyhow!(msg));
                     }
                 };
-                let _ = tx.send(Ok(shard.base().attach_info()));
+                let _ = tx.send(Ok(shard.base().zero_copy));
+                if go_rx.recv().is_err() {
+                    return Err(anyhow!("the start was abandoned"));
+                }
                 work(shard, &stop2)
             })
             .with_context(|| format!("spawning the {name} thread"))?;
-        let attach = match rx.recv() {
-            Ok(Ok(a)) => a,
+        let zero_copy = match rx.recv() {
+            Ok(Ok(z)) => z,
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -316,12 +364,21 @@ impl<R: Send + 'static> ShardThread<R> {
         Ok(ShardThread {
             stop,
             thread: Some(thread),
-            attach,
+            go: Some(go),
+            zero_copy,
         })
+    }
+
+    /// Lets the thread run its work.
+    pub fn go(&mut self) {
+        if let Some(g) = self.go.take() {
+            let _ = g.send(());
+        }
     }
 
     /// Waits for the thread's own end.
     pub fn join(mut self) -> Result<R> {
+        self.go = None;
         self.thread
             .take()
             .expect("joined once")
@@ -347,10 +404,13 @@ pub struct Shards<R> {
 }
 
 impl<R: Send + 'static> Shards<R> {
-    /// Attaches the program and spawns one shard per entry of `cpus`
-    /// (at most one per queue; one unpinned shard when `cpus` is empty):
-    /// shard `i` runs `open` with its index, the program, its queues and
-    /// its end of the neighbour relay, then `work`.
+    /// Loads the program, spawns one shard per entry of `cpus` (at most one
+    /// per queue; one unpinned shard when `cpus` is empty) and attaches the
+    /// program once every shard has its sockets in its map: shard `i` runs
+    /// `open` with its index, the program, its queues and its end of the
+    /// neighbour relay, then `work`. From the moment the program is on the
+    /// interface, every queue's frames reach a socket; a queue that cannot
+    /// take one fails the start before anything on the interface changed.
     pub fn spawn<S, O, W>(
         name: &str,
         cfg: &BypassConfig,
@@ -364,7 +424,7 @@ impl<R: Send + 'static> Shards<R> {
         O: Fn(shard::ShardParts) -> Result<S> + Clone + Send + 'static,
         W: Fn(S, &AtomicBool) -> Result<R> + Clone + Send + 'static,
     {
-        let steering = attach_program(cfg)?;
+        let steering = load_program(cfg)?;
         let parts = shard_queues(cfg, cpus.len().max(1))?;
         let relays = relay::NeighbourRelay::mesh(parts.len());
         let mut threads = Vec::with_capacity(parts.len());
@@ -386,7 +446,19 @@ impl<R: Send + 'static> Shards<R> {
                 move |s, stop: &AtomicBool| work(s, stop),
             )?);
         }
-        let attach = threads[0].attach.clone();
+        // an error here drops the threads, which stops them
+        crate::lab::in_ns_opt(cfg.netns.as_deref(), || steering.attach_loaded())?.map_err(|e| {
+            match e {
+                xdp::Error::Busy { .. } => {
+                    usage(in_namespace(&e.to_string(), cfg.netns.as_deref()))
+                }
+                other => anyhow!(other),
+            }
+        })?;
+        let attach = AttachInfo::of(&steering, threads[0].zero_copy);
+        for t in &mut threads {
+            t.go();
+        }
         Ok(Shards { threads, attach })
     }
 
@@ -433,6 +505,8 @@ impl Shards<crate::outcome::ClientThreadResult> {
 impl<R> Drop for ShardThread<R> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // a thread still waiting to go ends at once
+        self.go = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
