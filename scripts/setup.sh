@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what bypass needs on Debian 12, as root: the lab's tools (iproute2,
 # ethtool, jq), the BPF toolchain (clang-14, libelf, zlib, pkg-config, make) and
-# the independent tools the validation uses (wrk, iperf3, curl, tcpdump).
+# the independent tools the validation uses (wrk, iperf3, sockperf, curl, tcpdump).
 # Rust stable (cargo) must already be there.
 set -euo pipefail
 
@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "setup: run as root (it installs packages, and the lab needs network namespaces)" >&2
     exit 2
 fi
-pkgs=(iproute2 ethtool procps iputils-ping curl wrk iperf3 tcpdump jq
+pkgs=(iproute2 ethtool procps iputils-ping curl wrk iperf3 sockperf tcpdump jq
       clang-14 llvm-14 libelf-dev zlib1g-dev pkg-config make)
 missing=()
 for p in "${pkgs[@]}"; do

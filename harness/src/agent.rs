@@ -355,6 +355,7 @@ fn start_side(
         xdp_mode: spec.xdp_mode.mode(),
         force: spec.force,
         busy_poll: spec.busy_poll,
+        max_connections: spec.max_connections,
     };
     let engine = if spec.bypass {
         Engine::Bypass
@@ -552,6 +553,7 @@ mod tests {
             xdp_mode: crate::datapath::XdpModeArg::Auto,
             force: false,
             busy_poll: false,
+            max_connections: 1024,
         }
     }
 

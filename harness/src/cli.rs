@@ -66,6 +66,12 @@ pub enum LabCmd {
         /// networks on two bridges, the controller's place on the latter.
         #[arg(long, value_name = "N")]
         clients: Option<usize>,
+        /// The veths compute every checksum (TX checksum offload off, and
+        /// with it TSO), so that a `serve --path bypass --lab` verifies
+        /// every TCP and UDP checksum instead of trusting the peer's
+        /// partial ones (as `run --verify-checksums`).
+        #[arg(long, conflicts_with = "clients")]
+        verify_checksums: bool,
         #[arg(long)]
         json: bool,
     },
@@ -226,7 +232,8 @@ pub struct RunArgs {
     /// udp-stream: datagrams/s (default 100000).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
-    /// rr/crr on the wire: fixed-size messages or minimal HTTP/1.1.
+    /// rr/crr on the wire: fixed-size messages or minimal HTTP/1.1 (echo
+    /// and discard are `serve`'s only).
     #[arg(long, value_enum, default_value = "raw")]
     pub proto: Proto,
     #[command(flatten)]
@@ -380,6 +387,13 @@ pub struct BypassArgs {
     /// when idle: the lowest latency, a whole core per shard.
     #[arg(long)]
     pub busy_poll: bool,
+    /// Connections a bypass server shard holds at most (its socket table;
+    /// more SYNs are dropped and counted as `stack.tcp.table_full`). The
+    /// table is allocated at the start: about 1 KiB per connection (see
+    /// the README), checked against the memory available.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(64..=16_777_216), default_value_t = 16384)]
+    pub max_connections: u32,
 }
 
 impl BypassArgs {
@@ -388,6 +402,7 @@ impl BypassArgs {
             xdp_mode: self.xdp_mode.mode(),
             force: self.force,
             busy_poll: self.busy_poll,
+            max_connections: self.max_connections as usize,
         }
     }
 }
@@ -397,6 +412,10 @@ pub struct ServeArgs {
     /// Path of the server: the kernel's sockets, or the userspace stack over AF_XDP.
     #[arg(long, value_enum, default_value = "kernel")]
     pub path: ServePath,
+    /// What TCP and UDP PORT answer: raw rr/crr and the udp-rr echo of
+    /// `bypass run`'s clients, HTTP/1.1 (wrk, curl), or the standard echo
+    /// (RFC 862: every byte back, every datagram whole; sockperf, nc) and
+    /// discard (RFC 863) services.
     #[arg(long, value_enum, default_value = "raw")]
     pub proto: Proto,
     /// Base port: request/response (TCP) and echo (UDP) on PORT, sinks on PORT+1.
@@ -455,8 +474,15 @@ pub fn run_options(
         xdp_mode: a.bypass.xdp_mode,
         force: a.bypass.force,
         busy_poll: a.bypass.busy_poll,
+        max_connections: a.bypass.max_connections as usize,
         verify_checksums: a.verify_checksums,
     };
+    if a.proto.serve_only() {
+        return Err(usage(format!(
+            "--proto {} is a service of `bypass serve` for other tools' clients (sockperf, nc); a run's rr and crr speak raw or http",
+            a.proto
+        )));
+    }
     for w in &opts.workloads {
         opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
     }

@@ -723,6 +723,7 @@ fn one(
             xdp_mode: opts.xdp_mode,
             force: opts.force,
             busy_poll: opts.busy_poll && role == Role::Server,
+            max_connections: opts.max_connections,
         }
     };
     let clients: Vec<usize> = (1..=n).collect();

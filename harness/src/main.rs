@@ -382,6 +382,10 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
         serve_on_the_kernel(&a, server_cpus)?
     };
     let interrupt = interrupt_flag()?;
+    // the kernel server's namespace counters (SYN cookies, PAWS drops,
+    // challenge ACKs, listen overflows, ...), reported as what changed
+    let kernel_before =
+        (a.path != ServePath::Bypass).then(|| metrics::ns_counters(place.netns.as_deref()));
     let (server, attach) = side::start_server(
         engine,
         &workload::Messages {
@@ -401,11 +405,21 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
         let how = attach.map_or(String::new(), |at| {
             format!("; XDP {} mode, zero-copy {}", at.xdp_mode, at.zero_copy)
         });
+        let base = match a.proto {
+            workload::Proto::Raw | workload::Proto::Http => {
+                format!(
+                    "TCP {p} ({} rr/crr) and UDP {p} (udp-rr echo)",
+                    a.proto,
+                    p = a.port
+                )
+            }
+            workload::Proto::Echo => format!("TCP and UDP {} (echo, RFC 862)", a.port),
+            workload::Proto::Discard => format!("TCP and UDP {} (discard, RFC 863)", a.port),
+            workload::Proto::Sockperf => format!("TCP and UDP {} (as `sockperf server`)", a.port),
+        };
         eprintln!(
-            "serving {banner}: TCP {p} ({} rr/crr) and UDP {p} (echo), TCP and UDP {p1} (sinks); threads on CPUs {:?}{how}; Ctrl-C to stop",
-            a.proto,
+            "serving {banner}: {base}, TCP and UDP {p1} (sinks); threads on CPUs {:?}{how}; Ctrl-C to stop",
             place.cpus,
-            p = a.port,
             p1 = a.port + 1
         );
     }
@@ -419,6 +433,12 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     for t in &report.threads {
         for (k, x) in &t.extra {
             *extra.entry(k.clone()).or_insert(0) += x;
+        }
+    }
+    if let Some(before) = &kernel_before {
+        let after = metrics::ns_counters(place.netns.as_deref());
+        for (k, d) in metrics::counter_deltas(before, &after) {
+            extra.insert(format!("kernel.{k}"), d);
         }
     }
     if a.json {
@@ -501,7 +521,7 @@ fn serve_on_the_stack(
     a: &ServeArgs,
     server_cpus: Vec<usize>,
 ) -> Result<(side::Engine, side::Placement, String)> {
-    let (netns, iface, addr, prefix_len) = if a.lab {
+    let (netns, iface, addr, prefix_len, trust_checksums) = if a.lab {
         lab::require_root("`bypass serve --lab`")?;
         let Some(l) = lab::Lab::find_persistent()? else {
             return Err(usage("no lab is up: run `bypass lab up` first"));
@@ -511,6 +531,7 @@ fn serve_on_the_stack(
             l.info.server.iface.clone(),
             lab::STACK_ADDR,
             lab::PREFIX_LEN,
+            !l.info.full_checksums,
         )
     } else {
         let (Some(iface), Some(IpAddr::V4(addr))) = (&a.iface, a.addr) else {
@@ -519,7 +540,8 @@ fn serve_on_the_stack(
             ));
         };
         let p = sys::check_stack_addr(iface, addr, "--addr")?;
-        (None, iface.clone(), addr, p)
+        // a NIC's receive checksums are not trusted (yet): each is verified
+        (None, iface.clone(), addr, p, false)
     };
     let place = side::Placement {
         netns,
@@ -527,7 +549,7 @@ fn serve_on_the_stack(
         kernel_addr: None,
         stack: Some((addr, prefix_len)),
         cpus: server_cpus,
-        trust_checksums: a.lab,
+        trust_checksums,
     };
     Ok((
         side::Engine::Bypass,
@@ -542,6 +564,7 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             queues,
             clients: Some(n),
             json,
+            ..
         } => {
             lab::require_root("`bypass lab up`")?;
             let info = lab::HostsLab::create(n, queues, true)?.keep();
@@ -575,6 +598,7 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
         LabCmd::Up {
             queues,
             clients: None,
+            verify_checksums,
             json,
         } => {
             lab::require_root("`bypass lab up`")?;
@@ -584,7 +608,10 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
                     l.info.server.netns, l.info.client.netns
                 )));
             }
-            let l = lab::Lab::create(queues, true)?;
+            let mut l = lab::Lab::create(queues, true)?;
+            if verify_checksums {
+                l.full_checksums()?;
+            }
             let info = l.keep();
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -600,6 +627,9 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
                     info.client.iface,
                     info.queues
                 );
+                if info.full_checksums {
+                    println!("every checksum complete on the wire (TX checksum offload off): the stack verifies each");
+                }
             }
             Ok(0)
         }

@@ -552,7 +552,7 @@ pub fn steadiness(rates: &[f64]) -> Steadiness {
 }
 
 /// Kernel counters of a namespace (or of this one).
-fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
+pub fn ns_counters(ns: Option<&str>) -> BTreeMap<String, u64> {
     crate::lab::in_ns_opt(ns, net_counters).unwrap_or_default()
 }
 

@@ -11,6 +11,10 @@ pub struct ServerCounters {
     pub closed: u64,
     pub requests: u64,
     pub bad_requests: u64,
+    /// HTTP requests refused for their size: a head over the limit (431)
+    /// or a declared body over it (413).
+    #[serde(default)]
+    pub oversized_requests: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub stream_verify_errors: u64,
@@ -27,11 +31,23 @@ pub struct ServerCounters {
 }
 
 impl ServerCounters {
+    /// One datagram answered: counted out with its bytes, or as an I/O error.
+    pub(crate) fn reply<E>(&mut self, sent: Result<(), E>, len: usize) {
+        match sent {
+            Ok(()) => {
+                self.udp_out += 1;
+                self.bytes_out += len as u64;
+            }
+            Err(_) => self.io_errors += 1,
+        }
+    }
+
     pub(crate) fn add(&mut self, o: &ServerCounters) {
         self.accepted += o.accepted;
         self.closed += o.closed;
         self.requests += o.requests;
         self.bad_requests += o.bad_requests;
+        self.oversized_requests += o.oversized_requests;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.stream_verify_errors += o.stream_verify_errors;

@@ -379,6 +379,14 @@ pub struct SideSpec {
     pub xdp_mode: crate::datapath::XdpModeArg,
     pub force: bool,
     pub busy_poll: bool,
+    /// A bypass server shard's socket table (absent from older
+    /// controllers: the default).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    16384
 }
 
 /// What an agent's host is, as it greets the controller.

@@ -48,6 +48,7 @@ pub struct RunOptions {
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
+    pub max_connections: usize,
     /// The lab's veths compute every checksum; the stack verifies them.
     pub verify_checksums: bool,
 }
@@ -166,6 +167,7 @@ impl RunOptions {
         put("xdp_mode", self.xdp_mode.name().to_string());
         put("force", self.force.to_string());
         put("busy_poll", self.busy_poll.to_string());
+        put("max_connections", self.max_connections.to_string());
         put("verify_checksums", self.verify_checksums.to_string());
         put("name", self.name.clone());
         put("out", self.out.display().to_string());
@@ -363,6 +365,7 @@ fn run_one(
         xdp_mode: opts.xdp_mode.mode(),
         force: opts.force,
         busy_poll: opts.busy_poll,
+        max_connections: opts.max_connections,
     };
     let server_addr = if path.server_bypass() {
         IpAddr::V4(crate::lab::STACK_ADDR)

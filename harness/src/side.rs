@@ -71,6 +71,8 @@ pub struct BypassOptions {
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
+    /// Connections a bypass server shard holds at most.
+    pub max_connections: usize,
 }
 
 impl Placement {
@@ -87,6 +89,7 @@ impl Placement {
             force: opts.force,
             trust_checksums: self.trust_checksums,
             busy_poll,
+            max_connections: opts.max_connections,
         })
     }
 

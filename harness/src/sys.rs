@@ -235,6 +235,20 @@ pub fn own_sysctl(key: &str) -> Option<u64> {
 
 /// Whether process `pid` is alive and runs bypass: this same executable,
 /// or one whose command name is `bypass`.
+/// The memory available for new allocations (`MemAvailable` in
+/// /proc/meminfo), in bytes; `None` where the kernel does not say.
+pub fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 pub fn is_bypass_process(pid: u32) -> bool {
     let proc = std::path::Path::new("/proc").join(pid.to_string());
     let same_exe = match (

@@ -112,6 +112,51 @@ pub enum Proto {
     /// Minimal HTTP/1.1: `GET /` answered by `200 OK` with a body of `resp` bytes.
     /// `Connection: close` is crr, keep-alive is rr, so wrk and curl can drive the server.
     Http,
+    /// `serve` only: the echo service (RFC 862) for other tools' clients
+    /// (sockperf, nc): every byte of a TCP stream and every UDP datagram
+    /// back, whole.
+    Echo,
+    /// `serve` only: the discard service (RFC 863): everything read and
+    /// dropped, nothing answered.
+    Discard,
+    /// `serve` only: what `sockperf server` answers (TCP and UDP), so that
+    /// sockperf's ping-pong, under-load and throughput clients run against
+    /// either path: a message that asks for a reply goes back whole with
+    /// the client flag cleared; others are counted.
+    Sockperf,
+}
+
+impl Proto {
+    /// Only a server speaks it (other tools drive it): `run` refuses it.
+    pub fn serve_only(self) -> bool {
+        matches!(self, Proto::Echo | Proto::Discard | Proto::Sockperf)
+    }
+}
+
+/// sockperf's message header, in network order: sequence number (u64),
+/// flags (u16), length of the whole message (u32).
+pub const SOCKPERF_HEADER: usize = 14;
+/// Its flags: sent by a client, a reply asked for, a warm-up message (not
+/// answered).
+pub const SOCKPERF_CLIENT: u16 = 1;
+pub const SOCKPERF_PONG: u16 = 2;
+pub const SOCKPERF_WARMUP: u16 = 4;
+/// The longest message `sockperf` sends (its `--msg-size` limit).
+pub const SOCKPERF_MAX: usize = 65_507;
+
+/// The flags and message length of a sockperf header at the start of
+/// `buf`; `None` when `buf` is shorter than a header.
+pub fn sockperf_header(buf: &[u8]) -> Option<(u16, usize)> {
+    let h = buf.get(..SOCKPERF_HEADER)?;
+    let flags = u16::from_be_bytes([h[8], h[9]]);
+    let len = u32::from_be_bytes([h[10], h[11], h[12], h[13]]) as usize;
+    Some((flags, len))
+}
+
+/// Turns a sockperf message into the server's reply: the client flag
+/// cleared in place.
+pub fn sockperf_reply(msg: &mut [u8]) {
+    msg[9] &= !(SOCKPERF_CLIENT as u8);
 }
 
 impl fmt::Display for Proto {
@@ -119,6 +164,9 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Raw => "raw",
             Proto::Http => "http",
+            Proto::Echo => "echo",
+            Proto::Discard => "discard",
+            Proto::Sockperf => "sockperf",
         })
     }
 }
@@ -280,7 +328,7 @@ pub struct HttpRequestHead {
     /// The client asked for the connection to close (or spoke HTTP/1.0 without keep-alive).
     pub close: bool,
     /// Declared request body length (skipped by the server).
-    pub body: usize,
+    pub body: u64,
 }
 
 /// Finds the end of an HTTP head (`\r\n\r\n`) in `buf`.
@@ -288,25 +336,42 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
+/// Why a request head is refused.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum HttpError {
+    /// Not HTTP/1.x (400).
+    Malformed(&'static str),
+    /// No end of the head within [`HTTP_HEAD_LIMIT`] bytes (431).
+    HeadTooLarge,
+    /// HTTP, but a feature the server lacks (501): a transfer coding.
+    NotImplemented(&'static str),
+}
+
+/// The longest request head a server reads.
+pub const HTTP_HEAD_LIMIT: usize = 16 * 1024;
+
 /// Parses one request head at the start of `buf`. `Ok(None)`: incomplete.
-/// `Err`: not HTTP (the server answers 400 and closes).
-pub fn parse_http_request(buf: &[u8]) -> Result<Option<HttpRequestHead>, &'static str> {
+pub fn parse_http_request(buf: &[u8]) -> Result<Option<HttpRequestHead>, HttpError> {
     let Some(len) = find_head_end(buf) else {
-        if buf.len() > 16 * 1024 {
-            return Err("request head over 16 KiB");
+        if buf.len() >= HTTP_HEAD_LIMIT {
+            return Err(HttpError::HeadTooLarge);
         }
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..len]).map_err(|_| "request head is not UTF-8")?;
+    if len > HTTP_HEAD_LIMIT {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let bad = HttpError::Malformed;
+    let head = std::str::from_utf8(&buf[..len]).map_err(|_| bad("request head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
     let (method, _target, version) = (parts.next(), parts.next(), parts.next());
     if method.is_none_or(|m| m.is_empty()) || version.is_none_or(|v| !v.starts_with("HTTP/1.")) {
-        return Err("malformed request line");
+        return Err(bad("malformed request line"));
     }
     let mut close = version == Some("HTTP/1.0");
-    let mut body = 0;
+    let mut body: Option<u64> = None;
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             let (name, value) = (name.trim(), value.trim());
@@ -317,11 +382,22 @@ pub fn parse_http_request(buf: &[u8]) -> Result<Option<HttpRequestHead>, &'stati
                     close = false;
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                body = value.parse().map_err(|_| "bad Content-Length")?;
+                let n: u64 = value.parse().map_err(|_| bad("bad Content-Length"))?;
+                // two different lengths: request smuggling (RFC 9112 §6.3)
+                if body.is_some_and(|b| b != n) {
+                    return Err(bad("conflicting Content-Length headers"));
+                }
+                body = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(HttpError::NotImplemented("Transfer-Encoding"));
             }
         }
     }
-    Ok(Some(HttpRequestHead { len, close, body }))
+    Ok(Some(HttpRequestHead {
+        len,
+        close,
+        body: body.unwrap_or(0),
+    }))
 }
 
 /// Parses a response head at the start of `buf`: `Ok(Some((head_len, body_len)))`.

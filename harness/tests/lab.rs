@@ -1328,19 +1328,8 @@ fn force_beside_a_live_serve_and_lab_down_of_a_lab_in_use_change_nothing() {
     let info = json_of_success(&env.run(&["lab", "up", "--json"]));
     let id = info["id"].as_str().unwrap().to_string();
     let (sns, cns) = (netns_of(&info, "server"), netns_of(&info, "client"));
-    let mut first = env
-        .cmd(&[
-            "serve", "--lab", "--path", "bypass", "--port", "7400", "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // it says "serving" once every queue's socket is in the map
-    let mut err = std::io::BufReader::new(first.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
-    assert!(line.starts_with("serving"), "{line}");
+    let first = serve_ready(&env, &["--path", "bypass", "--port", "7400"]);
     let ping = || {
         Command::new("ip")
             .args([
@@ -1400,6 +1389,162 @@ fn force_beside_a_live_serve_and_lab_down_of_a_lab_in_use_change_nothing() {
     assert!(c["stack.icmp_echo_replied"].as_u64().unwrap() >= 6, "{c}");
     let d = json_of_success(&env.run(&["lab", "down", "--json"]));
     assert!(!netns_exists(&sns) && !netns_exists(&cns), "{d}");
+}
+
+/// Starts `bypass serve --lab --json ARGS` and waits (bounded) for the
+/// line that says it is serving; stdout stays piped for its counters.
+fn serve_ready(env: &Env, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["serve", "--lab", "--json"];
+    all.extend_from_slice(args);
+    let mut child = env
+        .cmd(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.starts_with("serving"), "bypass serve {args:?}: {line}");
+    // the rest of its stderr is read (and shown), so that it never writes
+    // into a closed pipe
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut err, &mut std::io::stderr());
+    });
+    child
+}
+
+/// The servers of both paths against hostile and standard clients from
+/// the client namespace: HTTP with a body announced at 10^12 bytes (413,
+/// closed), a head that never ends (431, closed), pipelining from a client
+/// that never reads (it stalls; the server's memory stays put; the next
+/// client is served); the echo service (RFC 862) gives back a 1 MiB TCP
+/// stream and UDP datagrams whole; sockperf's ping-pong runs against the
+/// sockperf service over UDP and TCP.
+#[test]
+fn both_paths_servers_are_bounded_and_speak_echo_and_sockperf() {
+    if !root() {
+        return;
+    }
+    let env = Env::new();
+    let info = json_of_success(&env.run(&["lab", "up", "--json"]));
+    let cns = netns_of(&info, "client");
+    let script = include_str!("scripts/bounded_servers.py");
+    let client = |mode: &str, addr: &str, pid: u32| {
+        let o = Command::new("ip")
+            .args([
+                "netns", "exec", &cns, "timeout", "60", "python3", "-c", script,
+            ])
+            .args([mode, addr, "7600", &pid.to_string()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{mode} against {addr}: {text} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    };
+    for (path, addr) in [("kernel", "198.18.0.1"), ("bypass", "198.18.0.3")] {
+        let serve = serve_ready(
+            &env,
+            &[
+                "--path", path, "--proto", "http", "--size", "64:1000", "--port", "7600",
+            ],
+        );
+        let got = client("http", addr, serve.id());
+        let c = stop_serve(serve);
+        assert!(
+            c["oversized_requests"].as_u64().unwrap() >= 2,
+            "{path}: {c} {got}"
+        );
+        eprintln!("{path} http: {got}");
+
+        let serve = serve_ready(&env, &["--path", path, "--proto", "echo", "--port", "7600"]);
+        let got = client("echo", addr, serve.id());
+        let c = stop_serve(serve);
+        assert!(c["udp_out"].as_u64().unwrap() >= 99, "{path}: {c} {got}");
+        if path == "bypass" {
+            // the lab's veths leave TCP/UDP checksums partial: trusted
+            assert!(
+                c["stack.checksums_trusted"].as_u64().unwrap_or(0) > 0,
+                "{c}"
+            );
+        } else {
+            // the kernel serve reports its namespace's counters that moved
+            assert!(c["kernel.Udp.InDatagrams"].as_u64().unwrap_or(0) >= 99, "{c}");
+            assert_eq!(c["kernel.Tcp.PassiveOpens"], 1, "{c}");
+        }
+
+        let serve = serve_ready(
+            &env,
+            &["--path", path, "--proto", "sockperf", "--port", "7600"],
+        );
+        for tcp in [false, true] {
+            let mut args = vec![
+                "netns",
+                "exec",
+                &cns,
+                "timeout",
+                "30",
+                "sockperf",
+                "ping-pong",
+                "-i",
+                addr,
+                "-p",
+                "7600",
+                "-t",
+                "1",
+                "-m",
+                "64",
+                "--full-rtt",
+            ];
+            if tcp {
+                args.push("--tcp");
+            }
+            let o = Command::new("ip").args(&args).output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            // "Total N observations; ..."
+            let observations: u64 = text
+                .lines()
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    let i = w.iter().position(|x| x.starts_with("observations"))?;
+                    w.get(i.checked_sub(1)?)?.parse().ok()
+                })
+                .next()
+                .unwrap_or(0);
+            assert!(
+                o.status.success() && observations > 100,
+                "sockperf (tcp {tcp}) against the {path} server: {text}"
+            );
+        }
+        let c = stop_serve(serve);
+        assert_eq!(c["bad_requests"], 0, "{path}: {c}");
+    }
+    // a lab that completes every checksum: the stack serve verifies each
+    assert!(env.run(&["lab", "down"]).status.success());
+    let info = json_of_success(&env.run(&["lab", "up", "--verify-checksums", "--json"]));
+    assert_eq!(info["full_checksums"], true, "{info}");
+    let cns = netns_of(&info, "client");
+    let serve = serve_ready(
+        &env,
+        &["--path", "bypass", "--proto", "echo", "--port", "7600"],
+    );
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", &cns, "timeout", "60", "python3", "-c", script,
+        ])
+        .args(["echo", "198.18.0.3", "7600", &serve.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = stop_serve(serve);
+    assert_eq!(c["stack.checksums_trusted"].as_u64().unwrap_or(0), 0, "{c}");
+    assert!(c["udp_out"].as_u64().unwrap() >= 99, "{c}");
+    assert_eq!(c["stack.parse_dropped"].as_u64().unwrap_or(0), 0, "{c}");
 }
 
 /// Runs `f` on a thread of its own inside network namespace `ns`.

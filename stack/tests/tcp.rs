@@ -290,6 +290,109 @@ fn reset_by_peer_is_econnreset() {
 }
 
 #[test]
+fn data_after_close_is_answered_with_a_reset() {
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    // B closes with nothing unread: a FIN; A goes on sending, which nobody
+    // will read: B resets instead of taking it (Linux TCPAbortOnData)
+    net.b.close(s).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::CloseWait)));
+    net.a.send(c, b"after the close").unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.a.state(c)
+        == Ok(State::Closed)));
+    assert_eq!(net.a.error(c), Ok(Some(Error::ConnectionReset)));
+    assert_eq!(net.b.tcp_stats().aborts_on_data, 1);
+    // a close with nothing arriving after it ends with FINs, no reset
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    net.b.close(s).unwrap();
+    net.run_for(Duration::from_millis(10));
+    net.a.close(c).unwrap();
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.b.tcp_stats().aborts_on_data, 0);
+    assert_eq!(net.a.error(c).unwrap_or(None), None);
+}
+
+#[test]
+fn an_idle_connection_gives_its_rings_back_and_takes_them_again() {
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    for round in 0..3u8 {
+        let ask = pattern(3000, round.into());
+        let answer = pattern(5000, 10 + u64::from(round));
+        let (got_b, got_a) = exchange(&mut net, c, s, &ask, &answer, Duration::from_secs(2));
+        assert_eq!((got_b, got_a), (ask, answer), "round {round}");
+        net.run_for(Duration::from_millis(100));
+        assert_eq!(net.a.state(c), Ok(State::Established));
+        // everything read and acknowledged: both rings went back, on
+        // both sides, and came from the pool again for the next round
+        for (side, iface) in [("A", &net.a), ("B", &net.b)] {
+            let (provided, reclaimed) = iface.ring_reuse();
+            let r = u64::from(round);
+            assert!(
+                reclaimed >= 2 * (r + 1),
+                "{side} round {round}: {reclaimed} reclaimed"
+            );
+            assert!(
+                provided >= 2 * r,
+                "{side} round {round}: {provided} provided"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_table_drops_new_syns_counted_and_lets_them_in_once_room_is_made() {
+    // B: the listener and room for three connections
+    let mut net = Net::with_sockets(TcpConfig::default(), 4);
+    let l = listener(&mut net.b, B_IP, 80, 16);
+    let clients = connect_many(&mut net, 4);
+    let mut accepted = Vec::new();
+    net.run_until(Duration::from_millis(500), |n| {
+        while let Ok(a) = n.b.accept(l) {
+            accepted.push(a);
+        }
+        false
+    });
+    assert_eq!(accepted.len(), 3);
+    assert!(net.b.tcp_stats().table_full >= 1, "{:?}", net.b.tcp_stats());
+    let waiting: Vec<_> = clients
+        .iter()
+        .filter(|c| net.a.state(**c) == Ok(State::SynSent))
+        .copied()
+        .collect();
+    assert_eq!(waiting.len(), 1, "the refused one still tries");
+    // the established ones go on
+    let server_of = |net: &Net, c: SocketHandle| {
+        let me = net.a.local_addr(c).unwrap();
+        accepted.iter().find(|(_, peer)| *peer == me).unwrap().0
+    };
+    for c in clients.iter().filter(|c| !waiting.contains(c)) {
+        let s = server_of(&net, *c);
+        let (got_b, _) = exchange(&mut net, *c, s, b"still here", b"", Duration::from_secs(1));
+        assert_eq!(got_b, b"still here");
+    }
+    // one connection ends: its slot frees, and the SYN's retransmission
+    // gets in
+    let gone = clients
+        .iter()
+        .find(|c| !waiting.contains(c))
+        .copied()
+        .unwrap();
+    let s = server_of(&net, gone);
+    net.a.close(gone).unwrap();
+    net.b.close(s).unwrap();
+    let mut more = 0;
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        if n.b.accept(l).is_ok() {
+            more += 1;
+        }
+        n.a.state(waiting[0]) == Ok(State::Established) && more == 1
+    }));
+}
+
+#[test]
 fn bind_conflicts_are_eaddrinuse() {
     let mut net = Net::new(TcpConfig::default());
     let x = net.b.socket().unwrap();

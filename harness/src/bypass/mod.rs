@@ -42,6 +42,8 @@ pub struct BypassConfig {
     /// core per shard for the lowest latency (DPDK's way). Off: after
     /// [`IDLE_ROUNDS`] empty polls it sleeps until frames come.
     pub busy_poll: bool,
+    /// A server shard's socket table (`--max-connections`).
+    pub max_connections: usize,
 }
 
 /// What the attach produced, for the result's env.

@@ -17,7 +17,7 @@ use stack::{Readiness, SocketHandle};
 
 use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, BypassConfig, Shards, IDLE_ROUNDS};
-use crate::app::{AppConn, ServerApp};
+use crate::app::{AppConn, ServerApp, UdpAnswer};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
@@ -39,6 +39,27 @@ pub struct BypassServer {
     pub attach: AttachInfo,
 }
 
+/// What one idle connection costs a server shard, its table slots
+/// included: 1,358 bytes per connection end measured with a million
+/// connections (`cargo bench -p stack --bench capacity`), rounded up. A
+/// connection with data in flight holds its rings beside it (up to
+/// `rx_buffer` + `tx_buffer`, given back once they are empty).
+const IDLE_CONNECTION_BYTES: u64 = 1536;
+
+/// Refuses a `--max-connections` whose idle connections would need more
+/// than half the memory available.
+fn check_memory(max_connections: usize, shards: usize) -> Result<()> {
+    let need = max_connections as u64 * shards as u64 * IDLE_CONNECTION_BYTES;
+    match crate::sys::mem_available() {
+        Some(avail) if need > avail / 2 => Err(usage(format!(
+            "--max-connections {max_connections}: {shards} shard(s) of {max_connections} connections at ~{IDLE_CONNECTION_BYTES} bytes each need {} MiB, more than half of the {} MiB available: give a smaller --max-connections",
+            need >> 20,
+            avail >> 20
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl BypassServer {
     pub fn start(spec: ServerSpec) -> Result<BypassServer> {
         if spec.messages.port == 0 || spec.messages.port == u16::MAX {
@@ -46,6 +67,7 @@ impl BypassServer {
                 "--port must be between 1 and 65534 (the sinks use PORT+1)",
             ));
         }
+        check_memory(spec.bypass.max_connections, spec.cpus.len().max(1))?;
         let setup = ShardSetup::read(&spec.bypass)?;
         let open_spec = spec.clone();
         let inner = Shards::spawn(
@@ -56,7 +78,7 @@ impl BypassServer {
             move |parts| {
                 let spec = &open_spec;
                 let shard = Shard::open(&spec.bypass, &setup, parts, |c| {
-                    c.max_sockets = 16384;
+                    c.max_sockets = spec.bypass.max_connections;
                     c.syn_backlog = 1024;
                     // a flood's burst must not overflow a UDP socket
                     // before the loop reads it
@@ -213,19 +235,34 @@ impl ServerShard {
             let c = &mut self.counters;
             c.udp_in += 1;
             c.bytes_in += n as u64;
+            let answer = if echo {
+                self.app.udp_answer()
+            } else {
+                UdpAnswer::Discard
+            };
+            // RFC 862 (the datagram itself back), sockperf's reply in
+            // place, or udp-rr's header and `--size` response bytes
+            let reply: Option<&[u8]> = match answer {
+                UdpAnswer::Echo => Some(&self.buf[..n]),
+                UdpAnswer::Sockperf => {
+                    crate::app::sockperf_datagram(&mut self.buf[..n], c).map(|len| &self.buf[..len])
+                }
+                UdpAnswer::Discard if echo => continue, // RFC 863: counted and dropped
+                UdpAnswer::Workload | UdpAnswer::Discard => None,
+            };
+            if matches!(answer, UdpAnswer::Echo | UdpAnswer::Sockperf) {
+                if let Some(reply) = reply {
+                    c.reply(iface.send_to(h, src, reply), reply.len());
+                }
+                continue;
+            }
             let Some((_, measured)) = workload::udp_header(&self.buf[..n]) else {
                 c.udp_runts += 1;
                 continue;
             };
-            if echo {
+            if answer == UdpAnswer::Workload {
                 self.resp[..UDP_HEADER].copy_from_slice(&self.buf[..UDP_HEADER]);
-                match iface.send_to(h, src, &self.resp) {
-                    Ok(()) => {
-                        c.udp_out += 1;
-                        c.bytes_out += self.resp.len() as u64;
-                    }
-                    Err(_) => c.io_errors += 1,
-                }
+                c.reply(iface.send_to(h, src, &self.resp), self.resp.len());
             } else if measured {
                 c.udp_measured_in += 1;
                 self.recorder.op(Instant::now(), None, n as u64);
@@ -274,44 +311,47 @@ impl ServerShard {
         };
         let iface = &mut self.shard.iface;
         let mut eof = false;
-        loop {
-            match iface.recv(h, &mut self.buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    let (app, counters, recorder) =
-                        (&self.app, &mut self.counters, &mut self.recorder);
-                    c.input(app, &self.buf[..n], Instant::now(), counters, recorder);
-                    if c.close_after() {
-                        break;
+        // read while the connection owes less than its limit, writing as
+        // it goes, as far as the send buffer takes it (back-pressure: what
+        // is not read waits in the receive ring, and the window closes)
+        let flushed = loop {
+            let mut got = false;
+            if c.wants_input() && !eof {
+                match iface.recv(h, &mut self.buf) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        let (app, counters, recorder) =
+                            (&self.app, &mut self.counters, &mut self.recorder);
+                        c.input(app, &self.buf[..n], Instant::now(), counters, recorder);
+                        got = true;
+                    }
+                    Err(stack::Error::WouldBlock) => {}
+                    Err(e) => {
+                        self.counters.lost(stack_reset(e));
+                        self.finish(h);
+                        return;
                     }
                 }
-                Err(stack::Error::WouldBlock) => break,
-                Err(e) => {
-                    self.counters.lost(stack_reset(e));
-                    self.finish(h);
-                    return;
+            }
+            let mut flushed = true;
+            while let Some(data) = c.pending(&self.app, &mut self.counters) {
+                match iface.send(h, data) {
+                    Ok(0) | Err(stack::Error::WouldBlock) => {
+                        flushed = false;
+                        break;
+                    }
+                    Ok(n) => c.wrote(n, &mut self.counters),
+                    Err(e) => {
+                        self.counters.lost(stack_reset(e));
+                        self.finish(h);
+                        return;
+                    }
                 }
             }
-        }
-        // write what is owed, as far as the send buffer takes it
-        let mut flushed = true;
-        while let Some(data) = c.pending(&self.app) {
-            match iface.send(h, data) {
-                Ok(0) | Err(stack::Error::WouldBlock) => {
-                    flushed = false;
-                    break;
-                }
-                Ok(n) => c.wrote(n, &mut self.counters),
-                Err(e) => {
-                    self.counters.lost(stack_reset(e));
-                    self.finish(h);
-                    return;
-                }
+            if !got {
+                break flushed;
             }
-        }
+        };
         if eof || (c.close_after() && flushed) {
             self.finish(h);
         }

@@ -150,21 +150,7 @@ impl Shard {
         for (reason, n) in c.parse.iter().filter(|(_, n)| *n > 0) {
             extra.insert(format!("stack.drop.{}", reason.name()), n);
         }
-        let t = self.iface.tcp_stats();
-        for (k, v) in [
-            ("retransmits", t.retransmits),
-            ("rto_expiries", t.rto_expiries),
-            ("fast_retransmits", t.fast_retransmits),
-            ("out_of_order", t.out_of_order),
-            ("out_of_order_dropped", t.out_of_order_dropped),
-            ("accept_queue_overflows", t.accept_queue_overflows),
-            ("syn_queue_overflows", t.syn_queue_overflows),
-            ("resets_sent", t.resets_sent),
-            ("timeouts", t.timeouts),
-            ("challenge_acks", t.challenge_acks),
-            ("time_wait_overflows", t.time_wait_overflows),
-            ("time_wait_reused", t.time_wait_reused),
-        ] {
+        for (k, v) in self.iface.tcp_stats().named() {
             extra.insert(format!("stack.tcp.{k}"), v);
         }
         extra

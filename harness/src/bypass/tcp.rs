@@ -284,7 +284,7 @@ impl TcpGen {
                         Ok(k) => {
                             counters.bytes_in += k as u64;
                             match cfg.load.messages.proto {
-                                Proto::Raw => {
+                                Proto::Raw | Proto::Echo | Proto::Discard | Proto::Sockperf => {
                                     s.got += k;
                                     if s.got >= cfg.load.messages.sizes.resp {
                                         done = true;

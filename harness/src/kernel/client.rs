@@ -669,7 +669,7 @@ impl ClientThread {
                 Ok(n) => {
                     self.counters.bytes_in += n as u64;
                     let done = match self.cfg.load.messages.proto {
-                        Proto::Raw => {
+                        Proto::Raw | Proto::Echo | Proto::Discard | Proto::Sockperf => {
                             c.got += n;
                             c.got >= self.cfg.load.messages.sizes.resp
                         }

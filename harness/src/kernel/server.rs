@@ -24,7 +24,7 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::app::{AppConn, ServerApp};
+use crate::app::{AppConn, ServerApp, UdpAnswer};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
@@ -472,35 +472,38 @@ impl ServerThread {
             return false;
         };
         let mut eof = false;
-        loop {
-            match c.s.read(&mut self.buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    let (app, counters, recorder) =
-                        (&self.app, &mut self.counters, &mut self.recorder);
-                    c.app
-                        .input(app, &self.buf[..n], Instant::now(), counters, recorder);
-                    if c.app.close_after() {
-                        break;
+        // read while the connection owes less than its limit, writing as
+        // it goes (back-pressure: what is not read waits in the socket,
+        // and the peer's window closes); come back when it is writable
+        let flushed = loop {
+            let mut got = false;
+            if c.app.wants_input() && !eof {
+                match c.s.read(&mut self.buf) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        let (app, counters, recorder) =
+                            (&self.app, &mut self.counters, &mut self.recorder);
+                        c.app
+                            .input(app, &self.buf[..n], Instant::now(), counters, recorder);
+                        got = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.counters.lost(reset_by_peer(&e));
+                        return false;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            }
+            let flushed = match flush(c, &self.app, &mut self.counters) {
+                Ok(f) => f,
                 Err(e) => {
                     self.counters.lost(reset_by_peer(&e));
                     return false;
                 }
-            }
-        }
-        // write what is owed
-        let flushed = match flush(c, &self.app, &mut self.counters) {
-            Ok(f) => f,
-            Err(e) => {
-                self.counters.lost(reset_by_peer(&e));
-                return false;
+            };
+            if !got {
+                break flushed;
             }
         };
         if eof || (c.app.close_after() && flushed) {
@@ -563,16 +566,44 @@ impl ServerThread {
                 break;
             }
             let now = Instant::now();
+            let answer = if echo {
+                self.app.udp_answer()
+            } else {
+                UdpAnswer::Discard
+            };
             let mut replies = 0;
             let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(got.len());
+            // RFC 862 echo and sockperf: the datagrams themselves go back
+            // (sockperf's: their first `len` bytes, changed in place)
+            let mut whole: Vec<(usize, usize)> = Vec::new();
             for (i, (len, addr)) in got.iter().enumerate() {
                 self.counters.udp_in += 1;
                 self.counters.bytes_in += *len as u64;
+                let back = match answer {
+                    UdpAnswer::Echo => Some(*len),
+                    UdpAnswer::Sockperf => crate::app::sockperf_datagram(
+                        &mut self.udp_bufs[i][..*len],
+                        &mut self.counters,
+                    ),
+                    _ => None,
+                };
+                if let Some(n) = back {
+                    whole.push((i, n));
+                    addrs.push(*addr);
+                    replies += 1;
+                    continue;
+                }
+                if matches!(answer, UdpAnswer::Echo | UdpAnswer::Sockperf) {
+                    continue;
+                }
+                if echo && answer == UdpAnswer::Discard {
+                    continue; // RFC 863: counted and dropped
+                }
                 let Some((_, measured)) = workload::udp_header(&self.udp_bufs[i][..*len]) else {
                     self.counters.udp_runts += 1;
                     continue;
                 };
-                if echo {
+                if answer == UdpAnswer::Workload {
                     self.udp_out[replies][..UDP_HEADER]
                         .copy_from_slice(&self.udp_bufs[i][..UDP_HEADER]);
                     addrs.push(*addr);
@@ -583,10 +614,19 @@ impl ServerThread {
                 }
             }
             if replies > 0 {
-                let slices: Vec<[IoSlice; 1]> = self.udp_out[..replies]
-                    .iter()
-                    .map(|b| [IoSlice::new(&b[..])])
-                    .collect();
+                let slices: Vec<[IoSlice; 1]> =
+                    if matches!(answer, UdpAnswer::Echo | UdpAnswer::Sockperf) {
+                        whole
+                            .iter()
+                            .map(|&(i, n)| [IoSlice::new(&self.udp_bufs[i][..n])])
+                            .collect()
+                    } else {
+                        self.udp_out[..replies]
+                            .iter()
+                            .map(|b| [IoSlice::new(&b[..])])
+                            .collect()
+                    };
+                let bytes: Vec<usize> = slices.iter().map(|s| s[0].len()).collect();
                 let no_cmsgs: [ControlMessage; 0] = [];
                 match sendmmsg(
                     fd,
@@ -597,9 +637,9 @@ impl ServerThread {
                     MsgFlags::MSG_DONTWAIT,
                 ) {
                     Ok(sent) => {
-                        let n = sent.count() as u64;
-                        self.counters.udp_out += n;
-                        self.counters.bytes_out += n * self.udp_out[0].len() as u64;
+                        let n = sent.count();
+                        self.counters.udp_out += n as u64;
+                        self.counters.bytes_out += bytes[..n].iter().sum::<usize>() as u64;
                     }
                     Err(_) => self.counters.io_errors += 1,
                 }
@@ -614,7 +654,7 @@ impl ServerThread {
 /// Writes pending output. Ok(true): nothing left to write.
 fn flush(c: &mut Conn, app: &ServerApp, counters: &mut ServerCounters) -> io::Result<bool> {
     loop {
-        let Some(data) = c.app.pending(app) else {
+        let Some(data) = c.app.pending(app, counters) else {
             return Ok(true);
         };
         match c.s.write(data) {

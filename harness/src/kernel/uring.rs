@@ -284,7 +284,7 @@ impl UringThread {
             return Ok(());
         }
         if !conn.closing {
-            if let Some(data) = conn.app.pending(&self.app) {
+            if let Some(data) = conn.app.pending(&self.app, &mut self.counters) {
                 self.ring
                     .send(file, data, tag(file, gen))
                     .map_err(|e| anyhow!("io_uring send: {e}"))?;

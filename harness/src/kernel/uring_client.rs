@@ -394,7 +394,7 @@ impl UringClient {
             let c = &mut self.conns[i];
             let data = k.buffer.map(|b| self.ring.buffer(b, n)).unwrap_or(&[]);
             match self.cfg.load.messages.proto {
-                Proto::Raw => {
+                Proto::Raw | Proto::Echo | Proto::Discard | Proto::Sockperf => {
                     c.got += n;
                     Ok(c.got >= self.cfg.load.messages.sizes.resp)
                 }

@@ -31,6 +31,7 @@ mod icmp;
 mod ipv4;
 mod socket;
 mod tcp;
+mod timers;
 mod udp;
 
 pub use counters::InterfaceCounters;
@@ -43,6 +44,7 @@ use std::collections::VecDeque;
 use egress::Egress;
 use socket::{Kind, Slot, Socket};
 use tcp::PendingSegment;
+use timers::TimerQueue;
 
 use crate::arp::ArpConfig;
 use crate::error::Error;
@@ -222,7 +224,8 @@ struct Inner {
     /// Where egress stopped because the device was full: the touched
     /// sockets from there on still have something to send.
     unfinished: Option<usize>,
-    next_timer: Option<Instant>,
+    /// The connections' deadlines.
+    timers: TimerQueue,
     now: Instant,
     mss: u16,
     /// The longest UDP payload: the MTU less 28.
@@ -267,7 +270,7 @@ impl<D: Device> Interface<D> {
             touched: Vec::with_capacity(n),
             events: VecDeque::with_capacity(n),
             unfinished: None,
-            next_timer: None,
+            timers: TimerQueue::with_capacity(n),
             now: Instant::ZERO,
             mss,
             max_payload,
@@ -355,7 +358,7 @@ impl<D: Device> Interface<D> {
         if !inner.touched.is_empty() || !inner.resets.is_empty() || inner.egress.owed() {
             return Some(inner.now);
         }
-        match (inner.next_timer, inner.egress.next_timer()) {
+        match (inner.timers.next(), inner.egress.next_timer()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

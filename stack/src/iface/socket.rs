@@ -8,6 +8,7 @@ use super::event::Readiness;
 use crate::flow::ListenKey;
 use crate::storage::SlotRing;
 use crate::tcp::{State, Tcb};
+use crate::time::Instant;
 
 /// A socket's name: a slot index and the slot's generation, so that a
 /// handle kept after `close` never reaches the slot's next occupant.
@@ -114,6 +115,8 @@ pub(super) struct Socket {
     pub(super) queued: bool,
     /// Readiness last reported.
     pub(super) reported: Readiness,
+    /// The earliest deadline it has in the timer queue.
+    pub(super) timer_at: Option<Instant>,
 }
 
 impl Socket {
@@ -127,6 +130,7 @@ impl Socket {
             touched: false,
             queued: false,
             reported: Readiness::NONE,
+            timer_at: None,
         }
     }
 

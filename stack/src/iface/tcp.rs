@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::flow::{FlowKey, RssQueue};
 use crate::frame::Transport;
 use crate::phy::Device;
+use crate::storage::StoragePool;
 use crate::tcp::{CookieOptions, Endpoints, Reaction, SeqNumber, State, Tcb};
-use crate::time::Instant;
 use crate::wire::{IpProtocol, TcpFlags, TcpOptions, TcpRepr};
 
 /// A segment sent on behalf of no connection: a reset (RFC 9293
@@ -164,7 +164,10 @@ impl<D: Device> Interface<D> {
 
     /// `send`: queue bytes; returns how many fitted (EAGAIN if none did).
     pub fn send(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, Error> {
-        let n = self.inner.tcb_mut(h)?.send(data)?;
+        let (t, pool) = self.inner.tcb_and_pool(h)?;
+        // the send ring's storage, from the pool if it gave it back
+        t.provide_storage(pool);
+        let n = t.send(data)?;
         self.inner.touch(h);
         Ok(n)
     }
@@ -294,9 +297,14 @@ impl Inner {
 
     /// The connection of a handle its user holds.
     fn tcb_mut(&mut self, h: SocketHandle) -> Result<&mut Tcb, Error> {
-        let s = self.socket_mut(h).ok_or(Error::BadHandle)?;
+        self.tcb_and_pool(h).map(|(t, _)| t)
+    }
+
+    /// The connection of a handle, and the pool of ring storage beside it.
+    fn tcb_and_pool(&mut self, h: SocketHandle) -> Result<(&mut Tcb, &mut StoragePool), Error> {
+        let s = slot_mut(&mut self.slots, h).ok_or(Error::BadHandle)?;
         match &mut s.kind {
-            Kind::Tcb(t) => Ok(t),
+            Kind::Tcb(t) => Ok((t, &mut self.storage)),
             _ => Err(Error::NotConnected),
         }
     }
@@ -365,6 +373,10 @@ impl Inner {
             return;
         };
         let Kind::Tcb(tcb) = &mut s.kind else { return };
+        if !seg.payload.is_empty() {
+            // the receive ring's storage, from the pool if it gave it back
+            tcb.provide_storage(&mut self.storage);
+        }
         let reaction = tcb.process(now, seg, accept_ok, &mut self.stats);
         self.touch(h);
         match reaction {
@@ -431,10 +443,10 @@ impl Inner {
         if let Some(iss) = iss {
             ep.iss = iss;
         }
-        let mut tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
-        tcb.provide_storage(&mut self.storage);
+        // its rings take storage with their first byte
+        let tcb = Tcb::accept_syn(&self.cfg.tcp, ep, seg);
         if self.adopt(l, key, tcb).is_none() {
-            self.stats.syn_queue_overflows += 1;
+            self.stats.table_full += 1;
             return;
         }
         if let Some(Kind::Listener(listener)) = self.socket_mut(l).map(|s| &mut s.kind) {
@@ -521,6 +533,7 @@ impl Inner {
         // The ACK may carry data (and a FIN): the connection takes it.
         tcb.process(self.now, seg, true, &mut self.stats);
         let Some(h) = self.adopt(l, key, tcb) else {
+            self.stats.table_full += 1;
             return true;
         };
         self.stats.syn_cookies_accepted += 1;
@@ -585,27 +598,26 @@ impl Inner {
 
     pub(super) fn run_tcp_timers(&mut self) {
         let now = self.now;
-        if self.next_timer.is_none_or(|t| t > now) {
-            return;
-        }
-        let mut next: Option<Instant> = None;
-        for index in 0..self.slots.len() {
-            let Some(s) = self.slots[index].socket.as_mut() else {
-                continue;
+        while let Some((h, at)) = self.timers.pop_due(now) {
+            let Some(s) = slot_mut(&mut self.slots, h) else {
+                continue; // its socket is gone
             };
+            if s.timer_at == Some(at) {
+                s.timer_at = None;
+            }
             let Kind::Tcb(t) = &mut s.kind else { continue };
             if t.poll_at().is_some_and(|d| d <= now) {
                 t.on_timer(now, &mut self.stats);
                 if !s.touched {
                     s.touched = true;
-                    self.touched.push(index as u32);
+                    self.touched.push(h.index() as u32);
                 }
             }
             if let Some(d) = t.poll_at() {
-                next = Some(next.map_or(d, |n| n.min(d)));
+                self.timers.schedule_later(h, d, &mut s.timer_at);
             }
         }
-        self.next_timer = next;
+        self.timers.finish();
     }
 
     // ---- transmit ----
@@ -643,7 +655,7 @@ impl Inner {
                 egress,
                 counters,
                 stats,
-                next_timer,
+                timers,
                 ..
             } = self;
             let Some(s) = slot_mut(slots, h) else {
@@ -656,7 +668,7 @@ impl Inner {
                     != Sent::DeviceFull
             });
             if let Some(d) = t.poll_at() {
-                *next_timer = Some(next_timer.map_or(d, |n| n.min(d)));
+                timers.schedule(h, d, &mut s.timer_at);
             }
             if !done {
                 // The device is full: the rest waits for the next poll.
@@ -689,8 +701,11 @@ impl Inner {
                 t.retire();
                 overflow = true;
             }
-            // A connection done with its rings gives them back.
-            t.reclaim_storage(&mut self.storage);
+            // A connection done with its rings gives them back, and an
+            // open one those it has emptied.
+            if !t.reclaim_storage(&mut self.storage) {
+                t.reclaim_idle_storage(&mut self.storage);
+            }
         }
         if overflow {
             self.stats.time_wait_overflows += 1;

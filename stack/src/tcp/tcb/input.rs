@@ -185,6 +185,19 @@ impl Tcb {
             _ => {}
         }
 
+        // New data for a connection its user has closed: nobody will read
+        // it, and taking it would hold the peer until the window closes.
+        // Reset, as Linux does (`TCPAbortOnData`; RFC 2525 §2.17).
+        if self.orphan
+            && matches!(self.state, State::FinWait1 | State::FinWait2)
+            && (seq + seg.payload.len()).gt(self.rcv_nxt)
+            && !seg.payload.is_empty()
+        {
+            stats.aborts_on_data += 1;
+            self.abort();
+            return reaction;
+        }
+
         // §3.10.7.4 seventh: "process the segment text" in ESTABLISHED,
         // FIN-WAIT-1 and FIN-WAIT-2; in the other states "this should not
         // occur ... ignore the segment text".

@@ -661,6 +661,20 @@ impl Tcb {
         done
     }
 
+    /// Puts back the storage of a ring with nothing in it (received bytes
+    /// all read, none out of order; sent bytes all acknowledged), as Linux
+    /// frees a socket's buffers as they empty: an idle connection then
+    /// costs its control block alone, and its next byte takes storage from
+    /// `pool` again (or a new allocation when the pool has none).
+    pub fn reclaim_idle_storage(&mut self, pool: &mut StoragePool) {
+        if self.rx.is_empty() && self.assembler.is_empty() {
+            pool.reclaim(&mut self.rx);
+        }
+        if self.tx.is_empty() {
+            pool.reclaim(&mut self.tx);
+        }
+    }
+
     fn enter_closed(&mut self, error: Option<Error>) {
         self.state = State::Closed;
         if error.is_some() {

@@ -27,6 +27,10 @@ pub struct TcpStats {
     /// SYNs that found the listener's SYN queue full (answered with a
     /// cookie when cookies are on, else dropped).
     pub syn_queue_overflows: u64,
+    /// SYNs and cookie ACKs dropped because the socket table (the
+    /// interface's `max_sockets`) or the flow table was full: the peer's
+    /// retransmission gets in once a connection has gone.
+    pub table_full: u64,
     /// SYN-ACKs sent with a SYN cookie.
     pub syn_cookies_sent: u64,
     /// Connections made from a valid cookie ACK.
@@ -35,6 +39,9 @@ pub struct TcpStats {
     pub syn_cookies_failed: u64,
     /// Resets sent.
     pub resets_sent: u64,
+    /// Connections reset because data came after their user closed them
+    /// (Linux `TCPAbortOnData`).
+    pub aborts_on_data: u64,
     /// Segments dropped by PAWS: a timestamp older than TS.Recent
     /// (RFC 7323 §5).
     pub paws_drops: u64,
@@ -53,6 +60,61 @@ pub struct TcpStats {
     /// Connections reset because keepalive probes went unanswered
     /// (ETIMEDOUT).
     pub keepalive_timeouts: u64,
+}
+
+impl TcpStats {
+    /// Every counter with its name, for reports (a field left out of the
+    /// list fails to compile).
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        let TcpStats {
+            retransmits,
+            rto_expiries,
+            fast_retransmits,
+            challenge_acks,
+            challenge_acks_suppressed,
+            out_of_order,
+            out_of_order_dropped,
+            accept_queue_overflows,
+            syn_queue_overflows,
+            table_full,
+            syn_cookies_sent,
+            syn_cookies_accepted,
+            syn_cookies_failed,
+            resets_sent,
+            aborts_on_data,
+            paws_drops,
+            window_probes,
+            timeouts,
+            time_wait_overflows,
+            time_wait_reused,
+            keepalive_probes,
+            keepalive_timeouts,
+        } = *self;
+        vec![
+            ("retransmits", retransmits),
+            ("rto_expiries", rto_expiries),
+            ("fast_retransmits", fast_retransmits),
+            ("challenge_acks", challenge_acks),
+            ("challenge_acks_suppressed", challenge_acks_suppressed),
+            ("out_of_order", out_of_order),
+            ("out_of_order_dropped", out_of_order_dropped),
+            ("accept_queue_overflows", accept_queue_overflows),
+            ("syn_queue_overflows", syn_queue_overflows),
+            ("table_full", table_full),
+            ("syn_cookies_sent", syn_cookies_sent),
+            ("syn_cookies_accepted", syn_cookies_accepted),
+            ("syn_cookies_failed", syn_cookies_failed),
+            ("resets_sent", resets_sent),
+            ("aborts_on_data", aborts_on_data),
+            ("paws_drops", paws_drops),
+            ("window_probes", window_probes),
+            ("timeouts", timeouts),
+            ("time_wait_overflows", time_wait_overflows),
+            ("time_wait_reused", time_wait_reused),
+            ("keepalive_probes", keepalive_probes),
+            ("keepalive_timeouts", keepalive_timeouts),
+        ]
+    }
 }
 
 /// What the interface must do after a segment was processed.
