@@ -293,6 +293,18 @@ pub struct RunArgs {
     /// path then computes them in software too.
     #[arg(long, conflicts_with_all = ["iface", "server"])]
     pub verify_checksums: bool,
+    /// A SYN flood of RATE SYNs/s during each measurement, from the client
+    /// namespace (on the client's CPU), spoofed from unused hosts of the
+    /// lab's subnet: what the server keeps of its rate under attack.
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000),
+          conflicts_with_all = ["iface", "server"])]
+    pub syn_flood: Option<u64>,
+    /// What the flood is: SYNs to the measured server's port, or the
+    /// control (the same frames as IP protocol 253, dropped on sight: the
+    /// flood's load without the attack).
+    #[arg(long, value_enum, default_value = "server", requires = "syn_flood")]
+    pub syn_flood_at: crate::flood::FloodTarget,
 }
 
 #[derive(Args)]
@@ -476,6 +488,10 @@ pub fn run_options(
         busy_poll: a.bypass.busy_poll,
         max_connections: a.bypass.max_connections as usize,
         verify_checksums: a.verify_checksums,
+        syn_flood: a.syn_flood.map(|rate| crate::flood::SynFlood {
+            rate,
+            at: a.syn_flood_at,
+        }),
     };
     if a.proto.serve_only() {
         return Err(usage(format!(

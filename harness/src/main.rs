@@ -13,6 +13,7 @@ mod controller;
 mod curve;
 mod datapath;
 mod error;
+mod flood;
 mod kernel;
 mod lab;
 mod measurement;

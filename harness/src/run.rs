@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub max_connections: usize,
     /// The lab's veths compute every checksum; the stack verifies them.
     pub verify_checksums: bool,
+    /// A SYN flood during each measurement (the lab only).
+    pub syn_flood: Option<crate::flood::SynFlood>,
 }
 
 /// Real hardware instead of the lab: this machine is the client, the server
@@ -169,6 +171,12 @@ impl RunOptions {
         put("busy_poll", self.busy_poll.to_string());
         put("max_connections", self.max_connections.to_string());
         put("verify_checksums", self.verify_checksums.to_string());
+        if let Some(f) = &self.syn_flood {
+            put(
+                "syn_flood",
+                format!("{} SYN/s at {:?}", f.rate, f.at).to_lowercase(),
+            );
+        }
         put("name", self.name.clone());
         put("out", self.out.display().to_string());
         match &self.hardware {
@@ -417,6 +425,25 @@ fn run_one(
     // with both ends on the bypass path, the result's attach is the
     // server's (the client's is the same program on the other veth)
     attach = attach.or(client_attach);
+    let flood = match &opts.syn_flood {
+        Some(f) => {
+            let IpAddr::V4(dst) = server_addr else {
+                return Err(crate::error::usage("--syn-flood needs an IPv4 server"));
+            };
+            let limit =
+                window.t_end.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+            Some(crate::flood::Flood::start(
+                f.rate,
+                f.at,
+                dst,
+                spec.load.messages.port,
+                target.client_ns.clone(),
+                opts.client_cpus.first().copied(),
+                limit,
+            )?)
+        }
+        None => None,
+    };
 
     // sample the machine at the window's edges
     let sleep_until = |t: Instant| -> bool {
@@ -442,6 +469,7 @@ fn run_one(
     let server_sample = server_sampler.end()?;
     let client_sample = client_sampler.end()?;
     stop_clients.store(true, Ordering::Relaxed);
+    let flooded = flood.map(|f| f.stop()).transpose()?;
     let client_report = clients.join()?;
     // let what is in flight arrive before the server stops counting
     std::thread::sleep(Duration::from_millis(100));
@@ -453,7 +481,7 @@ fn run_one(
         .server_cpus
         .iter()
         .all(|c| !opts.client_cpus.contains(c));
-    let run = Run::from(&Measurement {
+    let mut run = Run::from(&Measurement {
         spec,
         rec: &rec,
         measured,
@@ -464,6 +492,15 @@ fn run_one(
         client_sample: &client_sample,
         disjoint,
     });
+    if let Some(f) = flooded {
+        run.counters.insert("flood.syns_sent".into(), f.sent);
+        run.counters
+            .insert("flood.send_errors".into(), f.send_errors);
+        run.counters.insert(
+            "flood.syns_per_s".into(),
+            (f.sent as f64 / f.secs.max(1e-9)) as u64,
+        );
+    }
     // the interval histograms, for the hlog
     let hists = if w.has_latency() {
         rec.intervals.iter().map(|i| i.hist.clone()).collect()

@@ -1473,7 +1473,10 @@ fn both_paths_servers_are_bounded_and_speak_echo_and_sockperf() {
             );
         } else {
             // the kernel serve reports its namespace's counters that moved
-            assert!(c["kernel.Udp.InDatagrams"].as_u64().unwrap_or(0) >= 99, "{c}");
+            assert!(
+                c["kernel.Udp.InDatagrams"].as_u64().unwrap_or(0) >= 99,
+                "{c}"
+            );
             assert_eq!(c["kernel.Tcp.PassiveOpens"], 1, "{c}");
         }
 
@@ -2306,5 +2309,67 @@ fn user_errors_exit_2_with_a_message_that_says_what_to_do() {
             err.contains(needle),
             "{args:?}: expected `{needle}` in: {err}"
         );
+    }
+}
+
+/// `--syn-flood`: spoofed SYNs from unused hosts at the measured server,
+/// counted where they land (cookies on the stack), while crr goes on on
+/// every path; the control's frames (IP protocol 253) reach the stack
+/// server too, and it drops them without a SYN-ACK.
+#[test]
+fn a_syn_flood_is_sent_counted_and_survived_on_both_paths() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    for at in ["server", "control"] {
+        let doc = run_json(
+            &env,
+            &[
+                "crr",
+                "--path",
+                "kernel,bypass",
+                "--duration",
+                "1",
+                "--warmup",
+                "0.5",
+                "--connections",
+                "4",
+                "--syn-flood",
+                "20000",
+                "--syn-flood-at",
+                at,
+            ],
+        );
+        for r in doc["runs"].as_array().unwrap() {
+            let c = &r["counters"];
+            let get = |k: &str| c[k].as_u64().unwrap_or(0);
+            let path = r["path"].as_str().unwrap();
+            // ~1.8 s of flood at 20 k/s (paced: neither lost nor burst)
+            let sent = get("flood.syns_sent");
+            assert!(
+                (20_000..=60_000).contains(&sent),
+                "{at} {path}: {sent} sent: {c}"
+            );
+            assert_eq!(get("flood.send_errors"), 0, "{c}");
+            assert!(
+                r["ops"].as_u64().unwrap() > 50,
+                "{at} {path}: crr stopped: {c}"
+            );
+            if path == "bypass" {
+                let hit = get("server.stack.tcp.syn_queue_overflows");
+                if at == "server" {
+                    // the SYN queue (1024) overflows, and cookies answer
+                    assert!(hit > 1000, "{c}");
+                    assert!(get("server.stack.tcp.syn_cookies_sent") > 1000, "{c}");
+                } else {
+                    assert_eq!(hit, 0, "{c}");
+                    assert_eq!(get("server.stack.tcp.syn_cookies_sent"), 0, "{c}");
+                    assert!(get("server.stack.rx_frames") > 20_000, "{c}");
+                }
+            }
+        }
+        assert_lab_gone(&doc);
     }
 }

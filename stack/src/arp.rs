@@ -144,6 +144,9 @@ pub enum Action {
 pub struct Cache {
     config: ArpConfig,
     entries: Vec<Entry>,
+    /// A resolution in progress that the last insert evicted: what waits
+    /// for it is to be dropped ([`Cache::take_evicted`]).
+    evicted: Option<Ipv4Addr>,
 }
 
 impl Cache {
@@ -152,7 +155,14 @@ impl Cache {
         Cache {
             config,
             entries: Vec::with_capacity(config.capacity.max(1)),
+            evicted: None,
         }
+    }
+
+    /// The resolution in progress that the last lookup or learn evicted,
+    /// if any: the caller drops the frames waiting for it.
+    pub fn take_evicted(&mut self) -> Option<Ipv4Addr> {
+        self.evicted.take()
     }
 
     /// The configuration.
@@ -248,7 +258,7 @@ impl Cache {
             sent: 1,
             next: now + cfg.interval,
         };
-        if self.insert(addr, state, now) {
+        if self.insert(addr, state, now, false) {
             Lookup::Started
         } else {
             Lookup::Full
@@ -256,30 +266,66 @@ impl Cache {
     }
 
     /// Put an entry in, evicting (in this order) an expired hold-down, the
-    /// least recently confirmed resolved entry; `false` if every entry is
-    /// resolving or held down.
-    fn insert(&mut self, addr: Ipv4Addr, state: State, now: Instant) -> bool {
+    /// least recently confirmed resolved entry gone stale (past its
+    /// lifetime, or suspect), the oldest resolution in progress (its
+    /// address is kept for [`take_evicted`](Self::take_evicted)); `false`
+    /// if none. A resolution for a packet we send (`strong` false: a
+    /// SYN-ACK to a new source, say) never evicts a fresh resolved entry
+    /// or a hold-down: a flood of SYNs from spoofed sources then churns
+    /// through resolutions of its own, and never pushes a live peer out.
+    /// A host that asked for us (`strong`) may also take a hold-down's
+    /// place before it expires, and the oldest resolved entry's at last.
+    fn insert(&mut self, addr: Ipv4Addr, state: State, now: Instant, strong: bool) -> bool {
         if self.entries.len() < self.config.capacity.max(1) {
             self.entries.push(Entry { addr, state });
             return true;
         }
-        let expired = self
-            .entries
-            .iter()
-            .position(|e| matches!(e.state, State::Failed { until } if now >= until));
-        let oldest = || {
+        let cfg = self.config;
+        let failed = |expired_only: bool| {
+            self.entries.iter().position(
+                |e| matches!(e.state, State::Failed { until } if !expired_only || now >= until),
+            )
+        };
+        let oldest = |stale_only: bool| {
             self.entries
                 .iter()
                 .enumerate()
                 .filter_map(|(i, e)| match e.state {
-                    State::Resolved { confirmed, .. } => Some((confirmed, i)),
+                    State::Resolved {
+                        confirmed, suspect, ..
+                    } if !stale_only
+                        || suspect
+                        || now.saturating_since(confirmed) >= cfg.lifetime =>
+                    {
+                        Some((confirmed, i))
+                    }
                     _ => None,
                 })
                 .min()
                 .map(|(_, i)| i)
         };
-        match expired.or_else(oldest) {
+        // a resolution started earliest: fewest retries left, soonest due
+        let resolving = || {
+            self.entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e.state {
+                    State::Resolving { sent, next } => Some((core::cmp::Reverse(sent), next, i)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, _, i)| i)
+        };
+        let victim = failed(true)
+            .or_else(|| oldest(true))
+            .or_else(|| if strong { failed(false) } else { None })
+            .or_else(resolving)
+            .or_else(|| if strong { oldest(false) } else { None });
+        match victim {
             Some(i) => {
+                if let State::Resolving { .. } = self.entries[i].state {
+                    self.evicted = Some(self.entries[i].addr);
+                }
                 self.entries[i] = Entry { addr, state };
                 true
             }
@@ -332,7 +378,7 @@ impl Cache {
                     Learned::Resolved
                 }
             },
-            None if for_us && self.insert(sender, resolved, now) => Learned::Resolved,
+            None if for_us && self.insert(sender, resolved, now, true) => Learned::Resolved,
             None => Learned::Nothing,
         }
     }
@@ -540,14 +586,18 @@ mod tests {
         // A full cache evicts the other entries, never it.
         let a = |n| Ipv4Addr::new(198, 18, 0, n);
         c.learn(a(7), MAC, true, ms(2));
-        assert_eq!(c.lookup(a(8), ms(3)), Lookup::Started);
+        assert_eq!(c.learn(a(8), MAC, true, ms(3)), Learned::Resolved);
         assert_eq!(c.get(a(7)), None);
         assert_eq!(c.get(PEER), Some(MAC));
-        assert_eq!(c.next_timer(), Some(ms(103)));
+        let stale = ms(3) + ArpConfig::default().lifetime;
+        assert_eq!(c.lookup(a(9), stale), Lookup::Started);
+        assert_eq!(c.get(a(8)), None);
+        assert_eq!(c.get(PEER), Some(MAC));
+        assert_eq!(c.next_timer(), Some(stale + Duration::from_millis(100)));
     }
 
     #[test]
-    fn full_cache_evicts_the_oldest_resolved_entry_only() {
+    fn a_full_cache_evicts_stale_entries_for_sends_and_fresh_ones_only_for_hosts_asking() {
         let mut c = Cache::new(ArpConfig {
             capacity: 2,
             ..ArpConfig::default()
@@ -555,11 +605,60 @@ mod tests {
         let a = |n| Ipv4Addr::new(198, 18, 0, n);
         c.learn(a(1), MAC, true, ms(5));
         c.learn(a(2), MAC, true, ms(1));
-        assert_eq!(c.lookup(a(3), ms(10)), Lookup::Started);
+        // both fresh: a send to a new address does not push one out
+        assert_eq!(c.lookup(a(3), ms(10)), Lookup::Full);
+        assert_eq!((c.get(a(1)), c.get(a(2))), (Some(MAC), Some(MAC)));
+        // a host that asks for us takes the older one's place
+        assert_eq!(c.learn(a(3), MAC, true, ms(20)), Learned::Resolved);
         assert_eq!(c.get(a(2)), None, "the older entry went");
         assert_eq!(c.get(a(1)), Some(MAC));
-        assert_eq!(c.lookup(a(4), ms(10)), Lookup::Started);
-        assert_eq!(c.lookup(a(5), ms(10)), Lookup::Full);
-        assert_eq!(c.next_timer(), Some(ms(110)));
+        // past its lifetime, an entry gives way to a send too
+        let later = ms(5) + ArpConfig::default().lifetime;
+        assert_eq!(c.lookup(a(4), later), Lookup::Started);
+        assert_eq!(c.get(a(1)), None);
+        assert_eq!(c.get(a(3)), Some(MAC));
+        // a resolution gives way to a newer one, which says so
+        assert_eq!(c.lookup(a(5), later), Lookup::Started);
+        assert_eq!(c.take_evicted(), Some(a(4)));
+        assert_eq!(c.get(a(3)), Some(MAC));
+    }
+
+    #[test]
+    fn spoofed_sources_never_push_a_live_peer_out() {
+        let cfg = ArpConfig {
+            capacity: 4,
+            ..ArpConfig::default()
+        };
+        let mut c = Cache::new(cfg);
+        let peer = Ipv4Addr::new(198, 18, 0, 2);
+        c.learn(peer, MAC, true, ms(0));
+        // SYN-ACKs to a flood's sources: resolutions fill the rest, then
+        // each new one evicts the oldest, never the peer
+        for n in 0..200u8 {
+            assert_eq!(
+                c.lookup(Ipv4Addr::new(198, 18, 1, n), ms(1)),
+                Lookup::Started
+            );
+            let evicted = c.take_evicted();
+            assert_eq!(evicted.is_some(), n >= 3, "{n}: {evicted:?}");
+        }
+        assert_eq!(c.get(peer), Some(MAC));
+        // they fail and are held down; sends cannot evict a hold-down, and
+        // the peer stays
+        let mut t = ms(1);
+        while t < ms(500) {
+            while c.poll(t).is_some() {}
+            t = t + Duration::from_millis(10);
+        }
+        assert_eq!(c.lookup(Ipv4Addr::new(198, 18, 2, 1), t), Lookup::Full);
+        assert_eq!(c.get(peer), Some(MAC));
+        // a new host asking for us gets in at once (a hold-down gives way)
+        let newcomer = Ipv4Addr::new(198, 18, 0, 5);
+        assert_eq!(c.learn(newcomer, MAC, true, t), Learned::Resolved);
+        assert_eq!((c.get(peer), c.get(newcomer)), (Some(MAC), Some(MAC)));
+        // once the hold-downs expire, sends may take their places
+        let t = t + cfg.hold_down;
+        assert_eq!(c.lookup(Ipv4Addr::new(198, 18, 2, 2), t), Lookup::Started);
+        assert_eq!(c.get(peer), Some(MAC));
     }
 }

@@ -157,7 +157,9 @@ impl Egress {
         let Some(hop) = self.next_hop(dst) else {
             return Sent::Failed(Error::NetworkUnreachable);
         };
-        match self.arp.lookup(hop, now) {
+        let lookup = self.arp.lookup(hop, now);
+        self.drop_evicted(counters);
+        match lookup {
             Lookup::Resolved { mac, refresh } => {
                 if refresh {
                     self.stage_arp_request(hop, counters);
@@ -290,7 +292,9 @@ impl Egress {
         now: Instant,
         counters: &mut InterfaceCounters,
     ) {
-        match self.arp.learn(sender, mac, for_us, now) {
+        let learned = self.arp.learn(sender, mac, for_us, now);
+        self.drop_evicted(counters);
+        match learned {
             Learned::Resolved => {
                 self.release = true;
                 if self.learned.len() < MAX_LEARNED {
@@ -303,9 +307,25 @@ impl Egress {
     }
 
     /// A neighbour that a sibling shard learned by ARP.
-    pub(super) fn learn_relayed(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Instant) {
-        if self.arp.learn(ip, mac, true, now) == Learned::Resolved {
+    pub(super) fn learn_relayed(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+        now: Instant,
+        counters: &mut InterfaceCounters,
+    ) {
+        let learned = self.arp.learn(ip, mac, true, now);
+        self.drop_evicted(counters);
+        if learned == Learned::Resolved {
             self.release = true;
+        }
+    }
+
+    /// A resolution the cache evicted for a newer one: what waited for it
+    /// is dropped (counted as `arp_failed`).
+    fn drop_evicted(&mut self, counters: &mut InterfaceCounters) {
+        if let Some(addr) = self.arp.take_evicted() {
+            self.drop_pending(addr, counters);
         }
     }
 

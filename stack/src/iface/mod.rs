@@ -413,7 +413,9 @@ impl<D: Device> Interface<D> {
     pub fn learn_neighbour(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
         let inner = &mut self.inner;
         inner.counters.neighbours_relayed += 1;
-        inner.egress.learn_relayed(ip, mac, inner.now);
+        inner
+            .egress
+            .learn_relayed(ip, mac, inner.now, &mut inner.counters);
     }
 
     // ---- verbs of every kind of socket ----
