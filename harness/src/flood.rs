@@ -118,9 +118,12 @@ impl Flood {
 }
 
 /// The pacing loop: `BATCH` SYNs every `BATCH / rate` seconds, each batch
-/// in one `sendmmsg` (one syscall per frame held a sender that shares its
-/// CPU with the client to ~60 k/s), behind schedule never by more than one
-/// batch (a stalled thread does not burst).
+/// in one `sendmmsg`, behind schedule never by more than one batch (a
+/// stalled thread does not burst: what it could not send is reported, as
+/// the rate achieved). On a veth lab the receiving side's softirq work
+/// runs on the sender's CPU too, so the rate a flood reaches depends on
+/// what else that CPU does (about 60 k/s beside a saturated crr client on
+/// this 2-vCPU machine, with one syscall per frame or one per batch).
 fn send(
     sock: &Socket,
     rate: u64,

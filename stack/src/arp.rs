@@ -648,7 +648,7 @@ mod tests {
         let mut t = ms(1);
         while t < ms(500) {
             while c.poll(t).is_some() {}
-            t = t + Duration::from_millis(10);
+            t += Duration::from_millis(10);
         }
         assert_eq!(c.lookup(Ipv4Addr::new(198, 18, 2, 1), t), Lookup::Full);
         assert_eq!(c.get(peer), Some(MAC));
