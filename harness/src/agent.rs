@@ -365,8 +365,15 @@ fn start_side(
     Ok(match spec.role {
         Role::Server => {
             let services = Services::for_workload(spec.load.workload);
-            let (s, a) =
-                side::start_server(engine, &spec.load.messages, services, &place, &opts, window)?;
+            let (s, a) = side::start_server(
+                engine,
+                &spec.load.messages,
+                services,
+                &place,
+                &opts,
+                window,
+                None,
+            )?;
             (Side::Server(s), a)
         }
         Role::Client => {

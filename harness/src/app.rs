@@ -4,7 +4,7 @@
 //! kernel server feeds it from its sockets, the bypass server from the
 //! stack's (DESIGN.md, principle 4).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::metrics::{Recorder, Window};
 use crate::outcome::ServerCounters;
@@ -147,6 +147,46 @@ pub struct AppConn {
     body_left: u64,
     /// Sink: stream offset of the next byte.
     offset: u64,
+    /// When the peer last sent something (or the connection came).
+    last_input: Instant,
+}
+
+/// A server's `--idle-timeout`: which connections' peers have sent nothing
+/// for that long, looked at every [`IdleSweep::EVERY`] (a walk over the
+/// connections: 1 M of them cost a few ms a time).
+#[derive(Debug)]
+pub struct IdleSweep {
+    timeout: Duration,
+    next: Instant,
+}
+
+impl IdleSweep {
+    /// How often connections are looked at, at most.
+    pub const EVERY: Duration = Duration::from_millis(100);
+
+    pub fn new(timeout: Duration) -> IdleSweep {
+        IdleSweep {
+            timeout,
+            next: Instant::now() + Self::EVERY.min(timeout),
+        }
+    }
+
+    /// The keys of the connections idle past the timeout, when a look is
+    /// due at `now` (none otherwise).
+    pub fn due<'a, K: Copy>(
+        &mut self,
+        now: Instant,
+        conns: impl Iterator<Item = (K, &'a AppConn)>,
+    ) -> Vec<K> {
+        if now < self.next {
+            return Vec::new();
+        }
+        self.next = now + Self::EVERY.min(self.timeout);
+        conns
+            .filter(|(_, c)| c.idle_for(now, self.timeout))
+            .map(|(k, _)| k)
+            .collect()
+    }
 }
 
 impl AppConn {
@@ -161,7 +201,14 @@ impl AppConn {
             close_after: false,
             body_left: 0,
             offset: 0,
+            last_input: Instant::now(),
         }
+    }
+
+    /// Whether the peer has sent nothing for `timeout` by `now` (a server's
+    /// `--idle-timeout`).
+    pub fn idle_for(&self, now: Instant, timeout: Duration) -> bool {
+        now.saturating_duration_since(self.last_input) >= timeout
     }
 
     /// Whether the server should read more from the connection: not while
@@ -188,6 +235,7 @@ impl AppConn {
         recorder: &mut Recorder,
     ) {
         counters.bytes_in += data.len() as u64;
+        self.last_input = now;
         match self.kind {
             Kind::Rr => {
                 self.partial += data.len();

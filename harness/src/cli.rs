@@ -450,6 +450,11 @@ pub struct ServeArgs {
     /// Stop by itself after this long (default: until SIGINT/SIGTERM).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Close a TCP connection whose peer has sent nothing for this long
+    /// (counted as `idle_timeouts`; default: never), as a web server's
+    /// keep-alive timeout: idle clients cannot hold the table forever.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
     /// Print the counters at exit as JSON.
     #[arg(long)]
     pub json: bool,

@@ -398,6 +398,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
         &place,
         &a.bypass.options(),
         metrics::Window::open_ended(),
+        a.idle_timeout,
     )?;
     let started = std::time::Instant::now();
     // on stderr also with --json (stdout carries the document at the end):
@@ -452,7 +453,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
     } else {
         let c = &report.counters;
         println!(
-            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} connections reset by their peer, {} I/O errors",
+            "served {secs:.1} s: {} connections accepted, {} requests ({:.0}/s), {} bad requests, {} datagrams in, {} out, {} bytes in, {} bytes out, {} stream verify errors, {} connections reset by their peer, {} closed idle, {} I/O errors",
             c.accepted,
             c.requests,
             c.requests as f64 / secs.max(1e-9),
@@ -463,6 +464,7 @@ fn cmd_serve(a: ServeArgs) -> Result<i32> {
             c.bytes_out,
             c.stream_verify_errors,
             c.peer_resets,
+            c.idle_timeouts,
             c.io_errors
         );
         for (k, x) in &extra {

@@ -15,6 +15,10 @@ pub struct ServerCounters {
     /// or a declared body over it (413).
     #[serde(default)]
     pub oversized_requests: u64,
+    /// Connections the server closed because the peer sent nothing for
+    /// `--idle-timeout`.
+    #[serde(default)]
+    pub idle_timeouts: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub stream_verify_errors: u64,
@@ -48,6 +52,7 @@ impl ServerCounters {
         self.requests += o.requests;
         self.bad_requests += o.bad_requests;
         self.oversized_requests += o.oversized_requests;
+        self.idle_timeouts += o.idle_timeouts;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.stream_verify_errors += o.stream_verify_errors;

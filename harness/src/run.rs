@@ -397,6 +397,7 @@ fn run_one(
             &server_place,
             &bypass_opts,
             window,
+            None,
         )?;
         attach = a;
         Some(s)

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -137,6 +138,7 @@ pub fn start_server(
     place: &Placement,
     opts: &BypassOptions,
     window: Window,
+    idle_timeout: Option<Duration>,
 ) -> Result<(Server, Option<AttachInfo>)> {
     Ok(match engine {
         Engine::Kernel(mode) => (
@@ -152,6 +154,7 @@ pub fn start_server(
                 cpus: place.thread_cpus(),
                 netns: place.netns.clone(),
                 window,
+                idle_timeout,
             })?),
             None,
         ),
@@ -161,6 +164,7 @@ pub fn start_server(
                 messages: *messages,
                 cpus: place.cpus.clone(),
                 window,
+                idle_timeout,
             })?;
             let a = s.attach.clone();
             (Server::Bypass(s), Some(a))

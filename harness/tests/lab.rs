@@ -1480,6 +1480,27 @@ fn both_paths_servers_are_bounded_and_speak_echo_and_sockperf() {
             assert_eq!(c["kernel.Tcp.PassiveOpens"], 1, "{c}");
         }
 
+        // --idle-timeout: the quiet connection goes, the busy one stays
+        let serve = serve_ready(
+            &env,
+            &[
+                "--path",
+                path,
+                "--proto",
+                "echo",
+                "--port",
+                "7600",
+                "--idle-timeout",
+                "1",
+            ],
+        );
+        let got = client("idle", addr, serve.id());
+        let c = stop_serve(serve);
+        assert!(
+            c["idle_timeouts"].as_u64().unwrap() >= 1,
+            "{path}: {c} {got}"
+        );
+
         let serve = serve_ready(
             &env,
             &["--path", path, "--proto", "sockperf", "--port", "7600"],

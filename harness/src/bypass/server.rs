@@ -17,7 +17,7 @@ use stack::{Readiness, SocketHandle};
 
 use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, BypassConfig, Shards, IDLE_ROUNDS};
-use crate::app::{AppConn, ServerApp, UdpAnswer};
+use crate::app::{AppConn, IdleSweep, ServerApp, UdpAnswer};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
@@ -31,6 +31,8 @@ pub struct ServerSpec {
     /// One shard per CPU (at most one per queue); none: one unpinned.
     pub cpus: Vec<usize>,
     pub window: Window,
+    /// Close connections whose peer sent nothing for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A running bypass server: its shards, until stopped.
@@ -116,6 +118,8 @@ struct ServerShard {
     /// The echo's answer: `--size`'s response bytes.
     resp: Vec<u8>,
     window: Window,
+    /// `--idle-timeout`, and when connections are next looked at for it.
+    idle: Option<IdleSweep>,
 }
 
 impl super::ShardInfo for ServerShard {
@@ -173,6 +177,7 @@ impl ServerShard {
             buf: vec![0; 256 * 1024],
             resp: vec![0; resp_len],
             window: spec.window,
+            idle: spec.idle_timeout.map(IdleSweep::new),
         })
     }
 
@@ -196,6 +201,7 @@ impl ServerShard {
                 did = true;
                 self.event(ev.handle, ev.readiness);
             }
+            did |= self.close_idle(start);
             if did {
                 // send at once what the answers wrote (a sink's round
                 // owes nothing)
@@ -296,6 +302,20 @@ impl ServerShard {
             return;
         }
         self.serve_conn(h);
+    }
+
+    /// Closes the connections idle past `--idle-timeout` (at most every
+    /// [`IdleSweep::EVERY`]); whether it closed any.
+    fn close_idle(&mut self, now: Instant) -> bool {
+        let Some(idle) = &mut self.idle else {
+            return false;
+        };
+        let idle_handles = idle.due(now, self.conns.iter().map(|(h, c)| (*h, c)));
+        for &h in &idle_handles {
+            self.counters.idle_timeouts += 1;
+            self.finish(h);
+        }
+        !idle_handles.is_empty()
     }
 
     fn finish(&mut self, h: SocketHandle) {

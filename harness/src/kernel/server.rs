@@ -24,7 +24,7 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::app::{AppConn, ServerApp, UdpAnswer};
+use crate::app::{AppConn, IdleSweep, ServerApp, UdpAnswer};
 use crate::error::usage;
 use crate::metrics::{Recorder, Window, WindowCpu};
 use crate::outcome::{ServerCounters, ServerReport, ServerThreadResult};
@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub napi_iface: Option<String>,
     /// Serve over io_uring (`kernel-uring`; TCP only) instead of epoll.
     pub uring: bool,
+    /// Close connections whose peer sent nothing for this long (epoll
+    /// only: `serve` never uses io_uring).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Whether a socket error means the peer reset the connection.
@@ -298,6 +301,8 @@ struct ServerThread {
     buf: Vec<u8>,
     udp_bufs: Vec<Vec<u8>>,
     udp_out: Vec<Vec<u8>>,
+    /// `--idle-timeout`, and when connections are next looked at for it.
+    idle: Option<IdleSweep>,
 }
 
 impl ServerThread {
@@ -373,6 +378,7 @@ impl ServerThread {
             buf: vec![0; READ_BUF],
             udp_bufs: (0..BATCH).map(|_| vec![0; 65536]).collect(),
             udp_out: (0..BATCH).map(|_| vec![0; udp_resp]).collect(),
+            idle: cfg.idle_timeout.map(IdleSweep::new),
         })
     }
 
@@ -402,6 +408,7 @@ impl ServerThread {
                     Token(t) => self.conn_event(t - FIRST_CONN),
                 }
             }
+            self.close_idle(now);
         }
         self.cpu.finish();
         let mut extra = std::collections::BTreeMap::new();
@@ -451,6 +458,21 @@ impl ServerThread {
                     self.counters.io_errors += 1;
                     break;
                 }
+            }
+        }
+    }
+
+    /// Closes the connections idle past `--idle-timeout` (at most every
+    /// [`IdleSweep::EVERY`]).
+    fn close_idle(&mut self, now: Instant) {
+        let Some(idle) = &mut self.idle else { return };
+        let conns = &self.conns;
+        let idle_keys = idle.due(now, conns.iter().map(|(k, c)| (k, &c.app)));
+        for key in idle_keys {
+            if let Some(mut c) = self.conns.try_remove(key) {
+                let _ = self.poll.registry().deregister(&mut c.s);
+                self.counters.closed += 1;
+                self.counters.idle_timeouts += 1;
             }
         }
     }

@@ -6,6 +6,9 @@
 #         server's memory stays put; a normal request is answered after all.
 #   echo: a TCP stream of 1 MiB comes back byte for byte; UDP datagrams of
 #         1..1400 bytes come back whole.
+#   idle: (against an echo server with --idle-timeout 1) a connection that
+#         sends nothing is closed by the server within 3 s, while one that
+#         sends every 0.3 s is still answered after that.
 # Prints one line of results as JSON; exits non-zero on a failure.
 import json
 import os
@@ -150,6 +153,38 @@ def echo():
     return out["tcp_same"] and whole >= 99
 
 
-ok = http() if mode == "http" else echo()
+def idle():
+    quiet = connect()
+    busy = connect()
+    start = time.time()
+    closed_at = None
+    quiet.setblocking(False)
+    while time.time() - start < 3:
+        busy.sendall(b"ping")
+        busy.settimeout(2)
+        got = b""
+        while len(got) < 4:
+            d = busy.recv(4 - len(got))
+            if not d:
+                break
+            got += d
+        if got != b"ping":
+            out["busy_lost"] = time.time() - start
+            return False
+        if closed_at is None:
+            try:
+                if quiet.recv(1) == b"":
+                    closed_at = time.time() - start
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed_at = time.time() - start
+        time.sleep(0.3)
+    out["quiet_closed_after_s"] = closed_at
+    out["busy_alive"] = True
+    return closed_at is not None and closed_at >= 0.9
+
+
+ok = {"http": http, "echo": echo, "idle": idle}[mode]()
 print(json.dumps(out))
 sys.exit(0 if ok else 1)
