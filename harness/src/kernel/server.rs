@@ -648,7 +648,6 @@ impl ServerThread {
                             .map(|b| [IoSlice::new(&b[..])])
                             .collect()
                     };
-                let bytes: Vec<usize> = slices.iter().map(|s| s[0].len()).collect();
                 let no_cmsgs: [ControlMessage; 0] = [];
                 match sendmmsg(
                     fd,
@@ -661,7 +660,8 @@ impl ServerThread {
                     Ok(sent) => {
                         let n = sent.count();
                         self.counters.udp_out += n as u64;
-                        self.counters.bytes_out += bytes[..n].iter().sum::<usize>() as u64;
+                        let bytes: usize = slices[..n].iter().map(|s| s[0].len()).sum();
+                        self.counters.bytes_out += bytes as u64;
                     }
                     Err(_) => self.counters.io_errors += 1,
                 }

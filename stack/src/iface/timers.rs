@@ -34,9 +34,8 @@ impl TimerQueue {
     /// Queues `h`'s deadline `at` unless an earlier or equal one is queued
     /// already (`queued`, the socket's mark, is updated).
     pub(super) fn schedule(&mut self, h: SocketHandle, at: Instant, queued: &mut Option<Instant>) {
-        if queued.is_none_or(|q| at < q) {
+        if earlier(at, queued) {
             self.heap.push(Reverse((at, h.index() as u32, h.gen())));
-            *queued = Some(at);
         }
     }
 
@@ -47,9 +46,8 @@ impl TimerQueue {
         at: Instant,
         queued: &mut Option<Instant>,
     ) {
-        if queued.is_none_or(|q| at < q) {
+        if earlier(at, queued) {
             self.later.push((at, h));
-            *queued = Some(at);
         }
     }
 
@@ -76,4 +74,14 @@ impl TimerQueue {
             self.heap.push(Reverse((at, h.index() as u32, h.gen())));
         }
     }
+}
+
+/// Whether `at` comes before the deadline a socket has queued (none: it
+/// does); if so, it becomes the socket's mark.
+fn earlier(at: Instant, queued: &mut Option<Instant>) -> bool {
+    let first = queued.is_none_or(|q| at < q);
+    if first {
+        *queued = Some(at);
+    }
+    first
 }
