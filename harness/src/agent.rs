@@ -347,6 +347,7 @@ fn start_side(
         iface: spec.iface.clone(),
         kernel_addr: Some(IpAddr::V4(kernel_addr)),
         stack,
+        aliases: None,
         cpus: spec.cpus.clone(),
         // frames from another host carry their checksums
         trust_checksums: false,
@@ -548,6 +549,7 @@ mod tests {
                 connections: 1,
                 rate: None,
                 udp_timeout: Duration::from_millis(200),
+                hold: 0,
             },
             bypass,
             multi_shard: false,

@@ -305,6 +305,18 @@ pub struct RunArgs {
     /// flood's load without the attack).
     #[arg(long, value_enum, default_value = "server", requires = "syn_flood")]
     pub syn_flood_at: crate::flood::FloodTarget,
+    /// crr, rr: the stack's client opens N more connections during the
+    /// warm-up and holds them idle through the measurement, from the lab
+    /// client's aliases (198.18.0.200-231, 64 K ports each): the server is
+    /// measured holding them (`client.held`; a shortfall flags the run
+    /// `hold_short`). Paths with the stack's client only (bypass-client,
+    /// bypass-both); a bypass server's table gets room for them on top of
+    /// --max-connections. Give the warm-up time to open them (tens of
+    /// thousands a second in the lab).
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| parse_count(s, "--hold", 2_000_000),
+          conflicts_with_all = ["iface", "server"])]
+    pub hold: Option<usize>,
 }
 
 #[derive(Args)]
@@ -497,7 +509,26 @@ pub fn run_options(
             rate,
             at: a.syn_flood_at,
         }),
+        hold: a.hold.unwrap_or(0),
     };
+    if opts.hold > 0 {
+        if let Some(w) = opts
+            .workloads
+            .iter()
+            .find(|w| !matches!(w, Workload::Crr | Workload::Rr))
+        {
+            return Err(usage(format!(
+                "--hold keeps idle connections beside crr or rr, not {}: name those workloads (`bypass run crr --hold N`)",
+                w.name()
+            )));
+        }
+        if let Some(p) = opts.path.paths().iter().find(|p| !p.client_bypass()) {
+            return Err(usage(format!(
+                "--hold: the held connections come from the stack's client, which path {} does not use: --path bypass-client,bypass-both",
+                p.name()
+            )));
+        }
+    }
     if a.proto.serve_only() {
         return Err(usage(format!(
             "--proto {} is a service of `bypass serve` for other tools' clients (sockperf, nc); a run's rr and crr speak raw or http",

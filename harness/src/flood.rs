@@ -1,8 +1,8 @@
 //! A SYN flood for the lab (`bypass run --syn-flood RATE`): crafted SYNs
 //! at a fixed rate from a thread in the client namespace, through a raw IP
 //! socket (the kernel adds the IPv4 checksum and routes the packet), from
-//! sources nobody answers for: random hosts 198.18.0.16-250 of the lab's
-//! subnet (the lab uses .1-.4), random ports and ISNs, an MSS option as
+//! sources nobody answers for: random hosts 198.18.0.16-199 of the lab's
+//! subnet (the lab uses .1-.4, and .200-.231 as the client stack's aliases), random ports and ISNs, an MSS option as
 //! Linux sends, aimed at the server's port on the address of the path
 //! measured (`--syn-flood-at server`). The control (`control`): the same
 //! frames to the same address with IP protocol 253 (RFC 3692's
@@ -183,7 +183,7 @@ fn send(
 /// IPv4 header (checksum and ID left to the kernel) and TCP with MSS.
 fn syn(frame: &mut [u8; 44], rng: &mut Rng, dst: Ipv4Addr, port: u16) {
     let v = rng.next();
-    let src = Ipv4Addr::new(198, 18, 0, 16 + (v % 235) as u8);
+    let src = Ipv4Addr::new(198, 18, 0, 16 + (v % 184) as u8);
     let src_port = 1024 + ((v >> 8) % 64512) as u16;
     let ip = &mut frame[..20];
     ip.copy_from_slice(&[
@@ -237,7 +237,7 @@ mod tests {
             syn(&mut f, &mut rng, dst, 7100);
             let src = Ipv4Addr::new(f[12], f[13], f[14], f[15]);
             assert!(
-                (16..=250).contains(&f[15]) && f[..3] == [0x45, 0, 0],
+                (16..=199).contains(&f[15]) && f[..3] == [0x45, 0, 0],
                 "{src}"
             );
             let packet = TcpPacket::new_unchecked(&f[20..]);

@@ -42,6 +42,13 @@ pub const PREFIX_LEN: u8 = 24;
 pub const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 /// The stack's address on the client's veth (the client side on the bypass path).
 pub const STACK_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 4);
+/// More addresses of the client's stack (its aliases), for `run --hold`:
+/// the connections it holds open come from these, each with its own 64 K
+/// ports to the server (32 addresses: room for about 2 M).
+pub const STACK_CLIENT_ALIASES: std::ops::RangeInclusive<Ipv4Addr> = std::ops::RangeInclusive::new(
+    Ipv4Addr::new(198, 18, 0, 200),
+    Ipv4Addr::new(198, 18, 0, 231),
+);
 
 /// Most queues a lab veth may have (the kernel's veth limit is higher; a
 /// benchmark on this kind of machine has no use for more).

@@ -507,6 +507,7 @@ fn serve_on_the_kernel(
         iface: String::new(),
         kernel_addr: Some(bind),
         stack: None,
+        aliases: None,
         cpus: server_cpus,
         trust_checksums: false,
     };
@@ -551,6 +552,7 @@ fn serve_on_the_stack(
         iface: iface.clone(),
         kernel_addr: None,
         stack: Some((addr, prefix_len)),
+        aliases: None,
         cpus: server_cpus,
         trust_checksums,
     };

@@ -392,6 +392,10 @@ impl Measurement<'_> {
         if run.cpu.foreign_pct.is_some_and(|p| p > FOREIGN_PCT) {
             flag(Flag::ForeignLoad);
         }
+        let hold = self.spec.load.hold as u64;
+        if hold > 0 && c.held_at_t0.min(c.held) < hold {
+            flag(Flag::HoldShort);
+        }
         flags
     }
 }
@@ -509,6 +513,7 @@ mod tests {
                 connections: 1,
                 rate,
                 udp_timeout: Duration::from_millis(200),
+                hold: 0,
             },
             path,
             server_cpus: vec![1],

@@ -103,6 +103,15 @@ pub struct ClientCounters {
     /// held by a connection or a TIME-WAIT): the generator's own limit.
     #[serde(default)]
     pub ports_exhausted: u64,
+    /// `--hold`: the idle connections held open when the window closed,
+    /// when it opened, and those lost on the way (failed, or closed by
+    /// the server).
+    #[serde(default)]
+    pub held: u64,
+    #[serde(default)]
+    pub held_at_t0: u64,
+    #[serde(default)]
+    pub hold_lost: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
 }
@@ -119,6 +128,9 @@ impl ClientCounters {
         self.sent_measured += o.sent_measured;
         self.send_refused += o.send_refused;
         self.ports_exhausted += o.ports_exhausted;
+        self.held += o.held;
+        self.held_at_t0 += o.held_at_t0;
+        self.hold_lost += o.hold_lost;
         self.bytes_out += o.bytes_out;
         self.bytes_in += o.bytes_in;
     }

@@ -379,6 +379,10 @@ pub enum Flag {
     Unsteady,
     CpuStolen,
     ForeignLoad,
+    /// `--hold N`: fewer than N idle connections were held through the
+    /// window (the warm-up was too short to open them, or some were lost):
+    /// the server was not measured in the state asked for.
+    HoldShort,
 }
 
 impl Flag {
@@ -393,6 +397,7 @@ impl Flag {
             Flag::Unsteady => "unsteady",
             Flag::CpuStolen => "cpu_stolen",
             Flag::ForeignLoad => "foreign_load",
+            Flag::HoldShort => "hold_short",
         }
     }
 
@@ -400,11 +405,15 @@ impl Flag {
     pub fn invalid(self) -> bool {
         matches!(
             self,
-            Flag::Interrupted | Flag::Errors | Flag::PayloadMismatch | Flag::NoOps
+            Flag::Interrupted
+                | Flag::Errors
+                | Flag::PayloadMismatch
+                | Flag::NoOps
+                | Flag::HoldShort
         )
     }
 
-    pub fn all() -> [Flag; 9] {
+    pub fn all() -> [Flag; 10] {
         [
             Flag::Interrupted,
             Flag::Errors,
@@ -415,6 +424,7 @@ impl Flag {
             Flag::Unsteady,
             Flag::CpuStolen,
             Flag::ForeignLoad,
+            Flag::HoldShort,
         ]
     }
 }

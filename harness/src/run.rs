@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub verify_checksums: bool,
     /// A SYN flood during each measurement (the lab only).
     pub syn_flood: Option<crate::flood::SynFlood>,
+    /// Idle connections the stack's client holds open through each
+    /// measurement, from the lab client's aliases (0: none).
+    pub hold: usize,
 }
 
 /// Real hardware instead of the lab: this machine is the client, the server
@@ -121,6 +124,7 @@ impl RunOptions {
                 connections: self.connections_for(w),
                 rate: self.rate_for(w),
                 udp_timeout: Duration::from_millis(200),
+                hold: self.hold,
             },
             path,
             server_cpus: self.server_cpus.clone(),
@@ -171,6 +175,7 @@ impl RunOptions {
         put("busy_poll", self.busy_poll.to_string());
         put("max_connections", self.max_connections.to_string());
         put("verify_checksums", self.verify_checksums.to_string());
+        put("hold", self.hold.to_string());
         if let Some(f) = &self.syn_flood {
             put(
                 "syn_flood",
@@ -200,6 +205,18 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         return Err(usage(
             "the bypass path runs in the lab only for now (its server side on real hardware comes with `bypass serve --path bypass`): drop --iface, or use --path kernel",
         ));
+    }
+    if opts.hold > 0 {
+        // a kernel server (bypass-client) needs a descriptor per connection
+        let want = (opts.hold + 65536) as u64;
+        let got = crate::sys::raise_open_files(want);
+        let need = (opts.hold + 1024) as u64;
+        if got < need && opts.path.paths().iter().any(|p| !p.server_bypass()) {
+            tracing::warn!(
+                "--hold {}: this process may open {got} files (its hard limit, or fs.nr_open): a kernel server cannot hold them all; raise `ulimit -n`",
+                opts.hold
+            );
+        }
     }
     // the lab, unless on hardware; dropped (removed) when this function returns
     let lab = match &opts.hardware {
@@ -373,7 +390,8 @@ fn run_one(
         xdp_mode: opts.xdp_mode.mode(),
         force: opts.force,
         busy_poll: opts.busy_poll,
-        max_connections: opts.max_connections,
+        // room for the held connections on top of the measured load's
+        max_connections: opts.max_connections + opts.hold,
     };
     let server_addr = if path.server_bypass() {
         IpAddr::V4(crate::lab::STACK_ADDR)
@@ -385,6 +403,7 @@ fn run_one(
         iface: target.server_iface.clone(),
         kernel_addr: Some(target.server_addr),
         stack: Some((crate::lab::STACK_ADDR, crate::lab::PREFIX_LEN)),
+        aliases: None,
         cpus: opts.server_cpus.clone(),
         trust_checksums: !opts.verify_checksums,
     };
@@ -410,6 +429,7 @@ fn run_one(
         iface: target.client_iface.clone(),
         kernel_addr: target.client_bind,
         stack: Some((crate::lab::STACK_CLIENT_ADDR, crate::lab::PREFIX_LEN)),
+        aliases: (opts.hold > 0).then_some(crate::lab::STACK_CLIENT_ALIASES),
         cpus: opts.client_cpus.clone(),
         trust_checksums: !opts.verify_checksums,
     };

@@ -60,6 +60,8 @@ pub struct Placement {
     pub kernel_addr: Option<IpAddr>,
     /// The stack's address and its subnet's prefix (the bypass path).
     pub stack: Option<(Ipv4Addr, u8)>,
+    /// More addresses of the stack there (the lab client's, for `--hold`).
+    pub aliases: Option<std::ops::RangeInclusive<Ipv4Addr>>,
     pub cpus: Vec<usize>,
     /// Frames from a veth peer may carry partial checksums (the lab).
     pub trust_checksums: bool,
@@ -91,6 +93,7 @@ impl Placement {
             trust_checksums: self.trust_checksums,
             busy_poll,
             max_connections: opts.max_connections,
+            aliases: self.aliases.clone(),
         })
     }
 

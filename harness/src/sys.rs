@@ -261,6 +261,26 @@ pub fn is_bypass_process(pid: u32) -> bool {
     same_exe || std::fs::read_to_string(proc.join("comm")).is_ok_and(|c| c.trim() == "bypass")
 }
 
+/// Raises this process's open-file limit (soft and hard, as root may) to
+/// `want`, at most the kernel's `fs.nr_open`: a kernel server holding
+/// `--hold`'s connections needs a descriptor for each. Returns the soft
+/// limit in force after.
+pub fn raise_open_files(want: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let cap = read_sysctl("fs.nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    let target = want.min(cap);
+    if soft < target {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, target, hard.max(target));
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -439,17 +439,25 @@ pub struct WorkloadSpec {
     pub rate: Option<f64>,
     /// udp-rr: a request without an answer after this long is counted lost.
     pub udp_timeout: Duration,
+    /// Connections the client opens besides the measured ones and holds
+    /// idle through the window (`--hold`): the server is measured holding
+    /// them.
+    #[serde(default)]
+    pub hold: usize,
 }
 
 impl WorkloadSpec {
     /// Part `i` of `n` (threads, shards or client hosts): its share of the
-    /// connections (at least one) and the same share of the rate.
+    /// connections (at least one), the same share of the rate, and its
+    /// share of the held connections.
     pub fn share(&self, i: usize, n: usize) -> WorkloadSpec {
         let n = n.max(1);
+        let part = |total: usize| total / n + usize::from(i < total % n);
         let total = self.connections;
-        let connections = (total / n + usize::from(i < total % n)).max(1);
+        let connections = part(total).max(1);
         WorkloadSpec {
             connections,
+            hold: part(self.hold),
             rate: self
                 .rate
                 .map(|r| r * connections as f64 / total.max(1) as f64),
@@ -474,8 +482,13 @@ mod tests {
             connections: 8,
             rate: Some(1000.0),
             udp_timeout: Duration::from_millis(200),
+            hold: 100,
         };
         let parts: Vec<WorkloadSpec> = (0..3).map(|i| load.share(i, 3)).collect();
+        assert_eq!(
+            parts.iter().map(|p| p.hold).collect::<Vec<_>>(),
+            [34, 33, 33]
+        );
         assert_eq!(
             parts.iter().map(|p| p.connections).collect::<Vec<_>>(),
             [3, 3, 2]

@@ -2394,3 +2394,68 @@ fn a_syn_flood_is_sent_counted_and_survived_on_both_paths() {
         assert_lab_gone(&doc);
     }
 }
+
+/// `--hold N`: the stack's client opens N idle connections from its 32
+/// aliases during the warm-up and holds them through the window, against
+/// a kernel server and the stack's; crr goes on beside them. `--hold`
+/// where it cannot work is refused with the fix.
+#[test]
+fn held_connections_come_from_the_aliases_and_stay_through_the_window() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let doc = run_json(
+        &env,
+        &[
+            "crr",
+            "--path",
+            "bypass-client,bypass-both",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--connections",
+            "4",
+            "--hold",
+            "3000",
+        ],
+    );
+    for r in doc["runs"].as_array().unwrap() {
+        let c = &r["counters"];
+        let get = |k: &str| c[k].as_u64().unwrap_or(0);
+        let path = r["path"].as_str().unwrap();
+        assert_eq!(
+            (
+                get("client.held_at_t0"),
+                get("client.held"),
+                get("client.hold_lost")
+            ),
+            (3000, 3000, 0),
+            "{path}: {c}"
+        );
+        assert!(r["flags"].as_array().unwrap().is_empty(), "{path}: {r}");
+        assert!(r["ops"].as_u64().unwrap() > 50, "{path}: crr stopped: {c}");
+        // the server asked for every alias, and the stack answered each
+        assert!(get("client.stack.arp_replies_sent") >= 32, "{path}: {c}");
+        assert!(get("server.accepted") >= 3000, "{path}: {c}");
+    }
+    assert_eq!(doc["config"]["hold"], "3000");
+    assert_lab_gone(&doc);
+    for (args, says) in [
+        (&["udp-rr", "--hold", "10"][..], "crr or rr"),
+        (
+            &["crr", "--path", "kernel", "--hold", "10"][..],
+            "bypass-client,bypass-both",
+        ),
+        (&["crr", "--hold", "-5"][..], "--hold must be between 1 and"),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        let o = env.run(&a);
+        let msg = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(msg.contains(says), "{args:?}: {msg}");
+    }
+}

@@ -209,7 +209,11 @@ fn datagram_from(src: std::net::Ipv4Addr) -> Vec<u8> {
 fn martian_sources_and_source_routes_are_dropped_by_reason_and_a_peer_goes_on() {
     use std::net::Ipv4Addr;
     let (da, mut raw) = Loopback::pair(MTU, 64);
-    let mut a = Interface::new(da, config(A_MAC, A_IP, TcpConfig::default()));
+    let mut cfg = config(A_MAC, A_IP, TcpConfig::default());
+    // an alias of ours is our own address too
+    let alias = Ipv4Addr::new(198, 18, 0, 201);
+    cfg.aliases = Some(Ipv4Addr::new(198, 18, 0, 200)..=alias);
+    let mut a = Interface::new(da, cfg);
     assert!(a.set_permanent_neighbour(B_IP, B_MAC));
     let u = a.udp_bind(7).unwrap();
     let put = |raw: &mut Loopback, f: &[u8]| {
@@ -227,6 +231,7 @@ fn martian_sources_and_source_routes_are_dropped_by_reason_and_a_peer_goes_on() 
         Ipv4Addr::BROADCAST,
         Ipv4Addr::new(198, 18, 0, 255),
         A_IP,
+        alias,
     ];
     for src in martians {
         put(&mut raw, &datagram_from(src));
@@ -257,7 +262,7 @@ fn martian_sources_and_source_routes_are_dropped_by_reason_and_a_peer_goes_on() 
             c.martian_own_address,
             c.source_routed
         ),
-        (1, 1, 1, 1, 1, 1),
+        (1, 1, 1, 1, 2, 1),
         "{c:?}"
     );
     // multicast and limited-broadcast sources the parser already refuses

@@ -3,9 +3,11 @@
 
 mod common;
 
+use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use common::*;
+use stack::phy::Faults;
 use stack::tcp::{State, TcpConfig};
 use stack::time::Instant;
 use stack::{Error, Readiness, Shutdown, SocketHandle};
@@ -717,4 +719,73 @@ fn connect_picks_ports_whose_replies_come_back_to_its_queue() {
         );
         assert_eq!(keep.indirection[h as usize % 128], 3, "port {port}");
     }
+}
+
+#[test]
+fn connections_from_aliases_get_a_port_range_each_and_carry_data() {
+    let (first, last) = (
+        Ipv4Addr::new(198, 18, 0, 200),
+        Ipv4Addr::new(198, 18, 0, 201),
+    );
+    let mut net = Net::resolving(TcpConfig::default(), Faults::default(), 1, |c| {
+        if c.addr == A_IP {
+            c.aliases = Some(first..=last);
+            // one port only: each address must have its own
+            c.ephemeral_ports = 40000..=40000;
+        }
+    });
+    let l = listener(&mut net.b, B_IP, 80, 16);
+    let stranger = net.a.socket().unwrap();
+    assert_eq!(
+        net.a
+            .connect_from(stranger, Ipv4Addr::new(198, 18, 0, 202), sa(B_IP, 80)),
+        Err(Error::AddrNotAvailable)
+    );
+    let cs: Vec<SocketHandle> = [A_IP, first, last]
+        .iter()
+        .map(|&ip| {
+            let c = net.a.socket().unwrap();
+            net.a.connect_from(c, ip, sa(B_IP, 80)).unwrap();
+            c
+        })
+        .collect();
+    // the one port of the primary address is taken
+    let c4 = net.a.socket().unwrap();
+    assert_eq!(
+        net.a.connect_from(c4, first, sa(B_IP, 80)),
+        Err(Error::AddrNotAvailable)
+    );
+    let mut accepted = Vec::new();
+    let ok = net.run_until(Duration::from_secs(2), |n| {
+        while let Ok(a) = n.b.accept(l) {
+            accepted.push(a);
+        }
+        accepted.len() == 3 && cs.iter().all(|&c| n.a.state(c) == Ok(State::Established))
+    });
+    assert!(ok, "connections from every address established");
+    let locals: Vec<SocketAddrV4> = cs.iter().map(|&c| net.a.local_addr(c).unwrap()).collect();
+    assert_eq!(
+        locals,
+        [A_IP, first, last].map(|ip| SocketAddrV4::new(ip, 40000))
+    );
+    // B found each address by ARP, answered by A from the address asked for
+    for ip in [A_IP, first, last] {
+        assert_eq!(net.b.neighbour(ip), Some(A_MAC), "{ip}");
+    }
+    let (s, _) = *accepted
+        .iter()
+        .find(|(_, peer)| *peer.ip() == last)
+        .unwrap();
+    let (got_b, got_a) = exchange(
+        &mut net,
+        cs[2],
+        s,
+        b"from an alias",
+        b"back to it",
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        (&got_b[..], &got_a[..]),
+        (&b"from an alias"[..], &b"back to it"[..])
+    );
 }

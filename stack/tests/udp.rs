@@ -436,7 +436,8 @@ fn arp_retries_then_gives_up_drops_the_waiting_datagrams_and_holds_down() {
 #[test]
 fn the_queue_waiting_for_arp_is_bounded_and_released_in_order() {
     let mut cfg = config(MAC_A, IP_A);
-    cfg.arp_pending = 4;
+    // a hop's share: half, 4
+    cfg.arp_pending = 8;
     let (mut a, mut raw) = raw_peer(cfg);
     let h = a.udp_bind(0).unwrap();
     let peer = SocketAddrV4::new(IP_B, 5000);
@@ -688,4 +689,25 @@ fn a_lossy_link_delivers_only_intact_datagrams() {
         );
         assert_eq!(b.neighbour(IP_A), Some(MAC_A));
     }
+}
+
+#[test]
+fn one_unresolved_hop_cannot_take_the_whole_arp_queue() {
+    let mut cfg = config(MAC_A, IP_A);
+    cfg.arp_pending = 16;
+    let (mut a, _raw) = raw_peer(cfg);
+    let h = a.udp_bind(0).unwrap();
+    // a stranger's address (say, the source of segments we reset) fills
+    // its share and no more
+    let stranger = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 99), 5000);
+    let took = (0..16u8)
+        .filter(|i| a.send_to(h, stranger, &[*i]).is_ok())
+        .count();
+    assert_eq!(took, 8);
+    // a peer being resolved at the same time still gets its share
+    let peer = SocketAddrV4::new(IP_B, 5000);
+    for i in 0..8u8 {
+        assert!(a.send_to(h, peer, &[i]).is_ok(), "{i}");
+    }
+    assert_eq!(a.counters().arp_pending_full, 8);
 }

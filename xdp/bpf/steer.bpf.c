@@ -6,7 +6,9 @@
  * it arrived on; every other frame goes to the kernel untouched:
  *
  *   own address    (mode 0): ARP whose target is the stack's address, and IPv4
- *                            whose destination is the stack's address;
+ *                            whose destination is the stack's address (its
+ *                            aliases [alias_lo, alias_hi] are its addresses
+ *                            too, in both modes);
  *   shared address (mode 1): unfragmented IPv4 TCP/UDP to the stack's address
  *                            whose destination port is one of `ports` or lies
  *                            in the ephemeral range [eph_lo, eph_hi].
@@ -39,6 +41,8 @@ struct steer_config {
 	__u16 eph_hi;   /* eph_lo > eph_hi: no range */
 	__u16 nports;   /* used entries of ports */
 	__u16 ports[STEER_MAX_PORTS]; /* destination ports, host byte order */
+	__u32 alias_lo; /* more addresses of the stack, host byte order, */
+	__u32 alias_hi; /* inclusive; alias_lo > alias_hi: none */
 };
 
 enum steer_counter {
@@ -99,13 +103,20 @@ static __always_inline int port_wanted(__u16 port)
 	return 0;
 }
 
+static __always_inline int is_ours(__be32 addr)
+{
+	__u32 a = bpf_ntohl(addr);
+
+	return addr == cfg.addr || (a >= cfg.alias_lo && a <= cfg.alias_hi);
+}
+
 static __always_inline int for_stack_ipv4(void *l3, void *end)
 {
 	struct iphdr *ip = l3;
 
 	if ((void *)(ip + 1) > end)
 		return 0;
-	if (ip->version != 4 || ip->daddr != cfg.addr)
+	if (ip->version != 4 || !is_ours(ip->daddr))
 		return 0;
 	if (cfg.mode == STEER_OWN_ADDRESS)
 		return 1;
@@ -132,7 +143,7 @@ static __always_inline int for_stack_arp(void *l3, void *end)
 	if ((void *)(arp + 1) > end)
 		return 0;
 	return arp->ptype == bpf_htons(ETH_P_IP) && arp->plen == 4 &&
-	       arp->tpa == cfg.addr;
+	       is_ours(arp->tpa);
 }
 
 SEC("xdp")

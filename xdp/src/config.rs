@@ -32,6 +32,8 @@ pub enum Steer {
 pub struct SteerConfig {
     /// The stack's IPv4 address.
     pub addr: Ipv4Addr,
+    /// More addresses of the stack (its aliases), steered as `addr` is.
+    pub aliases: Option<RangeInclusive<Ipv4Addr>>,
     /// Which of its frames to steer.
     pub steer: Steer,
 }
@@ -46,7 +48,9 @@ pub(crate) mod field {
     pub const EPH_HI: Range<usize> = 10..12;
     pub const NPORTS: Range<usize> = 12..14;
     pub const PORTS: usize = 14;
-    pub const SIZE: usize = 48;
+    pub const ALIAS_LO: Range<usize> = 48..52;
+    pub const ALIAS_HI: Range<usize> = 52..56;
+    pub const SIZE: usize = 56;
 }
 
 const MODE_OWN: u32 = 0;
@@ -88,6 +92,13 @@ impl SteerConfig {
             let at = field::PORTS + 2 * i;
             b[at..at + 2].copy_from_slice(&p.to_ne_bytes());
         }
+        // No aliases: lo > hi, which matches no address.
+        let (lo, hi) = self
+            .aliases
+            .as_ref()
+            .map_or((1, 0), |r| (r.start().to_bits(), r.end().to_bits()));
+        b[field::ALIAS_LO].copy_from_slice(&lo.to_ne_bytes());
+        b[field::ALIAS_HI].copy_from_slice(&hi.to_ne_bytes());
         Ok(b)
     }
 }
@@ -100,10 +111,14 @@ mod tests {
     fn own_address_image() {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
+            aliases: None,
             steer: Steer::OwnAddress,
         };
         let b = c.to_bytes().unwrap();
         assert_eq!(&b[field::ADDR], &[198, 18, 0, 2]);
+        // no aliases: lo > hi
+        let word = |r: std::ops::Range<usize>| u32::from_ne_bytes(b[r].try_into().unwrap());
+        assert!(word(field::ALIAS_LO) > word(field::ALIAS_HI));
         assert_eq!(u32::from_ne_bytes(b[field::MODE].try_into().unwrap()), 0);
         // no ephemeral range: lo > hi
         assert_eq!(u16::from_ne_bytes(b[field::EPH_LO].try_into().unwrap()), 1);
@@ -114,6 +129,7 @@ mod tests {
     fn shared_address_image() {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
+            aliases: Some(Ipv4Addr::new(198, 18, 0, 200)..=Ipv4Addr::new(198, 18, 0, 231)),
             steer: Steer::SharedAddress {
                 ports: vec![80, 9000],
                 ephemeral: Some(40000..=40999),
@@ -131,12 +147,16 @@ mod tests {
         );
         assert_eq!(u16::from_ne_bytes(b[field::NPORTS].try_into().unwrap()), 2);
         assert_eq!(u16::from_ne_bytes([b[16], b[17]]), 9000);
+        let word = |r: std::ops::Range<usize>| u32::from_ne_bytes(b[r].try_into().unwrap());
+        assert_eq!(word(field::ALIAS_LO), 0xc612_00c8);
+        assert_eq!(word(field::ALIAS_HI), 0xc612_00e7);
     }
 
     #[test]
     fn too_many_ports_is_refused() {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
+            aliases: None,
             steer: Steer::SharedAddress {
                 ports: (1..=17).collect(),
                 ephemeral: None,

@@ -68,6 +68,8 @@ mod tests {
         assert_eq!(offset_of!(steer_config, eph_hi), field::EPH_HI.start);
         assert_eq!(offset_of!(steer_config, nports), field::NPORTS.start);
         assert_eq!(offset_of!(steer_config, ports), field::PORTS);
+        assert_eq!(offset_of!(steer_config, alias_lo), field::ALIAS_LO.start);
+        assert_eq!(offset_of!(steer_config, alias_hi), field::ALIAS_HI.start);
         assert_eq!(size_of::<steer_config>(), field::SIZE);
     }
 }

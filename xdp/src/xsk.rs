@@ -26,6 +26,8 @@ use crate::sys;
 /// Bytes the kernel leaves before a received frame's data in copy mode
 /// (`XDP_PACKET_HEADROOM` of the kernel's uapi).
 pub(crate) const XDP_PACKET_HEADROOM: usize = 256;
+/// Kicks of the tx ring per flush at most in copy mode (32 frames each).
+const COPY_KICKS: u32 = 8;
 
 /// The UMEM: the packet buffer area shared with the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +277,13 @@ impl<T: Copy> Ring<T> {
             free = self.size - self.cached_prod.wrapping_sub(self.cached_cons);
         }
         free.min(want)
+    }
+
+    /// Entries published and not yet consumed by the kernel (refreshes its
+    /// consumer index).
+    fn outstanding(&mut self) -> u32 {
+        self.cached_cons = self.consumer().load(Ordering::Acquire);
+        self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
     /// Writes the entry `i` slots past the producer index; the caller checked
@@ -745,10 +754,29 @@ impl Xsk {
 
     /// Kicks the tx ring if frames were submitted (and the kernel asks for
     /// it, with need_wakeup), and reclaims the frames already sent.
+    ///
+    /// In copy mode one kick sends at most 32 frames (the kernel's
+    /// `TX_BATCH_SIZE`, then EAGAIN) and leaves the rest in the ring, where
+    /// nothing sends them until the next kick: so a flush kicks again while
+    /// frames wait (at most [`COPY_KICKS`] times), and kicks for frames a
+    /// previous flush left even when nothing new was written. Without that
+    /// a burst over 32 frames (a client opening a hundred connections at
+    /// once) sat in the ring until the next frame was written, which on a
+    /// quiet shard is a timer's retransmission a second later.
     pub fn flush(&mut self) {
         let asked = !self.need_wakeup || self.tx.needs_wakeup();
-        if self.tx_unkicked > 0 && (asked || self.busy_poll.is_some()) {
+        if (asked || self.busy_poll.is_some())
+            && (self.tx_unkicked > 0 || self.tx.outstanding() > 0)
+        {
             self.kick_tx();
+            if !self.zero_copy {
+                for _ in 1..COPY_KICKS {
+                    if self.tx.outstanding() == 0 {
+                        break;
+                    }
+                    self.kick_tx();
+                }
+            }
         }
         self.tx_unkicked = 0;
         self.reclaim();

@@ -16,6 +16,7 @@ use xdp::{AttachedMode, Error, Replaced, Steer, SteerConfig, Steering, XdpMode};
 fn own(addr: Ipv4Addr) -> SteerConfig {
     SteerConfig {
         addr,
+        aliases: None,
         steer: Steer::OwnAddress,
     }
 }
@@ -70,6 +71,26 @@ fn frames_for_the_stack_without_a_socket_reach_the_kernel() {
 }
 
 #[test]
+fn an_alias_is_claimed_like_the_address() {
+    let Some(lab) = Lab::new("an_alias_is_claimed_like_the_address") else {
+        return;
+    };
+    // The stack's own address is unused; side a's address is one of its
+    // aliases: the program claims it (and, without a socket, passes it on).
+    let first = Ipv4Addr::from_bits(ADDR_A.to_bits() - 1);
+    let config = SteerConfig {
+        addr: Ipv4Addr::new(198, 18, 0, 9),
+        aliases: Some(first..=ADDR_A),
+        steer: Steer::OwnAddress,
+    };
+    let s = attach(&lab, XdpMode::Native, &config, false).unwrap();
+    tcp_echo(&lab, listen_a(&lab), 50);
+    let c = s.counters().unwrap();
+    assert!(c.no_socket >= 50, "the alias was not claimed: {c:?}");
+    assert_eq!(c.steered, 0, "{c:?}");
+}
+
+#[test]
 fn shared_address_claims_only_its_ports() {
     let Some(lab) = Lab::new("shared_address_claims_only_its_ports") else {
         return;
@@ -78,6 +99,7 @@ fn shared_address_claims_only_its_ports() {
     let other = listen_a(&lab);
     let config = SteerConfig {
         addr: ADDR_A,
+        aliases: None,
         steer: Steer::SharedAddress {
             ports: vec![stack_port.local_addr().unwrap().port()],
             ephemeral: Some(61000..=61999),

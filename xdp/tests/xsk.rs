@@ -165,6 +165,7 @@ fn attach_native(lab: &Lab) -> Steering {
             XdpMode::Native,
             &SteerConfig {
                 addr: ADDR_A,
+                aliases: None,
                 steer: Steer::OwnAddress,
             },
             false,
@@ -192,6 +193,7 @@ fn steered_queues(
 ) -> (Steering, Vec<Xsk>, UdpSocket) {
     let steer = SteerConfig {
         addr: ADDR_A,
+        aliases: None,
         steer: Steer::SharedAddress {
             ports: vec![STACK_PORT],
             ephemeral: None,

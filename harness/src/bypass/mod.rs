@@ -44,6 +44,9 @@ pub struct BypassConfig {
     pub busy_poll: bool,
     /// A server shard's socket table (`--max-connections`).
     pub max_connections: usize,
+    /// More addresses of the stack, steered to it and answered for as
+    /// `addr` is (the client's, for the connections `--hold` keeps open).
+    pub aliases: Option<std::ops::RangeInclusive<Ipv4Addr>>,
 }
 
 /// What the attach produced, for the result's env.
@@ -116,6 +119,7 @@ pub fn load_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
             cfg.xdp_mode,
             &xdp::SteerConfig {
                 addr: cfg.addr,
+                aliases: cfg.aliases.clone(),
                 steer: xdp::Steer::OwnAddress,
             },
             cfg.force,
@@ -268,6 +272,7 @@ pub fn stack_now(t: Instant) -> stack::time::Instant {
     stack::time::Instant::from_micros(t.saturating_duration_since(base).as_micros() as u64)
 }
 
+pub mod hold;
 pub mod queues;
 pub mod relay;
 pub mod rss;

@@ -83,6 +83,7 @@ impl Shard {
         );
         // the sockets' frames hold more than the link carries
         icfg.mtu = Some(setup.mtu);
+        icfg.aliases = cfg.aliases.clone();
         if cfg.trust_checksums {
             icfg.checksums = Checksums::Trust;
         }

@@ -10,11 +10,19 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use stack::{Readiness, SocketHandle};
 
+use super::hold::Hold;
 use super::shard::{Shard, ShardSetup};
 use super::{AttachInfo, ClientSpec, Shards};
 use crate::metrics::{Recorder, WindowCpu};
 use crate::outcome::{ClientCounters, ClientReport, ClientThreadResult};
 use crate::workload::{self, Proto, Workload};
+
+/// At most this long to close `--hold`'s connections at the end.
+const HOLD_DRAIN: Duration = Duration::from_secs(3);
+/// ... or until nothing came or left for this long (longer than a
+/// kernel's shortest retransmission timeout, 200 ms: a server's
+/// retransmitted FIN is answered).
+const HOLD_QUIET: Duration = Duration::from_millis(250);
 
 /// A bypass TCP load generator (the client side under test, against a
 /// kernel server): crr, rr or stream over the stack's TCP, closed loop, or
@@ -65,7 +73,9 @@ impl BypassTcpClient {
                     let tw_buckets = crate::sys::own_sysctl("net.ipv4.tcp_max_tw_buckets")
                         .unwrap_or(65536)
                         .min(1 << 20) as usize;
-                    icfg.max_sockets = (tw_buckets * 4 / 3).max(65536) / shards;
+                    // and room for its share of the held connections
+                    icfg.max_sockets =
+                        (tw_buckets * 4 / 3).max(65536) / shards + cfg.load.share(i, shards).hold;
                     if cfg.load.workload != Workload::Stream {
                         icfg.tcp.rx_buffer = 16 * 1024;
                         icfg.tcp.tx_buffer = 16 * 1024;
@@ -177,9 +187,15 @@ impl TcpGen {
             })
             .collect();
         let mut by_handle: HashMap<SocketHandle, usize> = HashMap::new();
+        let mut hold = Hold::new(cfg.load.hold, cfg.bypass.aliases.as_ref());
         while self.shard.next_round(&w, &mut cpu, stop).is_some() {
+            hold.open_more(&mut self.shard.iface, cfg.server);
+            hold.tick(&w, Instant::now());
             // connections that failed or closed
             while let Some(ev) = self.shard.iface.next_event() {
+                if hold.on_event(&mut self.shard.iface, &ev) {
+                    continue;
+                }
                 let Some(&i) = by_handle.get(&ev.handle) else {
                     continue;
                 };
@@ -348,13 +364,29 @@ impl TcpGen {
                 .poll_egress(super::stack_now(Instant::now()));
         }
         cpu.finish();
+        hold.report(&mut counters);
+        hold.close_all(&mut self.shard.iface);
         for s in &mut slots {
             if let Some(h) = s.h.take() {
                 let _ = self.shard.iface.close(h);
             }
         }
-        // let the closes leave
+        // let the closes leave; held connections are closed to the end
+        // (FIN, its ACK and the server's FIN), so that a server does not
+        // keep retransmitting to addresses whose stack is gone (a later
+        // path's client would answer each with a reset), bounded in time
         self.shard.poll(Instant::now());
+        if cfg.load.hold > 0 {
+            let until = Instant::now() + HOLD_DRAIN;
+            let mut quiet_since = Instant::now();
+            while Instant::now() < until && Instant::now().duration_since(quiet_since) < HOLD_QUIET
+            {
+                while self.shard.iface.next_event().is_some() {}
+                if self.shard.poll(Instant::now()) || self.shard.iface.owes() {
+                    quiet_since = Instant::now();
+                }
+            }
+        }
         let extra = self.shard.counters();
         Ok(ClientThreadResult {
             cpu_id: cfg.cpus.first().copied(),

@@ -61,7 +61,8 @@ pub struct InterfaceCounters {
     pub arp_replies_sent: u64,
     /// Frames dropped because their next hop's MAC could not be resolved.
     pub arp_failed: u64,
-    /// Frames refused because the queue of frames waiting for ARP was full.
+    /// Frames refused because the queue of frames waiting for ARP was full,
+    /// or held its share for their next hop (half).
     pub arp_pending_full: u64,
     /// Frames that waited for ARP and went out once their next hop was
     /// resolved.

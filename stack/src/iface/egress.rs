@@ -28,6 +28,10 @@ use crate::storage::SlotRing;
 use crate::time::Instant;
 use crate::wire::{ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Ipv4Repr};
 
+/// A packet's source (ours: the interface's address or an alias) and
+/// destination.
+pub(super) type Route = (Ipv4Addr, Ipv4Addr);
+
 /// Neighbours learned by ARP and not yet passed on to sibling shards, at
 /// most.
 const MAX_LEARNED: usize = 64;
@@ -114,7 +118,7 @@ impl Egress {
     fn ip_frame<'a>(
         &mut self,
         dst_mac: EthernetAddress,
-        dst: Ipv4Addr,
+        (src, dst): Route,
         transport: Transport<'a>,
         dont_frag: bool,
     ) -> Frame<'a> {
@@ -128,7 +132,7 @@ impl Egress {
             },
             network: Network::Ipv4(
                 Ipv4Repr {
-                    src_addr: self.addr,
+                    src_addr: src,
                     dst_addr: dst,
                     protocol: transport.protocol(),
                     payload_len: transport.buffer_len(),
@@ -142,7 +146,8 @@ impl Egress {
         }
     }
 
-    /// Send an IP packet from this interface's address to `dst`: to its
+    /// Send an IP packet from `route`'s source (this interface's address or
+    /// an alias) to its destination: to its
     /// next hop's MAC at once if the cache has it (asking for a refresh
     /// when it is stale), else queued while ARP resolves the hop.
     pub(super) fn send_ip<D: Device>(
@@ -150,10 +155,11 @@ impl Egress {
         device: &mut D,
         counters: &mut InterfaceCounters,
         now: Instant,
-        dst: Ipv4Addr,
+        route: Route,
         transport: Transport<'_>,
         dont_frag: bool,
     ) -> Sent {
+        let dst = route.1;
         let Some(hop) = self.next_hop(dst) else {
             return Sent::Failed(Error::NetworkUnreachable);
         };
@@ -164,7 +170,7 @@ impl Egress {
                 if refresh {
                     self.stage_arp_request(hop, counters);
                 }
-                let frame = self.ip_frame(mac, dst, transport, dont_frag);
+                let frame = self.ip_frame(mac, route, transport, dont_frag);
                 if self.pending.len() > 0 && self.pending.any(|h| *h == hop) {
                     return self.queue(hop, &frame, counters);
                 }
@@ -178,11 +184,11 @@ impl Egress {
             }
             Lookup::Started => {
                 self.stage_arp_request(hop, counters);
-                let frame = self.ip_frame(EthernetAddress::default(), dst, transport, dont_frag);
+                let frame = self.ip_frame(EthernetAddress::default(), route, transport, dont_frag);
                 self.queue(hop, &frame, counters)
             }
             Lookup::Resolving => {
-                let frame = self.ip_frame(EthernetAddress::default(), dst, transport, dont_frag);
+                let frame = self.ip_frame(EthernetAddress::default(), route, transport, dont_frag);
                 self.queue(hop, &frame, counters)
             }
             Lookup::Failed => Sent::Failed(Error::HostUnreachable),
@@ -197,6 +203,14 @@ impl Egress {
         counters: &mut InterfaceCounters,
     ) -> Sent {
         let len = frame.buffer_len();
+        // one hop may take half the queue (Linux keeps a queue per
+        // neighbour): resets to a stranger's unresolved address never
+        // crowd out the frames of a peer whose resolution is under way
+        let share = (self.pending.capacity() / 2).max(1);
+        if self.pending.count(|h| *h == hop) >= share {
+            counters.arp_pending_full += 1;
+            return Sent::Failed(Error::NoBuffers);
+        }
         let kept = self.pending.push_with(hop, |buf| {
             if buf.len() < len {
                 return 0;
@@ -217,11 +231,11 @@ impl Egress {
     pub(super) fn stage_reply(
         &mut self,
         dst_mac: EthernetAddress,
-        dst: Ipv4Addr,
+        route: Route,
         transport: Transport<'_>,
         counters: &mut InterfaceCounters,
     ) {
-        let frame = self.ip_frame(dst_mac, dst, transport, false);
+        let frame = self.ip_frame(dst_mac, route, transport, false);
         self.stage(&frame, counters);
     }
 
@@ -230,7 +244,8 @@ impl Egress {
         let reply = ArpRepr {
             operation: ArpOperation::Reply,
             source_hardware_addr: self.mac,
-            source_protocol_addr: self.addr,
+            // the address asked for: ours or one of our aliases
+            source_protocol_addr: request.target_protocol_addr,
             target_hardware_addr: request.source_hardware_addr,
             target_protocol_addr: request.source_protocol_addr,
         };

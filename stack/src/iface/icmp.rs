@@ -35,7 +35,7 @@ impl Inner {
                 self.counters.icmp_echo_replied += 1;
                 self.egress.stage_reply(
                     eth.src_addr,
-                    ip.src_addr,
+                    (ip.dst_addr, ip.src_addr),
                     Transport::Icmpv4(reply),
                     &mut self.counters,
                 );
@@ -72,7 +72,7 @@ impl Inner {
         self.counters.port_unreachable_sent += 1;
         self.egress.stage_reply(
             eth.src_addr,
-            ip.src_addr,
+            (ip.dst_addr, ip.src_addr),
             Transport::Icmpv4(error),
             &mut self.counters,
         );

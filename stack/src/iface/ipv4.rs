@@ -1,11 +1,11 @@
-//! IPv4 input: a packet to this interface's address from a source that
+//! IPv4 input: a packet to this interface's address (or an alias) from a source that
 //! names a single remote host, without a source route, goes to TCP, UDP or
 //! ICMP; one to another address is not ours (the stack does not route).
 
 use core::net::Ipv4Addr;
 
 use super::counters::InterfaceCounters;
-use super::Inner;
+use super::{Inner, InterfaceConfig};
 use crate::frame::Transport;
 use crate::wire::{EthernetRepr, Ipv4Repr};
 
@@ -15,13 +15,13 @@ const SSRR: u8 = 0x89;
 
 /// The counter of a source address that names no single remote host
 /// (RFC 1122 §3.2.1.3), `None` for one that does.
-fn martian(
-    counters: &mut InterfaceCounters,
+fn martian<'c>(
+    counters: &'c mut InterfaceCounters,
     src: Ipv4Addr,
-    own: Ipv4Addr,
-    prefix_len: u8,
-) -> Option<&mut u64> {
-    let host_bits = 32u32.saturating_sub(u32::from(prefix_len.min(32)));
+    cfg: &InterfaceConfig,
+) -> Option<&'c mut u64> {
+    let own = cfg.addr;
+    let host_bits = 32u32.saturating_sub(u32::from(cfg.prefix_len.min(32)));
     let subnet_broadcast = host_bits >= 2 && {
         let mask = ((1u64 << host_bits) - 1) as u32;
         u32::from(src) & !mask == u32::from(own) & !mask && u32::from(src) & mask == mask
@@ -35,7 +35,7 @@ fn martian(
         &mut counters.martian_zero_net
     } else if src.is_loopback() {
         &mut counters.martian_loopback
-    } else if src == own {
+    } else if cfg.owns(src) {
         &mut counters.martian_own_address
     } else {
         return None;
@@ -72,12 +72,11 @@ impl Inner {
         ip: Ipv4Repr,
         transport: Transport<'_>,
     ) {
-        if ip.dst_addr != self.cfg.addr {
+        if !self.cfg.owns(ip.dst_addr) {
             self.counters.not_for_us += 1;
             return;
         }
-        let (own, prefix) = (self.cfg.addr, self.cfg.prefix_len);
-        if let Some(c) = martian(&mut self.counters, ip.src_addr, own, prefix) {
+        if let Some(c) = martian(&mut self.counters, ip.src_addr, &self.cfg) {
             *c += 1;
             return;
         }

@@ -71,6 +71,12 @@ pub struct InterfaceConfig {
     pub mac: EthernetAddress,
     /// This interface's IPv4 address.
     pub addr: Ipv4Addr,
+    /// Addresses it also answers for (Linux's secondary addresses): ARP for
+    /// them is answered, IPv4 to them taken, and
+    /// [`Interface::connect_from`] may open connections from them (a client
+    /// that needs more than one address's 64 K ports to one server);
+    /// `None`: `addr` alone.
+    pub aliases: Option<core::ops::RangeInclusive<Ipv4Addr>>,
     /// Prefix length of the on-link subnet: peers in it are resolved with
     /// ARP directly, others through `gateway`.
     pub prefix_len: u8,
@@ -112,7 +118,8 @@ pub struct InterfaceConfig {
     /// The neighbour cache: size, retries (3, 100 ms apart by default),
     /// lifetime, hold-down after a failure.
     pub arp: ArpConfig,
-    /// Frames waiting for ARP, at most, all next hops together.
+    /// Frames waiting for ARP, at most, all next hops together (half of
+    /// them for one hop).
     pub arp_pending: usize,
     /// Datagrams each UDP socket's receive queue holds; more are dropped
     /// and counted ([`InterfaceCounters::socket_queue_full`]).
@@ -132,7 +139,7 @@ pub struct InterfaceConfig {
 impl InterfaceConfig {
     /// Defaults around the given addresses and secrets: 1024 sockets, SYN
     /// backlog 128, batches of 64, checksums verified, SYN cookies on;
-    /// UDP sockets of 256 datagrams, 64 frames waiting for ARP, TTL 64,
+    /// UDP sockets of 256 datagrams, 256 frames waiting for ARP, TTL 64,
     /// ICMP errors at most 100 per second in bursts of 10.
     pub fn new(
         mac: EthernetAddress,
@@ -144,6 +151,7 @@ impl InterfaceConfig {
         InterfaceConfig {
             mac,
             addr,
+            aliases: None,
             prefix_len,
             gateway: None,
             mtu: None,
@@ -159,13 +167,20 @@ impl InterfaceConfig {
             cookie_secret: isn_secret.map(|w| w.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15),
             ephemeral_ports: crate::flow::EPHEMERAL_FIRST..=crate::flow::EPHEMERAL_LAST,
             arp: ArpConfig::default(),
-            arp_pending: 64,
+            arp_pending: 256,
             udp_rx_queue: 256,
             ttl: 64,
             icmp_error_rate: 100,
             icmp_error_burst: 10,
             control_queue: 64,
         }
+    }
+}
+
+impl InterfaceConfig {
+    /// Whether `ip` is this interface's: its address or one of its aliases.
+    pub fn owns(&self, ip: Ipv4Addr) -> bool {
+        ip == self.addr || self.aliases.as_ref().is_some_and(|r| r.contains(&ip))
     }
 }
 

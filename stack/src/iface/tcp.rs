@@ -20,6 +20,8 @@ use crate::wire::{IpProtocol, TcpFlags, TcpOptions, TcpRepr};
 /// §3.10.7.1) or a SYN cookie's SYN-ACK, from this interface's address.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PendingSegment {
+    /// Our address it leaves from (the one the segment it answers came to).
+    local: Ipv4Addr,
     remote: SocketAddrV4,
     seg: TcpRepr<'static>,
 }
@@ -42,7 +44,11 @@ impl PendingSegment {
             options: TcpOptions::default(),
             payload: &[],
         };
-        PendingSegment { remote, seg }
+        PendingSegment {
+            local: *local.ip(),
+            remote,
+            seg,
+        }
     }
 }
 
@@ -88,15 +94,36 @@ impl<D: Device> Interface<D> {
     /// [`Readiness::CONNECTED`], or an error such as ECONNREFUSED or
     /// ETIMEDOUT, later). An unbound socket gets an ephemeral port.
     pub fn connect(&mut self, h: SocketHandle, remote: SocketAddrV4) -> Result<(), Error> {
+        let addr = self.inner.cfg.addr;
+        self.connect_from(h, addr, remote)
+    }
+
+    /// `connect` from `local_ip`, this interface's address or one of its
+    /// [aliases](crate::InterfaceConfig::aliases), with an ephemeral port
+    /// of that address (Linux's `bind(ip, 0)` under
+    /// `IP_BIND_ADDRESS_NO_PORT`, then `connect`): each address has the
+    /// whole port range to each server. EADDRNOTAVAIL for an address not
+    /// ours; a socket bound to a port connects from the interface's address.
+    pub fn connect_from(
+        &mut self,
+        h: SocketHandle,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<(), Error> {
         let inner = &mut self.inner;
+        if !inner.cfg.owns(local_ip) {
+            return Err(Error::AddrNotAvailable);
+        }
         let s = inner.socket(h)?;
+        if s.bound.is_some() && local_ip != inner.cfg.addr {
+            return Err(Error::InvalidInput);
+        }
         match &s.kind {
             Kind::Idle => {}
             Kind::Tcb(t) if t.state() == State::SynSent => return Err(Error::AlreadyInProgress),
             Kind::Tcb(_) => return Err(Error::AlreadyConnected),
             Kind::Listener(_) | Kind::Udp(_) => return Err(Error::InvalidInput),
         }
-        let local_ip = inner.cfg.addr;
         let now = inner.now;
         let port = match s.bound {
             Some(k) => k.port,
@@ -494,7 +521,11 @@ impl Inner {
         let seg = Tcb::cookie_syn_ack(&self.cfg.tcp, ep, syn, self.now);
         self.last_cookie = Some(self.now);
         self.stats.syn_cookies_sent += 1;
-        self.queue_reset(PendingSegment { remote, seg });
+        self.queue_reset(PendingSegment {
+            local: *local.ip(),
+            remote,
+            seg,
+        });
     }
 
     /// An ACK to a listener with no connection: if SYN cookies were sent
@@ -631,7 +662,7 @@ impl Inner {
                 device,
                 &mut self.counters,
                 now,
-                *r.remote.ip(),
+                (r.local, *r.remote.ip()),
                 Transport::Tcp(r.seg),
                 true,
             );
@@ -662,9 +693,9 @@ impl Inner {
                 continue;
             };
             let Kind::Tcb(t) = &mut s.kind else { continue };
-            let remote = *t.remote().ip();
+            let route = (*t.local().ip(), *t.remote().ip());
             let done = t.dispatch(now, stats, |seg| {
-                egress.send_ip(device, counters, now, remote, Transport::Tcp(*seg), true)
+                egress.send_ip(device, counters, now, route, Transport::Tcp(*seg), true)
                     != Sent::DeviceFull
             });
             if let Some(d) = t.poll_at() {

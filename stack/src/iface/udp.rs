@@ -89,7 +89,7 @@ impl<D: Device> Interface<D> {
             || ip.is_loopback()
             || ip.is_broadcast()
             || ip.is_multicast()
-            || ip == inner.cfg.addr
+            || inner.cfg.owns(ip)
         {
             return Err(Error::InvalidInput);
         }
@@ -103,7 +103,7 @@ impl<D: Device> Interface<D> {
             device,
             &mut inner.counters,
             inner.now,
-            ip,
+            (inner.cfg.addr, ip),
             Transport::Udp(udp),
             true,
         );

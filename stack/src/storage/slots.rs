@@ -79,6 +79,13 @@ impl<M: Copy> SlotRing<M> {
         (0..self.len).any(|k| self.meta[self.index(k)].is_some_and(|(m, _)| f(&m)))
     }
 
+    /// How many entries' metadata satisfy `f`.
+    pub(crate) fn count(&self, mut f: impl FnMut(&M) -> bool) -> usize {
+        (0..self.len)
+            .filter(|&k| self.meta[self.index(k)].is_some_and(|(m, _)| f(&m)))
+            .count()
+    }
+
     /// The oldest entry.
     pub(crate) fn front(&self) -> Option<(M, &[u8])> {
         if self.len == 0 {

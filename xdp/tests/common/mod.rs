@@ -292,6 +292,7 @@ pub fn own_address_socket(lab: &Lab, addr: Ipv4Addr) -> (xdp::Steering, xdp::Xsk
     use xdp::{Steer, SteerConfig, Steering, XdpMode, Xsk, XskConfig};
     let steer = SteerConfig {
         addr,
+        aliases: None,
         steer: Steer::OwnAddress,
     };
     let (steering, xsk) = in_ns(&lab.a, || {
