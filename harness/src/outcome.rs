@@ -112,6 +112,10 @@ pub struct ClientCounters {
     pub held_at_t0: u64,
     #[serde(default)]
     pub hold_lost: u64,
+    /// Milliseconds from the first held connection's SYN to the last one's
+    /// handshake (the slowest shard's; 0: never all held).
+    #[serde(default)]
+    pub hold_fill_ms: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
 }
@@ -131,6 +135,7 @@ impl ClientCounters {
         self.held += o.held;
         self.held_at_t0 += o.held_at_t0;
         self.hold_lost += o.hold_lost;
+        self.hold_fill_ms = self.hold_fill_ms.max(o.hold_fill_ms);
         self.bytes_out += o.bytes_out;
         self.bytes_in += o.bytes_in;
     }

@@ -36,6 +36,9 @@ pub struct Hold {
     /// Every address's ports are taken: nothing more can be opened.
     exhausted: bool,
     at_t0: Option<u64>,
+    /// The first SYN, and how long until all were held.
+    began: Option<Instant>,
+    filled: Option<std::time::Duration>,
 }
 
 impl Hold {
@@ -56,6 +59,8 @@ impl Hold {
             lost: 0,
             exhausted: false,
             at_t0: None,
+            began: None,
+            filled: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl Hold {
             match iface.connect_from(h, addr, server) {
                 Ok(()) => {
                     full_in_a_row = 0;
+                    self.began.get_or_insert_with(Instant::now);
                     self.conns.insert(h, false);
                     self.connecting += 1;
                 }
@@ -107,6 +113,9 @@ impl Hold {
             *up = true;
             self.connecting -= 1;
             self.established += 1;
+            if self.established as usize == self.want && self.filled.is_none() {
+                self.filled = self.began.map(|t| t.elapsed());
+            }
         }
         true
     }
@@ -123,6 +132,9 @@ impl Hold {
         c.held += self.established;
         c.held_at_t0 += self.at_t0.unwrap_or(self.established);
         c.hold_lost += self.lost;
+        c.hold_fill_ms = c
+            .hold_fill_ms
+            .max(self.filled.map_or(0, |d| d.as_millis() as u64));
     }
 
     /// Closes every held connection (at the end of the run).
