@@ -2437,7 +2437,10 @@ fn held_connections_come_from_the_aliases_and_stay_through_the_window() {
         );
         assert!(r["flags"].as_array().unwrap().is_empty(), "{path}: {r}");
         // opened within the warm-up, and timed
-        assert!((1..1000).contains(&get("client.hold_fill_ms")), "{path}: {c}");
+        assert!(
+            (1..1000).contains(&get("client.hold_fill_ms")),
+            "{path}: {c}"
+        );
         assert!(r["ops"].as_u64().unwrap() > 50, "{path}: crr stopped: {c}");
         // the server asked for every alias, and the stack answered each
         assert!(get("client.stack.arp_replies_sent") >= 32, "{path}: {c}");

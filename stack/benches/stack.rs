@@ -146,6 +146,20 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
+/// The Internet checksum of a full-sized segment's payload and of a
+/// small one (GB/s is the figure to read: `Throughput::Bytes`).
+fn checksum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("checksum");
+    for len in [64usize, 1460, 8960] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        g.throughput(criterion::Throughput::Bytes(len as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(len), &data, |b, d| {
+            b.iter(|| black_box(stack::wire::checksum::data(black_box(d))))
+        });
+    }
+    g.finish();
+}
+
 /// One lookup per iteration, cycling through `probe`.
 fn bench_lookups(
     b: &mut criterion::Bencher<'_>,
@@ -212,6 +226,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parse, lookup
+    targets = parse, checksum, lookup
 }
 criterion_main!(benches);
