@@ -6,11 +6,13 @@ use std::rc::Rc;
 
 use super::{Device, DeviceCaps};
 
-/// One direction of the link: frames in flight, and spare buffers so that
-/// a running test does not allocate per frame.
+/// One direction of the link: frames in flight (a buffer and the frame's
+/// length in it), and spare buffers so that a running test does not
+/// allocate per frame. Buffers keep their full size: a transmit hands out
+/// one as it is, like a device's transmit buffer (nothing zeroes it).
 #[derive(Debug, Default)]
 struct Wire {
-    frames: VecDeque<Vec<u8>>,
+    frames: VecDeque<(Vec<u8>, usize)>,
     spare: Vec<Vec<u8>>,
     dropped: u64,
 }
@@ -27,7 +29,7 @@ pub struct Loopback {
     rx: Rc<RefCell<Wire>>,
     tx: Rc<RefCell<Wire>>,
     /// Frames committed since the last flush.
-    pending: Vec<Vec<u8>>,
+    pending: Vec<(Vec<u8>, usize)>,
     /// Frames that may be committed between two flushes (a transmit ring's
     /// size); `transmit` refuses more.
     tx_ring: usize,
@@ -78,10 +80,10 @@ impl Device for Loopback {
     fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
         let mut n = 0;
         while n < budget {
-            let Some(frame) = self.rx.borrow_mut().frames.pop_front() else {
+            let Some((frame, len)) = self.rx.borrow_mut().frames.pop_front() else {
                 break;
             };
-            f(&frame);
+            f(&frame[..len]);
             n += 1;
             self.rx.borrow_mut().spare.push(frame);
         }
@@ -94,23 +96,23 @@ impl Device for Loopback {
         }
         let len = self.caps.max_frame_len();
         let mut buf = self.tx.borrow_mut().spare.pop().unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0);
+        if buf.len() != len {
+            buf.resize(len, 0);
+        }
         let n = f(&mut buf).min(len);
         if n == 0 {
             self.tx.borrow_mut().spare.push(buf);
         } else {
-            buf.truncate(n);
-            self.pending.push(buf);
+            self.pending.push((buf, n));
         }
         true
     }
 
     fn flush(&mut self) {
         let mut wire = self.tx.borrow_mut();
-        for frame in self.pending.drain(..) {
+        for (frame, n) in self.pending.drain(..) {
             if wire.frames.len() < self.queue {
-                wire.frames.push_back(frame);
+                wire.frames.push_back((frame, n));
             } else {
                 wire.dropped += 1;
                 wire.spare.push(frame);
