@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per byte of bulk TCP in memory (the loopback bench's three
+# Instructions per byte of bulk TCP in memory (the loopback bench's four
 # ways, one at a time) under callgrind: counts that do not drift with the
 # machine. Writes results/<UTC time>-callgrind/ (each way's callgrind.out,
 # its top functions, and callgrind.md).
@@ -21,7 +21,7 @@ mkdir -p "$out"
     echo "| way | instructions | bytes | instructions per byte |"
     echo "| --- | ---: | ---: | ---: |"
 } > "$out/callgrind.md"
-for way in bypass smoltcp-copy smoltcp; do
+for way in bypass bypass-in-place smoltcp-copy smoltcp; do
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out.$way" \
         "$bin" only "$way" "$bytes" "$mtu" > /dev/null 2> "$out/valgrind.$way.log"
     ir=$(callgrind_annotate "$out/callgrind.out.$way" 2> /dev/null | awk '/PROGRAM TOTALS/ && !n {gsub(",", "", $1); print $1; n = 1}')

@@ -7,20 +7,24 @@
 //! IPv4 checksum computed and verified, and one connection over which the
 //! client sends a counting pattern (byte k of the stream is k mod 251) as
 //! fast as the link takes it; the server reads and checks every byte. One
-//! poll of each interface per step, the real clock. Three ways:
+//! poll of each interface per step, the real clock. Four ways:
 //!
 //! - `bypass`: this stack's copying verbs (`send(h, &[u8])`, `recv(h, &mut
 //!   [u8])`);
+//! - `bypass in place`: its in-place verbs (`send_with(h, |room| ..)`,
+//!   `recv_stream_with(h, |data| ..)`), the same copies as smoltcp's
+//!   closures;
 //! - `smoltcp copy`: smoltcp's copying verbs (`send_slice`, `recv_slice`),
 //!   the same copies as ours;
 //! - `smoltcp`: smoltcp's closures (`send(|buf| ..)`, `recv(|data| ..)`),
 //!   which let the application work in the socket's rings.
 //!
-//! The three alternate, round after round, at MTU 1500 and 9000; the table
+//! The four alternate, round after round, at MTU 1500 and 9000; the table
 //! gives each one's median Gbit/s of goodput on this thread [min, max] and
 //! the ratios of the medians. `cargo bench -p stack --bench loopback [--
 //! SECONDS ROUNDS]` (default 2 s a measurement, 3 rounds); `-- only WAY
-//! BYTES MTU` runs one way (`bypass`, `smoltcp-copy`, `smoltcp`) for a
+//! BYTES MTU` runs one way (`bypass`, `bypass-in-place`, `smoltcp-copy`,
+//! `smoltcp`) for a
 //! number of bytes, for `scripts/callgrind-loopback.sh`.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -122,7 +126,7 @@ impl Moved {
     }
 }
 
-fn bypass(mtu: usize, stop: Stop) -> Moved {
+fn bypass(mtu: usize, stop: Stop, in_place: bool) -> Moved {
     let (da, db) = Loopback::pair(mtu, QUEUE);
     let tcp = TcpConfig {
         rx_buffer: BUFFER,
@@ -158,23 +162,41 @@ fn bypass(mtu: usize, stop: Stop) -> Moved {
     let (mut sent, mut got) = (0u64, 0u64);
     let mut meter = Meter::new(stop);
     loop {
-        while let Ok(n) = a.send(c, pattern_at(&pat, sent, 64 * 1024)) {
-            if n == 0 {
-                break;
+        loop {
+            let r = if in_place {
+                a.send_with(c, |room| {
+                    let n = room.len();
+                    room.copy_from_slice(pattern_at(&pat, sent, n));
+                    n
+                })
+            } else {
+                a.send(c, pattern_at(&pat, sent, 64 * 1024))
+            };
+            match r {
+                Ok(n) if n > 0 => sent += n as u64,
+                _ => break,
             }
-            sent += n as u64;
         }
         a.poll(now());
         b.poll(now());
-        while let Ok(n) = b.recv(server, &mut buf) {
-            if n == 0 {
-                break;
+        loop {
+            let r = if in_place {
+                b.recv_stream_with(server, |data| {
+                    assert!(checks(&pat, data, got), "bypass: bytes differ at {got}");
+                    data.len()
+                })
+            } else {
+                b.recv(server, &mut buf).inspect(|&n| {
+                    assert!(
+                        checks(&pat, &buf[..n], got),
+                        "bypass: bytes differ at {got}"
+                    );
+                })
+            };
+            match r {
+                Ok(n) if n > 0 => got += n as u64,
+                _ => break,
             }
-            assert!(
-                checks(&pat, &buf[..n], got),
-                "bypass: bytes differ at {got}"
-            );
-            got += n as u64;
         }
         if meter.step(got) {
             break;
@@ -385,10 +407,13 @@ fn main() {
         let mtu: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1500);
         let stop = Stop::Bytes(bytes);
         let m = match way {
-            "bypass" => bypass(mtu, stop),
+            "bypass" => bypass(mtu, stop, false),
+            "bypass-in-place" => bypass(mtu, stop, true),
             "smoltcp-copy" => smol::run(mtu, stop, false),
             "smoltcp" => smol::run(mtu, stop, true),
-            other => panic!("`{other}`: the ways are bypass, smoltcp-copy, smoltcp"),
+            other => {
+                panic!("`{other}`: the ways are bypass, bypass-in-place, smoltcp-copy, smoltcp")
+            }
         };
         println!("{way} moved {} bytes", m.bytes);
         return;
@@ -400,15 +425,16 @@ fn main() {
         "bulk TCP in memory, one thread, checksums on, every byte checked: Gbit/s, median of {rounds} rounds of {secs} s [min, max]\n"
     );
     println!(
-        "| MTU | bypass | smoltcp copy | smoltcp | bypass / smoltcp copy | bypass / smoltcp |"
+        "| MTU | bypass | bypass in place | smoltcp copy | smoltcp | bypass / smoltcp copy | bypass in place / smoltcp |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for mtu in [1500usize, 9000] {
-        let mut figs: [Vec<f64>; 3] = Default::default();
+        let mut figs: [Vec<f64>; 4] = Default::default();
         for _ in 0..rounds {
-            figs[0].push(bypass(mtu, stop).gbps());
-            figs[1].push(smol::run(mtu, stop, false).gbps());
-            figs[2].push(smol::run(mtu, stop, true).gbps());
+            figs[0].push(bypass(mtu, stop, false).gbps());
+            figs[1].push(bypass(mtu, stop, true).gbps());
+            figs[2].push(smol::run(mtu, stop, false).gbps());
+            figs[3].push(smol::run(mtu, stop, true).gbps());
         }
         let cell = |v: &mut Vec<f64>| {
             let (lo, hi) = (
@@ -418,12 +444,13 @@ fn main() {
             let m = median(v);
             (m, format!("{m:.1} [{lo:.1}, {hi:.1}]"))
         };
-        let [b, sc, s] = &mut figs;
-        let ((mb, tb), (msc, tsc), (ms, ts)) = (cell(b), cell(sc), cell(s));
+        let [b, bi, sc, s] = &mut figs;
+        let ((mb, tb), (mbi, tbi)) = (cell(b), cell(bi));
+        let ((msc, tsc), (ms, ts)) = (cell(sc), cell(s));
         println!(
-            "| {mtu} | {tb} | {tsc} | {ts} | {:.2} | {:.2} |",
+            "| {mtu} | {tb} | {tbi} | {tsc} | {ts} | {:.2} | {:.2} |",
             mb / msc,
-            mb / ms
+            mbi / ms
         );
     }
 }

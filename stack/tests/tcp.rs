@@ -789,3 +789,51 @@ fn connections_from_aliases_get_a_port_range_each_and_carry_data() {
         (&b"from an alias"[..], &b"back to it"[..])
     );
 }
+
+#[test]
+fn in_place_verbs_move_the_same_bytes_without_a_buffer() {
+    let mut net = Net::new(TcpConfig {
+        rx_buffer: 4096,
+        tx_buffer: 4096,
+        ..TcpConfig::default()
+    });
+    let (c, _, s) = connected(&mut net);
+    let data = pattern(20_000, 9);
+    let (mut sent, mut got) = (0, Vec::new());
+    let mut full_seen = false;
+    let ok = net.run_until(Duration::from_secs(5), |n| {
+        match n.a.send_with(c, |room| {
+            let k = room.len().min(data.len() - sent);
+            room[..k].copy_from_slice(&data[sent..sent + k]);
+            k
+        }) {
+            Ok(k) => sent += k,
+            Err(Error::WouldBlock) => full_seen = true,
+            Err(e) => panic!("send_with: {e:?}"),
+        }
+        // take at most 1000 bytes a call: the rest stays for the next
+        while let Ok(k) = n.b.recv_stream_with(s, |run| {
+            let k = run.len().min(1000);
+            got.extend_from_slice(&run[..k]);
+            k
+        }) {
+            if k == 0 {
+                break;
+            }
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "{} of {} bytes", got.len(), data.len());
+    assert_eq!(got, data);
+    assert!(full_seen, "a 4 KiB ring filled and said EAGAIN");
+    // the end of the stream, without a call of f
+    net.a.close(c).unwrap();
+    let mut called = false;
+    assert!(
+        net.run_until(Duration::from_secs(1), |n| n.b.recv_stream_with(s, |_| {
+            called = true;
+            0
+        }) == Ok(0))
+    );
+    assert!(!called);
+}

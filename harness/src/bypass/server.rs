@@ -337,14 +337,15 @@ impl ServerShard {
         let flushed = loop {
             let mut got = false;
             if c.wants_input() && !eof {
-                match iface.recv(h, &mut self.buf) {
+                // the application reads the receive ring in place
+                let (app, counters, recorder) = (&self.app, &mut self.counters, &mut self.recorder);
+                let read = iface.recv_stream_with(h, |data| {
+                    c.input(app, data, Instant::now(), counters, recorder);
+                    data.len()
+                });
+                match read {
                     Ok(0) => eof = true,
-                    Ok(n) => {
-                        let (app, counters, recorder) =
-                            (&self.app, &mut self.counters, &mut self.recorder);
-                        c.input(app, &self.buf[..n], Instant::now(), counters, recorder);
-                        got = true;
-                    }
+                    Ok(_) => got = true,
                     Err(stack::Error::WouldBlock) => {}
                     Err(e) => {
                         self.counters.lost(stack_reset(e));

@@ -243,11 +243,16 @@ impl TcpGen {
                     continue;
                 }
                 if cfg.load.workload == Workload::Stream {
-                    // keep the send buffer full (bounded per round)
+                    // keep the send buffer full (bounded per round), the
+                    // pattern written into the send ring in place
                     for _ in 0..16 {
-                        let data =
-                            workload::pattern_at(&pattern, s.offset, cfg.load.messages.sizes.req);
-                        match self.shard.iface.send(h, data) {
+                        let (offset, size) = (s.offset, cfg.load.messages.sizes.req);
+                        let wrote = self.shard.iface.send_with(h, |room| {
+                            let n = room.len().min(size);
+                            room[..n].copy_from_slice(workload::pattern_at(&pattern, offset, n));
+                            n
+                        });
+                        match wrote {
                             Ok(0) | Err(stack::Error::WouldBlock) => break,
                             Ok(k) => {
                                 s.offset += k as u64;

@@ -199,6 +199,35 @@ impl<D: Device> Interface<D> {
         Ok(n)
     }
 
+    /// `send` in place: `f` writes into the send ring's longest free run
+    /// and returns how many bytes it wrote, which are queued (no copy
+    /// from a caller's buffer). EAGAIN when the ring is full.
+    pub fn send_with(
+        &mut self,
+        h: SocketHandle,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, Error> {
+        let (t, pool) = self.inner.tcb_and_pool(h)?;
+        t.provide_storage(pool);
+        let n = t.send_with(f)?;
+        self.inner.touch(h);
+        Ok(n)
+    }
+
+    /// `recv` in place: `f` reads the longest run of received bytes in
+    /// the receive ring and returns how many it consumed (no copy into a
+    /// caller's buffer). `Ok(0)` is the end of the stream. (A UDP socket's
+    /// is [`recv_with`](Self::recv_with).)
+    pub fn recv_stream_with(
+        &mut self,
+        h: SocketHandle,
+        f: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<usize, Error> {
+        let n = self.inner.tcb_mut(h)?.recv_with(f)?;
+        self.inner.touch(h);
+        Ok(n)
+    }
+
     /// `recv`: copy received bytes; `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, h: SocketHandle, out: &mut [u8]) -> Result<usize, Error> {
         let n = self.inner.tcb_mut(h)?.recv(out)?;

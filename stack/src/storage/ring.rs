@@ -107,6 +107,21 @@ impl RingBuffer {
         n
     }
 
+    /// The longest contiguous run of free room right after the readable
+    /// bytes, to write into in place (then [`commit`](Self::commit) what
+    /// was written); allocates the storage if the ring has none.
+    pub fn free_run_mut(&mut self) -> &mut [u8] {
+        if self.free() == 0 {
+            return &mut [];
+        }
+        if !self.has_storage() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
+        }
+        let at = self.index(self.len);
+        let n = self.free().min(self.capacity() - at);
+        &mut self.buf[at..at + n]
+    }
+
     /// Make `n` bytes written by [`write_at`](Self::write_at) readable.
     pub fn commit(&mut self, n: usize) {
         self.len += n.min(self.free());
@@ -152,6 +167,28 @@ impl RingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_free_run_ends_at_the_wrap_and_commits_in_place() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.free_run_mut().len(), 8);
+        r.push(b"abcdef");
+        r.discard(4);
+        // readable "ef" at 4..6: free runs 6..8, then 0..4
+        let run = r.free_run_mut();
+        assert_eq!(run.len(), 2);
+        run.copy_from_slice(b"gh");
+        r.commit(2);
+        let run = r.free_run_mut();
+        assert_eq!(run.len(), 4);
+        run[..1].copy_from_slice(b"i");
+        r.commit(1);
+        let mut out = [0u8; 8];
+        assert_eq!(r.pop_into(&mut out), 5);
+        assert_eq!(&out[..5], b"efghi");
+        r.push(b"12345678");
+        assert!(r.free_run_mut().is_empty());
+    }
 
     #[test]
     fn wraps_and_writes_out_of_order() {

@@ -521,6 +521,55 @@ impl Tcb {
         }
     }
 
+    /// [`send`](Self::send) without a copy from the caller's buffer: `f`
+    /// writes into the longest contiguous free run of the send ring and
+    /// returns how many bytes it wrote (at most the run's length), which
+    /// are queued. EAGAIN when the ring is full.
+    pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => Err(Error::WouldBlock),
+            State::Established | State::CloseWait if !self.fin_queued => {
+                let run = self.tx.free_run_mut();
+                if run.is_empty() {
+                    return Err(Error::WouldBlock);
+                }
+                let room = run.len();
+                let n = f(run).min(room);
+                self.tx.commit(n);
+                Ok(n)
+            }
+            State::Closed | State::Listen => Err(Error::NotConnected),
+            _ => Err(Error::BrokenPipe),
+        }
+    }
+
+    /// [`recv`](Self::recv) without a copy into the caller's buffer: `f`
+    /// reads the longest contiguous run of received bytes and returns how
+    /// many it consumed (at most the run's length); the rest stays.
+    /// `Ok(0)` without calling `f` is the end of the stream.
+    pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, Error> {
+        if self.rd_shut {
+            return Ok(0);
+        }
+        if !self.rx.is_empty() {
+            let run = self.rx.peek_at(0);
+            let n = f(run).min(run.len());
+            self.rx.discard(n);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.rx_eof || self.state == State::Closed {
+            return Ok(0);
+        }
+        Err(Error::WouldBlock)
+    }
+
     /// RFC 9293 §3.10.3, RECEIVE call: copy what arrived into `out`.
     /// `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
