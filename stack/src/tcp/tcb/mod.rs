@@ -499,25 +499,30 @@ impl Tcb {
 
     // ---- user calls (RFC 9293 §3.10.2 - §3.10.6) ----
 
-    /// RFC 9293 §3.10.2, SEND call: queue `data`; returns how much fitted.
-    pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
+    /// Whether the user may queue bytes now (RFC 9293 §3.10.2's SEND call
+    /// by state): `Ok` in ESTABLISHED and CLOSE-WAIT before a FIN; EAGAIN
+    /// while the handshake is under way (nonblocking, like Linux).
+    fn sendable(&self) -> Result<(), Error> {
         if let Some(e) = self.error {
             return Err(e);
         }
         match self.state {
-            // Nonblocking, and not connected yet: like Linux, wait.
             State::SynSent | State::SynReceived => Err(Error::WouldBlock),
-            State::Established | State::CloseWait if !self.fin_queued => {
-                let n = self.tx.push(data);
-                if n == 0 && !data.is_empty() {
-                    Err(Error::WouldBlock)
-                } else {
-                    Ok(n)
-                }
-            }
+            State::Established | State::CloseWait if !self.fin_queued => Ok(()),
             State::Closed | State::Listen => Err(Error::NotConnected),
             // "error: connection closing"
             _ => Err(Error::BrokenPipe),
+        }
+    }
+
+    /// RFC 9293 §3.10.2, SEND call: queue `data`; returns how much fitted.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
+        self.sendable()?;
+        let n = self.tx.push(data);
+        if n == 0 && !data.is_empty() {
+            Err(Error::WouldBlock)
+        } else {
+            Ok(n)
         }
     }
 
@@ -526,24 +531,27 @@ impl Tcb {
     /// returns how many bytes it wrote (at most the run's length), which
     /// are queued. EAGAIN when the ring is full.
     pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, Error> {
+        self.sendable()?;
+        let run = self.tx.free_run_mut();
+        if run.is_empty() {
+            return Err(Error::WouldBlock);
+        }
+        let room = run.len();
+        let n = f(run).min(room);
+        self.tx.commit(n);
+        Ok(n)
+    }
+
+    /// What a RECEIVE call with nothing to read returns: `Ok(0)` at the
+    /// end of the stream, the connection's error, or EAGAIN.
+    fn nothing_to_read(&self) -> Result<usize, Error> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        match self.state {
-            State::SynSent | State::SynReceived => Err(Error::WouldBlock),
-            State::Established | State::CloseWait if !self.fin_queued => {
-                let run = self.tx.free_run_mut();
-                if run.is_empty() {
-                    return Err(Error::WouldBlock);
-                }
-                let room = run.len();
-                let n = f(run).min(room);
-                self.tx.commit(n);
-                Ok(n)
-            }
-            State::Closed | State::Listen => Err(Error::NotConnected),
-            _ => Err(Error::BrokenPipe),
+        if self.rx_eof || self.state == State::Closed {
+            return Ok(0);
         }
+        Err(Error::WouldBlock)
     }
 
     /// [`recv`](Self::recv) without a copy into the caller's buffer: `f`
@@ -554,20 +562,14 @@ impl Tcb {
         if self.rd_shut {
             return Ok(0);
         }
-        if !self.rx.is_empty() {
-            let run = self.rx.peek_at(0);
-            let n = f(run).min(run.len());
-            self.rx.discard(n);
-            self.maybe_window_update();
-            return Ok(n);
+        if self.rx.is_empty() {
+            return self.nothing_to_read();
         }
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        if self.rx_eof || self.state == State::Closed {
-            return Ok(0);
-        }
-        Err(Error::WouldBlock)
+        let run = self.rx.peek_at(0);
+        let n = f(run).min(run.len());
+        self.rx.discard(n);
+        self.maybe_window_update();
+        Ok(n)
     }
 
     /// RFC 9293 §3.10.3, RECEIVE call: copy what arrived into `out`.
@@ -576,18 +578,12 @@ impl Tcb {
         if self.rd_shut {
             return Ok(0);
         }
-        if !self.rx.is_empty() {
-            let n = self.rx.pop_into(out);
-            self.maybe_window_update();
-            return Ok(n);
+        if self.rx.is_empty() {
+            return self.nothing_to_read();
         }
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        if self.rx_eof || self.state == State::Closed {
-            return Ok(0);
-        }
-        Err(Error::WouldBlock)
+        let n = self.rx.pop_into(out);
+        self.maybe_window_update();
+        Ok(n)
     }
 
     /// After a read: advertise the larger window if it grew by at least
