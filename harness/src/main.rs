@@ -285,6 +285,26 @@ fn print_result(opts: &RunOptions, doc: &result::ResultDoc, dir: &std::path::Pat
             println!("interrupted: the figures cover what was measured before the stop");
         }
     }
+    for r in doc
+        .runs
+        .iter()
+        .filter(|r| r.flags.iter().any(|f| f == "hold_short"))
+    {
+        let get = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+        let fill = match get("client.hold_fill_ms") {
+            0 => "did not fill".to_string(),
+            ms => format!("filled in {:.1} s", ms as f64 / 1000.0),
+        };
+        eprintln!(
+            "bypass: {} {}: {} of --hold {} connections were held when the window opened ({}, {} lost): give --warmup the time to open them",
+            r.workload,
+            r.path,
+            get("client.held_at_t0").min(get("client.held")),
+            opts.hold,
+            fill,
+            get("client.hold_lost")
+        );
+    }
     Ok(if doc.valid() { 0 } else { 1 })
 }
 
