@@ -107,6 +107,54 @@ fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
     assert_eq!(xsk.free_frames(), FREE_AT_REST);
 }
 
+/// In copy mode one kick sends at most 32 frames: a burst of 200 written
+/// at once must still all leave with the one flush that follows (a flush
+/// kicks again while frames wait in the tx ring).
+#[test]
+fn a_burst_larger_than_one_kick_leaves_with_one_flush() {
+    let Some(lab) = Lab::new("a_burst_larger_than_one_kick_leaves_with_one_flush") else {
+        return;
+    };
+    common::tx_csum_off(&lab);
+    let (_steering, mut xsk, sender) = steered_socket(&lab, &XskConfig::default());
+    sender
+        .send_to(b"burst", (ADDR_A, STACK_PORT))
+        .expect("send");
+    let mut reply = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reply.is_none() && Instant::now() < deadline {
+        xsk.poll(100).expect("poll");
+        xsk.receive(64, |frame| {
+            let f = parse_frame(frame, Checksums::Verify).expect("a frame the stack parses");
+            reply = Some(echo(&f));
+        });
+    }
+    let reply = reply.expect("the datagram reached the XSK");
+    const BURST: usize = 200;
+    for _ in 0..BURST {
+        assert!(xsk.transmit(|buf| {
+            buf[..reply.len()].copy_from_slice(&reply);
+            reply.len()
+        }));
+    }
+    xsk.flush();
+    sender
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < BURST {
+        match sender.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                assert_eq!(&buf[..n], b"burst");
+                got += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(got, BURST, "frames of the burst that left with one flush");
+}
+
 /// Idle frames when nothing is in flight: all but the fill ring's.
 const FREE_AT_REST: usize = 4096 - 2048;
 
