@@ -837,3 +837,17 @@ fn in_place_verbs_move_the_same_bytes_without_a_buffer() {
     );
     assert!(!called);
 }
+
+#[test]
+fn abort_resets_the_peer_and_leaves_no_time_wait() {
+    let mut net = Net::new(TcpConfig::default());
+    let (c, _, s) = connected(&mut net);
+    let before = net.a.sockets_in_use();
+    net.a.abort(c).unwrap();
+    assert!(net.run_until(Duration::from_secs(1), |n| n.b.state(s)
+        == Ok(State::Closed)));
+    assert_eq!(net.b.error(s), Ok(Some(Error::ConnectionReset)));
+    // gone at once: no FIN exchange, no TIME-WAIT holding the tuple
+    assert_eq!(net.a.sockets_in_use(), before - 1);
+    assert_eq!(net.a.state(c), Err(Error::BadHandle));
+}

@@ -3,7 +3,8 @@
 //! measured holding them. They come from the shard's aliases in turn (each
 //! address has the whole port range to the server: 32 of them hold about
 //! 2 M), a bounded number of handshakes at a time (a flood of SYNs would
-//! only measure the server's SYN queue), and carry no data.
+//! only measure the server's SYN queue), carry no data, and end with a
+//! reset.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -137,10 +138,12 @@ impl Hold {
             .max(self.filled.map_or(0, |d| d.as_millis() as u64));
     }
 
-    /// Closes every held connection (at the end of the run).
+    /// Ends every held connection with a reset (at the end of the run):
+    /// the server frees each at once, with no FIN of its own to
+    /// retransmit to addresses whose stack is gone.
     pub fn close_all<D: Device>(&mut self, iface: &mut Interface<D>) {
         for (h, _) in self.conns.drain() {
-            let _ = iface.close(h);
+            let _ = iface.abort(h);
         }
     }
 }

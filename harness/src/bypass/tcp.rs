@@ -19,10 +19,8 @@ use crate::workload::{self, Proto, Workload};
 
 /// At most this long to close `--hold`'s connections at the end.
 const HOLD_DRAIN: Duration = Duration::from_secs(3);
-/// ... or until nothing came or left for this long (longer than a
-/// kernel's shortest retransmission timeout, 200 ms: a server's
-/// retransmitted FIN is answered).
-const HOLD_QUIET: Duration = Duration::from_millis(250);
+/// ... or until nothing came or left for this long.
+const HOLD_QUIET: Duration = Duration::from_millis(100);
 
 /// A bypass TCP load generator (the client side under test, against a
 /// kernel server): crr, rr or stream over the stack's TCP, closed loop, or
@@ -376,10 +374,10 @@ impl TcpGen {
                 let _ = self.shard.iface.close(h);
             }
         }
-        // let the closes leave; held connections are closed to the end
-        // (FIN, its ACK and the server's FIN), so that a server does not
-        // keep retransmitting to addresses whose stack is gone (a later
-        // path's client would answer each with a reset), bounded in time
+        // let the closes leave; the held connections' resets too, all of
+        // them, so that a server does not keep connections to addresses
+        // whose stack is gone (a later path's client would answer their
+        // retransmissions with resets), bounded in time
         self.shard.poll(Instant::now());
         if cfg.load.hold > 0 {
             let until = Instant::now() + HOLD_DRAIN;

@@ -463,6 +463,17 @@ impl<D: Device> Interface<D> {
         self.inner.close(h)
     }
 
+    /// `close` under `SO_LINGER` 0 (RFC 9293 §3.10.5, ABORT): a connection
+    /// sends a reset (from a synchronized state) and is gone at once, with
+    /// no FIN exchange and no TIME-WAIT; any other socket is closed as by
+    /// [`close`](Self::close).
+    pub fn abort(&mut self, h: SocketHandle) -> Result<(), Error> {
+        if let Some(t) = self.inner.socket_mut(h).and_then(|s| s.tcb_mut()) {
+            t.abort();
+        }
+        self.inner.close(h)
+    }
+
     /// `getsockname`: a connection's local address, or where a listener
     /// or UDP socket is bound.
     pub fn local_addr(&self, h: SocketHandle) -> Result<SocketAddrV4, Error> {
