@@ -2,7 +2,8 @@
 //! at a fixed rate from a thread in the client namespace, through a raw IP
 //! socket (the kernel adds the IPv4 checksum and routes the packet), from
 //! sources nobody answers for: random hosts 198.18.0.16-199 of the lab's
-//! subnet (the lab uses .1-.4, and .200-.231 as the client stack's aliases), random ports and ISNs, an MSS option as
+//! subnet (the lab uses .1-.4, and .200-.231 as the client stack's
+//! aliases), random ports and ISNs, an MSS option as
 //! Linux sends, aimed at the server's port on the address of the path
 //! measured (`--syn-flood-at server`). The control (`control`): the same
 //! frames to the same address with IP protocol 253 (RFC 3692's

@@ -82,6 +82,13 @@ impl RingBuffer {
         }
     }
 
+    /// Storage for a ring that gave its back (allocated on first write).
+    fn ensure_storage(&mut self) {
+        if !self.has_storage() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
+        }
+    }
+
     /// Append as much of `data` as fits; returns how much did.
     pub fn push(&mut self, data: &[u8]) -> usize {
         let n = self.write_at(0, data);
@@ -94,8 +101,8 @@ impl RingBuffer {
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
         let room = self.free().saturating_sub(offset);
         let n = data.len().min(room);
-        if n > 0 && !self.has_storage() {
-            self.buf = vec![0; self.capacity].into_boxed_slice();
+        if n > 0 {
+            self.ensure_storage();
         }
         let mut done = 0;
         while done < n {
@@ -114,9 +121,7 @@ impl RingBuffer {
         if self.free() == 0 {
             return &mut [];
         }
-        if !self.has_storage() {
-            self.buf = vec![0; self.capacity].into_boxed_slice();
-        }
+        self.ensure_storage();
         let at = self.index(self.len);
         let n = self.free().min(self.capacity() - at);
         &mut self.buf[at..at + n]
