@@ -2435,7 +2435,15 @@ fn held_connections_come_from_the_aliases_and_stay_through_the_window() {
             (3000, 3000, 0),
             "{path}: {c}"
         );
-        assert!(r["flags"].as_array().unwrap().is_empty(), "{path}: {r}");
+        // no flag that says the hold fell short or the run is invalid (the
+        // shared machine may add a caution flag such as foreign_load)
+        let flags = r["flags"].as_array().unwrap();
+        assert!(
+            flags
+                .iter()
+                .all(|f| ["foreign_load", "cpu_stolen", "unsteady"].contains(&f.as_str().unwrap())),
+            "{path}: {r}"
+        );
         // opened within the warm-up, and timed
         assert!(
             (1..1000).contains(&get("client.hold_fill_ms")),
