@@ -124,7 +124,17 @@ pub fn host_info(cfg: &AgentConfig) -> Result<HostInfo> {
             sysctls.insert(k.to_string(), v);
         }
     }
+    // the preflight of the first interface, for the CPU a side of one
+    // core takes by default (the last)
+    let cpus = crate::sys::cpus();
+    let preflight = crate::doctor::check(&crate::doctor::Target {
+        netns: None,
+        iface: &cfg.allow_ifaces[0],
+        cpus: &cpus[cpus.len() - 1..],
+        other_cpus: &[],
+    });
     Ok(HostInfo {
+        preflight: Some(preflight),
         hostname: crate::sys::hostname(),
         kernel: crate::sys::kernel(),
         cpu_model: crate::sys::cpu_model(),
@@ -354,6 +364,7 @@ fn start_side(
     };
     let opts = BypassOptions {
         xdp_mode: spec.xdp_mode.mode(),
+        xsk_bind: spec.xsk_bind.mode(),
         force: spec.force,
         busy_poll: spec.busy_poll,
         max_connections: spec.max_connections,
@@ -560,6 +571,7 @@ mod tests {
             iface: iface.into(),
             server: Ipv4Addr::new(198, 18, 0, 1),
             xdp_mode: crate::datapath::XdpModeArg::Auto,
+            xsk_bind: Default::default(),
             force: false,
             busy_poll: false,
             max_connections: 1024,

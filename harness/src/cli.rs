@@ -53,6 +53,26 @@ pub enum Cmd {
     },
     /// (Re)build the human report of a result directory (summary.md, SVG plots) and print it.
     Report { dir: PathBuf },
+    /// A preflight of this host: driver, XDP and AF_XDP features, queues,
+    /// IRQ placement, CPU frequency and SMT, offloads, MTU and sysctls, as a
+    /// checklist with the fix of each warning (nothing is changed).
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// The interface to check (repeat for several; default: every
+    /// interface of the namespace but loopback).
+    #[arg(long = "iface", value_name = "IF")]
+    pub ifaces: Vec<String>,
+    /// The network namespace the interfaces are in (default: this one).
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
+    #[command(flatten)]
+    pub place: PlacementArgs,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -404,6 +424,11 @@ pub struct BypassArgs {
     /// XDP attach mode of the bypass path.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
+    /// How its AF_XDP sockets bind: `zero-copy` fails the start where the
+    /// driver cannot (veth never can), `auto` falls back to copy mode
+    /// (the result's `zero_copy` says which took).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xsk_bind: crate::datapath::XskBindArg,
     /// Replace an XDP program already on the interface.
     #[arg(long)]
     pub force: bool,
@@ -424,6 +449,7 @@ impl BypassArgs {
     pub fn options(&self) -> side::BypassOptions {
         side::BypassOptions {
             xdp_mode: self.xdp_mode.mode(),
+            xsk_bind: self.xsk_bind.mode(),
             force: self.force,
             busy_poll: self.busy_poll,
             max_connections: self.max_connections as usize,
@@ -501,6 +527,7 @@ pub fn run_options(
         name: a.name.clone(),
         json: a.json,
         xdp_mode: a.bypass.xdp_mode,
+        xsk_bind: a.bypass.xsk_bind,
         force: a.bypass.force,
         busy_poll: a.bypass.busy_poll,
         max_connections: a.bypass.max_connections as usize,

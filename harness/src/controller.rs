@@ -721,6 +721,7 @@ fn one(
                 .clone(),
             server: server_addr,
             xdp_mode: opts.xdp_mode,
+            xsk_bind: opts.xsk_bind,
             force: opts.force,
             busy_poll: opts.busy_poll && role == Role::Server,
             max_connections: opts.max_connections,

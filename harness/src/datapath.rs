@@ -243,6 +243,38 @@ impl XdpModeArg {
     }
 }
 
+/// `--xsk-bind`: how the bypass path's AF_XDP sockets bind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum XskBindArg {
+    /// Zero-copy where the driver can, else copy mode (said in the result).
+    #[default]
+    Auto,
+    /// Zero-copy or fail at the start: a run that asked for it never
+    /// measures copy mode.
+    ZeroCopy,
+    /// Copy mode, also where the driver could do zero-copy.
+    Copy,
+}
+
+impl XskBindArg {
+    pub fn mode(self) -> xdp::BindMode {
+        match self {
+            XskBindArg::Auto => xdp::BindMode::Auto,
+            XskBindArg::ZeroCopy => xdp::BindMode::ZeroCopy,
+            XskBindArg::Copy => xdp::BindMode::Copy,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            XskBindArg::Auto => "auto",
+            XskBindArg::ZeroCopy => "zero-copy",
+            XskBindArg::Copy => "copy",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

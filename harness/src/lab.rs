@@ -705,6 +705,11 @@ pub fn place_thread(cpu: Option<usize>, netns: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Whether the named network namespace exists (`ip netns add` made it).
+pub fn netns_exists(ns: &str) -> bool {
+    !ns.contains('/') && Path::new("/run/netns").join(ns).exists()
+}
+
 /// Runs `f` inside `netns` when given, else on the calling thread.
 pub fn in_ns_opt<T: Send>(netns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T> {
     match netns {

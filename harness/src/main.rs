@@ -12,6 +12,7 @@ mod cli;
 mod controller;
 mod curve;
 mod datapath;
+mod doctor;
 mod error;
 mod flood;
 mod kernel;
@@ -112,6 +113,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Doctor(a) => cmd_doctor(a),
         Cmd::Report { dir } => {
             if !dir.is_dir() {
                 return Err(usage(format!(
@@ -740,4 +742,52 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `bypass doctor`: the checklist of each interface asked for (or of every
+/// interface but loopback). Exit 0 whatever it finds: the warnings are
+/// findings, not errors; `--json` gives them to a script.
+fn cmd_doctor(a: cli::DoctorArgs) -> Result<i32> {
+    let (server, client) = a.place.resolve()?;
+    if let Some(ns) = &a.netns {
+        if !lab::netns_exists(ns) {
+            return Err(usage(format!(
+                "--netns {ns}: no such network namespace (see `ip netns list`)"
+            )));
+        }
+    }
+    let netns = a.netns.as_deref();
+    let ifaces = if a.ifaces.is_empty() {
+        lab::in_ns_opt(netns, sys::interfaces)??
+            .into_iter()
+            .filter(|i| i != "lo")
+            .collect()
+    } else {
+        a.ifaces.clone()
+    };
+    let known = lab::in_ns_opt(netns, sys::interfaces)??;
+    let mut all = Vec::new();
+    for i in &ifaces {
+        if !known.contains(i) {
+            return Err(usage(format!(
+                "--iface {i}: no such interface{} (have: {})",
+                netns.map(|n| format!(" in netns {n}")).unwrap_or_default(),
+                known.join(", ")
+            )));
+        }
+        all.push(doctor::check(&doctor::Target {
+            netns,
+            iface: i,
+            cpus: &server,
+            other_cpus: &client,
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for p in &all {
+            print!("{}", p.render());
+        }
+    }
+    Ok(0)
 }

@@ -152,8 +152,13 @@ pub fn document(
     started: chrono::DateTime<chrono::Utc>,
     config: std::collections::BTreeMap<String, String>,
     env: Env,
-    outcome: Outcome,
+    mut outcome: Outcome,
 ) -> ResultDoc {
+    if env.preflight_warned() {
+        for r in &mut outcome.runs {
+            r.flags.push(Flag::Preflight.name().into());
+        }
+    }
     let secs = chrono::SecondsFormat::Secs;
     ResultDoc {
         schema: result::SCHEMA.into(),

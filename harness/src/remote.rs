@@ -377,6 +377,9 @@ pub struct SideSpec {
     /// Where a client sends (the server host's kernel or stack address).
     pub server: Ipv4Addr,
     pub xdp_mode: crate::datapath::XdpModeArg,
+    /// How the AF_XDP sockets bind (absent from older controllers: auto).
+    #[serde(default)]
+    pub xsk_bind: crate::datapath::XskBindArg,
     pub force: bool,
     pub busy_poll: bool,
     /// A bypass server shard's socket table (absent from older
@@ -405,6 +408,9 @@ pub struct HostInfo {
     pub stack_addr: Option<Ipv4Addr>,
     /// Sysctls that shape a run, as this host holds them.
     pub sysctls: BTreeMap<String, String>,
+    /// `bypass doctor`'s checks of the agent's first interface and CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::doctor::Preflight>,
 }
 
 /// One interface an agent may use.

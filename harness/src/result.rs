@@ -101,6 +101,11 @@ pub struct Env {
     /// measurement (null across hosts, and in older documents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// `bypass doctor`'s checks of the server's interface and CPUs, taken
+    /// before the first measurement (null across hosts: each host's is in
+    /// `hosts`, and in older documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::doctor::Preflight>,
     /// Every host of a run across hosts (mode `agents`), server first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostEnv>,
@@ -383,6 +388,9 @@ pub enum Flag {
     /// window (the warm-up was too short to open them, or some were lost):
     /// the server was not measured in the state asked for.
     HoldShort,
+    /// `bypass doctor` warned about a host of the run (`env.preflight`,
+    /// `env.hosts[].preflight`): a figure may be the host's setup.
+    Preflight,
 }
 
 impl Flag {
@@ -398,6 +406,7 @@ impl Flag {
             Flag::CpuStolen => "cpu_stolen",
             Flag::ForeignLoad => "foreign_load",
             Flag::HoldShort => "hold_short",
+            Flag::Preflight => "preflight",
         }
     }
 
@@ -413,7 +422,7 @@ impl Flag {
         )
     }
 
-    pub fn all() -> [Flag; 10] {
+    pub fn all() -> [Flag; 11] {
         [
             Flag::Interrupted,
             Flag::Errors,
@@ -425,6 +434,7 @@ impl Flag {
             Flag::CpuStolen,
             Flag::ForeignLoad,
             Flag::HoldShort,
+            Flag::Preflight,
         ]
     }
 }
@@ -434,6 +444,16 @@ impl Run {
         Flag::all()
             .iter()
             .any(|f| f.invalid() && self.flags.iter().any(|n| n == f.name()))
+    }
+}
+
+impl Env {
+    /// Whether a preflight of a host of the run warned.
+    pub fn preflight_warned(&self) -> bool {
+        self.preflight
+            .iter()
+            .chain(self.hosts.iter().filter_map(|h| h.info.preflight.as_ref()))
+            .any(|p| p.warnings().next().is_some())
     }
 }
 

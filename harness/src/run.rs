@@ -45,6 +45,7 @@ pub struct RunOptions {
     pub name: String,
     pub json: bool,
     pub xdp_mode: XdpModeArg,
+    pub xsk_bind: crate::datapath::XskBindArg,
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
@@ -171,6 +172,7 @@ impl RunOptions {
         put("port", self.port.to_string());
         put("queues", self.queues.to_string());
         put("xdp_mode", self.xdp_mode.name().to_string());
+        put("xsk_bind", self.xsk_bind.name().to_string());
         put("force", self.force.to_string());
         put("busy_poll", self.busy_poll.to_string());
         put("max_connections", self.max_connections.to_string());
@@ -278,6 +280,18 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
         }
         _ => {}
     }
+    // the server's interface in a lab; on hardware this host's, which
+    // serves the client
+    let (cpus, others) = match &lab {
+        Some(_) => (&opts.server_cpus[..], &opts.client_cpus[..]),
+        None => (&opts.client_cpus[..], &[][..]),
+    };
+    env.preflight = Some(crate::doctor::check(&crate::doctor::Target {
+        netns: target.server_ns.as_deref(),
+        iface: &env.interface,
+        cpus,
+        other_cpus: others,
+    }));
 
     // on hardware the bypass path is not there yet: `both` runs the kernel path
     let paths = if opts.hardware.is_some() {
@@ -388,6 +402,7 @@ fn run_one(
     let window = Window::new(Duration::from_millis(300), opts.warmup, opts.duration);
     let bypass_opts = BypassOptions {
         xdp_mode: opts.xdp_mode.mode(),
+        xsk_bind: opts.xsk_bind.mode(),
         force: opts.force,
         busy_poll: opts.busy_poll,
         // room for the held connections on top of the measured load's

@@ -71,6 +71,7 @@ pub struct Placement {
 #[derive(Clone, Copy, Debug)]
 pub struct BypassOptions {
     pub xdp_mode: xdp::XdpMode,
+    pub xsk_bind: xdp::BindMode,
     pub force: bool,
     /// Bypass servers spin instead of sleeping when idle.
     pub busy_poll: bool,
@@ -89,6 +90,7 @@ impl Placement {
             addr,
             prefix_len,
             xdp_mode: opts.xdp_mode,
+            xsk_bind: opts.xsk_bind,
             force: opts.force,
             trust_checksums: self.trust_checksums,
             busy_poll,

@@ -93,6 +93,19 @@ pub fn driver(netns: Option<&str>, iface: &str) -> String {
     }
 }
 
+/// The interfaces of the calling thread's network namespace (`ip link`).
+pub fn interfaces() -> Result<Vec<String>> {
+    let out = sh("ip", &["-j", "link", "show"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// A list of CPU numbers, as `0,2-3` on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuList(pub Vec<usize>);

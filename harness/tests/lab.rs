@@ -2472,3 +2472,138 @@ fn held_connections_come_from_the_aliases_and_stay_through_the_window() {
         assert!(msg.contains(says), "{args:?}: {msg}");
     }
 }
+
+/// `bypass doctor` on a lab's veth: every check once, the facts of a veth
+/// (no zero-copy, no device interrupts) as facts, not warnings; an MTU
+/// beyond single-buffer XDP and more shards than queues are warnings with
+/// their fix; a run records the preflight in its env. Zero-copy asked of a
+/// veth fails the start with a usage error that names the driver.
+#[test]
+fn doctor_checks_a_lab_and_a_run_records_it() {
+    if !root() {
+        return;
+    }
+    let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let info = json_of_success(&env.run(&["lab", "up", "--json"]));
+    let ns = netns_of(&info, "server");
+    let iface = info["server"]["iface"].as_str().unwrap().to_string();
+    let doctor = |extra: &[&str]| {
+        let mut a = vec!["doctor", "--netns", &ns, "--iface", &iface, "--json"];
+        a.extend_from_slice(extra);
+        let v = json_of_success(&env.run(&a));
+        v[0]["checks"].as_array().unwrap().clone()
+    };
+    let find = |checks: &[Value], kind: &str| -> Value {
+        checks
+            .iter()
+            .find(|c| c["check"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {checks:?}"))
+            .clone()
+    };
+    let checks = doctor(&[]);
+    let kinds: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for k in [
+        "driver",
+        "xdp_features",
+        "queues",
+        "irq_affinity",
+        "irqbalance",
+        "cpu_frequency",
+        "smt",
+        "offloads",
+        "mtu",
+        "sysctls",
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|x| **x == k).count(),
+            1,
+            "{k}: {kinds:?}"
+        );
+    }
+    let drv = find(&checks, "driver");
+    assert!(
+        drv["finding"].as_str().unwrap().starts_with("veth"),
+        "{drv}"
+    );
+    let x = find(&checks, "xdp_features");
+    assert_eq!(x["status"], "info", "{x}");
+    assert!(x["finding"].as_str().unwrap().contains("redirect"), "{x}");
+    assert_eq!(find(&checks, "mtu")["status"], "ok");
+    assert_eq!(find(&checks, "queues")["status"], "ok");
+
+    // two shards for the lab's one queue; an MTU single-buffer XDP cannot take
+    let set = Command::new("ip")
+        .args([
+            "netns", "exec", &ns, "ip", "link", "set", &iface, "mtu", "4000",
+        ])
+        .status()
+        .unwrap();
+    assert!(set.success());
+    let checks = doctor(&["--cores", "2"]);
+    let mtu = find(&checks, "mtu");
+    assert_eq!(mtu["status"], "warn", "{mtu}");
+    assert_eq!(
+        mtu["fix"].as_str().unwrap(),
+        format!("ip link set {iface} mtu 1500 (on both ends)")
+    );
+    let q = find(&checks, "queues");
+    assert_eq!(q["status"], "warn", "{q}");
+    assert!(q["fix"].as_str().unwrap().contains("combined 2"), "{q}");
+    let text = env.run(&["doctor", "--netns", &ns, "--iface", &iface, "--cores", "2"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("[warn] mtu"), "{text}");
+    assert!(text.contains("2 warning(s)"), "{text}");
+    assert_eq!(
+        env.run(&["doctor", "--netns", "byp-no-such-ns"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert!(env.run(&["lab", "down"]).status.success());
+
+    // a run of its own lab: the preflight is in the env
+    let doc = short_bypass_run(&env, &["udp-rr"]);
+    let p = &doc["env"]["preflight"];
+    assert!(p["iface"].as_str().unwrap().starts_with("byp"), "{p}");
+    assert_eq!(p["checks"].as_array().unwrap().len(), 10, "{p}");
+    let warned = p["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"] == "warn");
+    for r in doc["runs"].as_array().unwrap() {
+        let flagged = r["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "preflight");
+        assert_eq!(flagged, warned, "{r}");
+    }
+
+    // zero-copy asked of a veth: a usage error, nothing measured
+    let o = env.run(&[
+        "run",
+        "udp-rr",
+        "--path",
+        "bypass",
+        "--xsk-bind",
+        "zero-copy",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.3",
+        "--json",
+        "--out",
+        env.out_dir().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--xsk-bind zero-copy") && err.contains("veth"),
+        "{err}"
+    );
+}

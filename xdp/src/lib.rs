@@ -10,6 +10,8 @@
 //!   transmitting batches of frames; it is the stack's
 //!   [`Device`](stack::phy::Device).
 //!
+//! - [`netdev`]: what a device offers XDP and AF_XDP (zero-copy, receive
+//!   metadata, TX metadata), from the kernel's netdev netlink family.
 //! - [`busy`]: busy polling of ordinary kernel sockets and epoll, and
 //!   [`uring`]: a safe io_uring (the kernel path at its best).
 //!
@@ -22,6 +24,8 @@ mod config;
 mod device;
 mod error;
 mod log;
+#[allow(unsafe_code)]
+pub mod netdev;
 mod steering;
 #[allow(unsafe_code)]
 mod sys;

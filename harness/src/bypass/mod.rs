@@ -32,6 +32,8 @@ pub struct BypassConfig {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
     pub xdp_mode: xdp::XdpMode,
+    /// How the AF_XDP sockets bind (`--xsk-bind`).
+    pub xsk_bind: xdp::BindMode,
     pub force: bool,
     /// Trust the TCP/UDP checksums of received frames (a veth peer with
     /// TX checksum offload on sends partial ones; the IPv4 header checksum
@@ -201,7 +203,11 @@ pub fn shard_queues(cfg: &BypassConfig, shards: usize) -> Result<Vec<Vec<u32>>> 
 fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
     let deadline = Instant::now() + std::time::Duration::from_secs(3);
     loop {
-        match xdp::Xsk::bind(cfg.iface.as_str(), q, &xdp::XskConfig::default()) {
+        let xsk = xdp::XskConfig {
+            bind: cfg.xsk_bind,
+            ..Default::default()
+        };
+        match xdp::Xsk::bind(cfg.iface.as_str(), q, &xsk) {
             Ok(x) => return Ok(x),
             Err(xdp::Error::Syscall { ref source, .. })
                 if source.raw_os_error() == Some(nix::libc::EBUSY) =>
@@ -213,6 +219,16 @@ fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
                     )));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(xdp::Error::Syscall { ref source, .. })
+                if source.raw_os_error() == Some(nix::libc::EOPNOTSUPP)
+                    && cfg.xsk_bind == xdp::BindMode::ZeroCopy =>
+            {
+                return Err(usage(format!(
+                    "--xsk-bind zero-copy: {} ({}) has no zero-copy AF_XDP on this kernel (the kernel said: {source}); nothing on the interface was changed: use --xsk-bind auto or copy, or a driver with xsk-zerocopy (`bypass doctor` says)",
+                    cfg.iface,
+                    crate::sys::driver(None, &cfg.iface)
+                )));
             }
             Err(e) => {
                 return Err(anyhow!(e)).with_context(|| {
