@@ -335,15 +335,7 @@ fn xdp_check(f: &std::io::Result<xdp::netdev::DevFeatures>, veth: bool) -> Check
 /// Receive queues in use: `ethtool -l`'s current combined plus RX-only
 /// channels, else the device's `num_rx_queues`.
 fn rx_queues(io: &Io, iface: &str) -> Option<u64> {
-    let cur = io.ethtool(&["-l", iface]).ok().and_then(|out| {
-        let cur = out.split("Current hardware settings:").nth(1)?.to_string();
-        let n = |k| field(&cur, k).and_then(|v| v.parse::<u64>().ok());
-        match (n("Combined"), n("RX")) {
-            (None, None) => None,
-            (c, r) => Some(c.unwrap_or(0) + r.unwrap_or(0)),
-        }
-    });
-    cur.filter(|n| *n > 0).or_else(|| {
+    crate::sys::rx_channels(io.netns, iface).or_else(|| {
         Some(io.list(&format!("/sys/class/net/{iface}/queues")))
             .map(|q| q.iter().filter(|e| e.starts_with("rx-")).count() as u64)
             .filter(|n| *n > 0)
@@ -406,6 +398,7 @@ fn irq_check(io: &Io, t: &Target, veth: bool) -> Check {
         );
     }
     let names = interrupt_names();
+    let in_use = rx_queues(io, t.iface).unwrap_or(u64::MAX);
     let mut wrong = Vec::new();
     let mut seen = Vec::new();
     for irq in &irqs {
@@ -413,6 +406,10 @@ fn irq_check(io: &Io, t: &Target, veth: bool) -> Check {
             continue;
         };
         let Some(q) = irq_queue(name) else { continue };
+        if q as u64 >= in_use {
+            // a queue the channels leave idle (`ethtool -L`)
+            continue;
+        }
         let Some(aff) = fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list")).ok()
         else {
             continue;
@@ -606,16 +603,16 @@ fn offloads_check(ethtool_k: Option<&str>, iface: &str) -> Check {
         show("tx-checksumming", "tx-csum"),
     ]
     .join(", ");
-    if on("large-receive-offload") == Some(true) || on("rx-gro-hw") == Some(true) {
+    if on("large-receive-offload") == Some(true) {
         Check::warn(
             CheckKind::Offloads,
-            format!("{finding}: native XDP cannot attach while the NIC merges segments"),
-            format!("ethtool -K {iface} lro off rx-gro-hw off"),
+            format!("{finding}: native XDP cannot attach while the NIC merges segments (LRO)"),
+            format!("ethtool -K {iface} lro off"),
         )
     } else {
         Check::info(
             CheckKind::Offloads,
-            format!("{finding} (the kernel path uses them; the bypass path does its own segmentation and checksums)"),
+            format!("{finding} (the kernel path uses them; the bypass path does its own segmentation and checksums; a driver turns HW-GRO off while XDP is attached)"),
         )
     }
 }
@@ -655,7 +652,7 @@ fn sysctls_check(io: &Io) -> Check {
                 .read(&crate::sys::sysctl_path(k))
                 .or_else(|| crate::sys::read_sysctl(k).ok())
                 .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-                .unwrap_or_else(|| "?".into());
+                .unwrap_or_else(|| "n/a (host-wide, not seen from this namespace)".into());
             format!("{k}={v}")
         })
         .collect();

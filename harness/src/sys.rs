@@ -93,6 +93,28 @@ pub fn driver(netns: Option<&str>, iface: &str) -> String {
     }
 }
 
+/// The receive channels in use (`ethtool -l`'s current combined plus
+/// RX-only ones), run in `netns` when given; `None` where ethtool cannot
+/// say. A device may have more queues than it uses (virtio_net with
+/// `ethtool -L IF combined 2` of 4): binding an idle one fails.
+pub fn rx_channels(netns: Option<&str>, iface: &str) -> Option<u64> {
+    let out = match netns {
+        Some(ns) => sh("ip", &["netns", "exec", ns, "ethtool", "-l", iface]),
+        None => sh("ethtool", &["-l", iface]),
+    }
+    .ok()?;
+    let cur = out.split("Current hardware settings:").nth(1)?;
+    let n = |k: &str| {
+        cur.lines()
+            .find_map(|l| l.trim().strip_prefix(k)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (n("Combined"), n("RX")) {
+        (None, None) => None,
+        (c, r) => Some(c.unwrap_or(0) + r.unwrap_or(0)).filter(|n| *n > 0),
+    }
+}
+
 /// The interfaces of the calling thread's network namespace (`ip link`).
 pub fn interfaces() -> Result<Vec<String>> {
     let out = sh("ip", &["-j", "link", "show"])?;

@@ -249,6 +249,8 @@ fn rx_queues(netns: Option<&str>, iface: &str) -> Result<u32> {
             v[0]["num_rx_queues"].as_u64().unwrap_or(1)
         }
     };
+    // the channels in use, where fewer than the queues
+    let n = crate::sys::rx_channels(netns, iface).map_or(n, |c| c.min(n));
     Ok((n as u32).clamp(1, xdp::MAX_QUEUES))
 }
 
