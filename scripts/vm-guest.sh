@@ -38,11 +38,14 @@ for side in srv cli; do
     ip netns add $ns
     ip link set "$ifc" netns $ns
     ip -n $ns link set lo up
-    # two combined channels of the four: XDP gets transmit queues of its
-    # own; QEMU's RSS drops every frame until the table is sent again
+    # two queue pairs, both in use: with spare pairs virtio_net's XDP attach
+    # takes them for its transmit queues and the device then spreads
+    # received frames over queues that have no AF_XDP socket (counted as
+    # xdp.no_socket); with none spare XDP transmits in a shared, locked mode
     ip netns exec $ns ethtool -L "$ifc" combined 2
     ip -n $ns addr add 198.18.0.$i/24 dev "$ifc"
     ip -n $ns link set "$ifc" up
+    # QEMU 7.2's RSS drops every frame until the table is sent again
     ip netns exec $ns ethtool -X "$ifc" equal 2
     ip link add bypm$side type veth peer name bypm$side-p
     ip link set bypm$side-p netns $ns

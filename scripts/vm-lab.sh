@@ -7,7 +7,8 @@
 # correctness lab (TCG is ~70x slower than the veth lab), not a benchmark.
 #
 #   scripts/vm-lab.sh [--out DIR] [bypass run arguments]
-#       (default: rr crr udp-rr on the kernel paths and the three bypass ones, 1 s each)
+#       (default: rr crr udp-rr on the kernel paths and the three bypass ones,
+#       1 s each after 2 s, with --xsk-bind zero-copy on a 6.13+ guest)
 #
 # The guest kernel is Debian's newest (sid, trixie-backports), fetched with
 # an apt configuration of its own (its own sources list, lists and cache
@@ -21,7 +22,11 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 out=$repo/results
 if [ "${1:-}" = "--out" ]; then out=$2; shift 2; fi
-[ $# -gt 0 ] || set -- rr crr udp-rr --path kernel,kernel-busy,kernel-uring,bypass --duration 1 --warmup 2
+defaults=0
+if [ $# -eq 0 ]; then
+    defaults=1
+    set -- rr crr udp-rr --path kernel,kernel-busy,kernel-uring,bypass --duration 1 --warmup 2
+fi
 # not under /var/cache: the guest sees a tmpfs there, and the guest's
 # /lib/modules/VERSION links into this cache
 cache=${BYPASS_VM_CACHE:-/var/lib/bypass/vm}
@@ -145,14 +150,26 @@ fi
 echo "vm-lab: booting $abi ($([ -z "$accel" ] && echo KVM || echo TCG)) with 2 virtio-net NICs" >&2
 
 head -c 32 /dev/urandom | base64 > "$work/secret"
-# BYPASS_VM_ZC=1: the NICs use the DMA API (VIRTIO_F_ACCESS_PLATFORM), which
-# virtio_net's zero-copy AF_XDP needs (without it its bind says EINVAL)
+# zero-copy AF_XDP on virtio_net: Linux 6.13+ (its transmit side and the
+# xsk-zerocopy flag), and a device on the DMA API (VIRTIO_F_ACCESS_PLATFORM,
+# QEMU's iommu_platform=on; without it the bind says EINVAL). On such a
+# guest the default run asks for zero-copy and fails rather than fall back.
+# BYPASS_VM_ZC=0 turns it off (copy mode), =1 forces the device flag.
+kmaj=${abi%%.*}; kmin=${abi#*.}; kmin=${kmin%%[.+-]*}
+zc_kernel=0
+[ "$kmaj" -gt 6 ] || { [ "$kmaj" = 6 ] && [ "$kmin" -ge 13 ]; } && zc_kernel=1
 zc=
-[ "${BYPASS_VM_ZC:-0}" = 1 ] && zc=disable-legacy=on,iommu_platform=on,
-q=(-netdev "tap,id=n0,ifname=bypt0$sfx,script=no,downscript=no,queues=4,vhost=off"
-   -device "virtio-net-pci,netdev=n0,mq=on,vectors=10,rss=on,${zc}mac=52:54:00:18:00:01"
-   -netdev "tap,id=n1,ifname=bypt1$sfx,script=no,downscript=no,queues=4,vhost=off"
-   -device "virtio-net-pci,netdev=n1,mq=on,vectors=10,rss=on,${zc}mac=52:54:00:18:00:02")
+zc_mode=${BYPASS_VM_ZC:-auto}
+if [ "$zc_mode" = 1 ] || { [ "$zc_mode" = auto ] && [ "$zc_kernel" = 1 ]; }; then
+    zc=disable-legacy=on,iommu_platform=on,
+    [ "$defaults" = 1 ] && set -- "$@" --xsk-bind zero-copy
+fi
+zc_note="zero-copy asked (--xsk-bind zero-copy): see each host's zero_copy in result.json"
+[ -n "$zc" ] || zc_note="copy mode: guest kernel $abi$([ "$zc_kernel" = 1 ] && echo ", BYPASS_VM_ZC=0" || echo " is older than 6.13, whose virtio_net has no zero-copy AF_XDP")"
+q=(-netdev "tap,id=n0,ifname=bypt0$sfx,script=no,downscript=no,queues=2,vhost=off"
+   -device "virtio-net-pci,netdev=n0,mq=on,vectors=6,rss=on,${zc}mac=52:54:00:18:00:01"
+   -netdev "tap,id=n1,ifname=bypt1$sfx,script=no,downscript=no,queues=2,vhost=off"
+   -device "virtio-net-pci,netdev=n1,mq=on,vectors=6,rss=on,${zc}mac=52:54:00:18:00:02")
 ip netns exec "$ns" vng --run "$kimg" $accel --disable-microvm --cpus 2 --memory 3G \
     --rwdir "$work" --qemu-opts="${q[*]}" \
     --exec "BYPASS=$B bash $repo/scripts/vm-guest.sh $work $*" \
@@ -179,8 +196,13 @@ cp "$work"/doctor-* "$work"/ethtool-x.txt "$work/guest.log" "$dest/" 2>/dev/null
     echo "Command: \`scripts/vm-lab.sh $*\`"
     echo
     echo "Guest kernel $abi (Debian), QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}')" \
-        "$([ -z "$accel" ] && echo KVM || echo TCG), 2 vCPUs, two virtio-net NICs (4 queue pairs each, 2 combined in use) joined by a bridge."
+        "$([ -z "$accel" ] && echo KVM || echo TCG), 2 vCPUs, two virtio-net NICs (2 queue pairs each; XDP transmits in the driver's shared, locked mode) joined by a bridge."
+    echo
+    echo "AF_XDP: $zc_note."
 } > "$dest/README.md"
 echo "$dest"
-[ "$rc" = 0 ] || { echo "vm-lab: the guest's run failed (rc $rc); its log:" >&2; tail -40 "$work/guest.log" >&2; }
+if [ "$rc" != 0 ]; then
+    echo "vm-lab: the guest's run failed (rc $rc); what it said:" >&2
+    grep -v '^+' "$work/guest.log" | grep -E '^\||ended early|error|failed|bypass:' | tail -60 >&2
+fi
 exit "$rc"

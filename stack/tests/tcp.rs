@@ -274,6 +274,8 @@ fn connect_to_a_closed_port_is_refused() {
     assert_eq!(net.a.recv(c, &mut [0; 4]), Err(Error::ConnectionRefused));
     assert!(net.a.readiness(c).unwrap().contains(Readiness::ERROR));
     assert_eq!(net.b.tcp_stats().resets_sent, 1);
+    assert_eq!(net.b.tcp_stats().no_connection, 1);
+    assert_eq!(net.a.tcp_stats().no_connection, 0);
     assert_eq!(Error::ConnectionRefused.name(), "ECONNREFUSED");
 }
 

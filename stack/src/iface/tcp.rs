@@ -409,6 +409,7 @@ impl Inner {
         }
         // RFC 9293 §3.10.7.1, CLOSED: "An incoming segment not containing
         // a RST causes a RST to be sent in response."
+        self.stats.no_connection += 1;
         self.reset_for(local, remote, seg);
     }
 

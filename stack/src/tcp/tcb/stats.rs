@@ -39,6 +39,11 @@ pub struct TcpStats {
     pub syn_cookies_failed: u64,
     /// Resets sent.
     pub resets_sent: u64,
+    /// Segments for no connection and no listener (the CLOSED state's
+    /// reset, RFC 9293 §3.10.7.1): a port scan, a peer that lost its
+    /// state, or on a multi-queue NIC a reply that RSS sent to the queue of
+    /// another shard.
+    pub no_connection: u64,
     /// Connections reset because data came after their user closed them
     /// (Linux `TCPAbortOnData`).
     pub aborts_on_data: u64,
@@ -81,6 +86,7 @@ impl TcpStats {
             syn_cookies_accepted,
             syn_cookies_failed,
             resets_sent,
+            no_connection,
             aborts_on_data,
             paws_drops,
             window_probes,
@@ -105,6 +111,7 @@ impl TcpStats {
             ("syn_cookies_accepted", syn_cookies_accepted),
             ("syn_cookies_failed", syn_cookies_failed),
             ("resets_sent", resets_sent),
+            ("no_connection", no_connection),
             ("aborts_on_data", aborts_on_data),
             ("paws_drops", paws_drops),
             ("window_probes", window_probes),
