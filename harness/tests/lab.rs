@@ -1115,7 +1115,7 @@ fn busy_poll_servers_spin_and_others_sleep() {
     }
     let _g = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::new();
-    let util = |extra: &[&str]| -> f64 {
+    let util = |extra: &[&str]| -> (f64, f64) {
         let mut args = vec!["rr", "--rate", "2000"];
         args.extend_from_slice(extra);
         let doc = short_bypass_run(&env, &args);
@@ -1131,13 +1131,17 @@ fn busy_poll_servers_spin_and_others_sleep() {
             doc["config"]["busy_poll"].as_str(),
             Some(if extra.is_empty() { "false" } else { "true" })
         );
-        f(&r["cpu"]["server_util_pct"])
+        let c = &r["cpu"];
+        // what the machine took from the server's CPU (the hypervisor, the
+        // other tests of this run) is not the server's choice
+        let taken = f(&c["server_steal_pct"]) + f(&c["foreign_pct"]);
+        (f(&c["server_util_pct"]), taken)
     };
-    let sleeping = util(&[]);
-    let spinning = util(&["--busy-poll"]);
+    let (sleeping, _) = util(&[]);
+    let (spinning, taken) = util(&["--busy-poll"]);
     assert!(
-        spinning >= 90.0,
-        "busy-polling server at {spinning:.0}% CPU"
+        spinning + taken >= 90.0,
+        "busy-polling server at {spinning:.0}% CPU ({taken:.0}% taken by others)"
     );
     assert!(sleeping < 50.0, "sleeping server at {sleeping:.0}% CPU");
 }
