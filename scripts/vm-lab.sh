@@ -104,25 +104,47 @@ else
     B=$repo/target/release/bypass
 fi
 
-# reap what a killed run left: namespaces and QEMUs named in $state
+# the processes this lab started all run inside its host namespace (vng,
+# QEMU): they end by their pids, TERM then KILL
+stop_ns_pids() {
+    local pids
+    pids=$(ip netns pids "$1" 2>/dev/null || true)
+    [ -n "$pids" ] || return 0
+    kill $pids 2>/dev/null || true
+    for _ in $(seq 50); do
+        pids=$(ip netns pids "$1" 2>/dev/null || true)
+        [ -n "$pids" ] || return 0
+        sleep 0.1
+    done
+    kill -9 $pids 2>/dev/null || true
+}
+
+# reap what a killed run left: each state file names a namespace and the
+# script that made it; if that script is gone, so go its processes and
+# its namespace
 mkdir -p "$state"
 for f in "$state"/*; do
     [ -e "$f" ] || continue
-    read -r ns qpid < "$f" || true
-    if [ -n "${qpid:-}" ] && kill -0 "$qpid" 2>/dev/null && grep -q qemu "/proc/$qpid/comm" 2>/dev/null; then
+    read -r old_ns owner old_work < "$f" || true
+    if [ -n "${owner:-}" ] && kill -0 "$owner" 2>/dev/null &&
+        grep -q vm-lab.sh "/proc/$owner/cmdline" 2>/dev/null; then
         continue # a live run's
     fi
-    ip netns del "$ns" 2>/dev/null || true
+    case "$old_ns" in byp-vm-*) ;; *) rm -f "$f"; continue ;; esac
+    stop_ns_pids "$old_ns"
+    ip netns del "$old_ns" 2>/dev/null || true
+    case "${old_work:-}" in /tmp/byp-vm-*) rm -rf "$old_work" ;; esac
     rm -f "$f"
 done
 
 sfx=$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 ns=byp-vm-$sfx
 work=$(mktemp -d "/tmp/byp-vm-$sfx.XXXXXX")
-echo "$ns" > "$state/$sfx"
+echo "$ns $$ $work" > "$state/$sfx"
 vng_pid=
 cleanup() {
-    [ -n "$vng_pid" ] && kill "$vng_pid" 2>/dev/null && wait "$vng_pid" 2>/dev/null || true
+    stop_ns_pids "$ns"
+    [ -n "$vng_pid" ] && wait "$vng_pid" 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
     rm -f "$state/$sfx"
     rm -rf "$work"
@@ -175,7 +197,6 @@ ip netns exec "$ns" vng --run "$kimg" $accel --disable-microvm --cpus 2 --memory
     --exec "BYPASS=$B bash $repo/scripts/vm-guest.sh $work $*" \
     </dev/null > "$work/console.log" 2>&1 &
 vng_pid=$!
-echo "$ns $vng_pid" > "$state/$sfx"
 # the guest has no udev: vng's exit code says nothing; its marker does
 wait "$vng_pid" || true
 vng_pid=
