@@ -188,7 +188,7 @@ pub fn check(t: &Target) -> Preflight {
     let features = crate::lab::in_ns_opt(t.netns, || xdp::netdev::dev_features_by_name(t.iface))
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|r| r);
-    let mut checks = vec![
+    let checks = vec![
         driver_check(&driver),
         xdp_check(&features, veth),
         queues_check(&io, t),
@@ -198,8 +198,8 @@ pub fn check(t: &Target) -> Preflight {
         smt_check(t.cpus, t.other_cpus),
         offloads_check(io.ethtool(&["-k", t.iface]).ok().as_deref(), t.iface),
         mtu_check(&io, t.iface),
+        sysctls_check(&io),
     ];
-    checks.push(sysctls_check(&io));
     Preflight {
         iface: t.iface.to_string(),
         netns: t.netns.map(str::to_string),
@@ -216,14 +216,7 @@ struct Io<'a> {
 
 impl Io<'_> {
     fn run(&self, cmd: &str, args: &[&str]) -> anyhow::Result<String> {
-        match self.netns {
-            Some(ns) => {
-                let mut a = vec!["netns", "exec", ns, cmd];
-                a.extend_from_slice(args);
-                crate::sys::sh("ip", &a)
-            }
-            None => crate::sys::sh(cmd, args),
-        }
+        crate::sys::sh_in(self.netns, cmd, args)
     }
     fn ethtool(&self, args: &[&str]) -> anyhow::Result<String> {
         self.run("ethtool", args)

@@ -32,6 +32,19 @@ pub fn sh(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// [`sh`] inside `netns` (through `ip netns exec`, which also mounts that
+/// namespace's /sys) when given, else here.
+pub fn sh_in(netns: Option<&str>, cmd: &str, args: &[&str]) -> Result<String> {
+    match netns {
+        Some(ns) => {
+            let mut a = vec!["netns", "exec", ns, cmd];
+            a.extend_from_slice(args);
+            sh("ip", &a)
+        }
+        None => sh(cmd, args),
+    }
+}
+
 pub fn kernel() -> String {
     nix::sys::utsname::uname()
         .map(|u| {
@@ -75,11 +88,7 @@ pub fn git_revision() -> String {
 
 /// Driver of an interface (as `ethtool -i` reports it), run in `netns` when given.
 pub fn driver(netns: Option<&str>, iface: &str) -> String {
-    let out = match netns {
-        Some(ns) => sh("ip", &["netns", "exec", ns, "ethtool", "-i", iface]),
-        None => sh("ethtool", &["-i", iface]),
-    };
-    match out {
+    match sh_in(netns, "ethtool", &["-i", iface]) {
         Ok(s) => s
             .lines()
             .find_map(|l| l.strip_prefix("driver:"))
@@ -98,11 +107,7 @@ pub fn driver(netns: Option<&str>, iface: &str) -> String {
 /// say. A device may have more queues than it uses (virtio_net with
 /// `ethtool -L IF combined 2` of 4): binding an idle one fails.
 pub fn rx_channels(netns: Option<&str>, iface: &str) -> Option<u64> {
-    let out = match netns {
-        Some(ns) => sh("ip", &["netns", "exec", ns, "ethtool", "-l", iface]),
-        None => sh("ethtool", &["-l", iface]),
-    }
-    .ok()?;
+    let out = sh_in(netns, "ethtool", &["-l", iface]).ok()?;
     let cur = out.split("Current hardware settings:").nth(1)?;
     let n = |k: &str| {
         cur.lines()

@@ -86,23 +86,14 @@ fn the_vm_lab_runs_every_path_over_virtio_net_and_rss_keeps_each_shard_on_its_qu
         assert_eq!(h["zero_copy"], zc, "{k}: {h}");
         assert_eq!(h["xdp_mode"], "native", "{h}");
         assert_eq!(h["ifaces"][0]["queues"], 2, "{h}");
-        let pf = &h["preflight"]["checks"];
-        let x = pf
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == "xdp_features")
-            .unwrap();
+        let pf = h["preflight"]["checks"].as_array().unwrap();
+        let check = |kind: &str| pf.iter().find(|c| c["check"] == kind).unwrap();
+        let x = check("xdp_features");
         let f = x["finding"].as_str().unwrap();
         assert!(f.contains("redirect"), "{x}");
         // the netdev family's word, which the bind then bore out
         assert_eq!(f.contains("xsk-zerocopy"), zc, "{x}");
-        let irq = pf
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == "irq_affinity")
-            .unwrap();
+        let irq = check("irq_affinity");
         // a real device's queues have interrupts (veth's have none)
         assert!(irq["finding"].as_str().unwrap().contains("input."), "{irq}");
     }

@@ -28,11 +28,7 @@ impl NicRss {
 /// The RSS of `iface` (in `netns`), or `None` where the device has none,
 /// does not hash with Toeplitz, or `ethtool` cannot say.
 pub fn read(netns: Option<&str>, iface: &str) -> Option<NicRss> {
-    let out = match netns {
-        Some(ns) => crate::sys::sh("ip", &["netns", "exec", ns, "ethtool", "-x", iface]),
-        None => crate::sys::sh("ethtool", &["-x", iface]),
-    };
-    parse(&out.ok()?)
+    parse(&crate::sys::sh_in(netns, "ethtool", &["-x", iface]).ok()?)
 }
 
 /// Parses `ethtool -x`: the indirection table's rows (`  8:   0 1 2 3 ...`),
