@@ -92,6 +92,10 @@ pub enum LabCmd {
         /// partial ones (as `run --verify-checksums`).
         #[arg(long, conflicts_with = "clients")]
         verify_checksums: bool,
+        /// Both veth ends' MTU (default 1500); above 3498 the bypass path
+        /// takes frames in several buffers (multi-buffer AF_XDP).
+        #[arg(long, conflicts_with = "clients", value_parser = mtu_arg)]
+        mtu: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -313,6 +317,12 @@ pub struct RunArgs {
     /// path then computes them in software too.
     #[arg(long, conflicts_with_all = ["iface", "server"])]
     pub verify_checksums: bool,
+    /// The lab's MTU, both veth ends (default 1500; jumbo: 9000): the
+    /// kernel path and the bypass path run at it alike, and above 3498
+    /// the bypass path takes frames in several buffers (multi-buffer
+    /// AF_XDP, kernel 6.6+). On hardware the interface's own MTU holds.
+    #[arg(long, value_parser = mtu_arg, conflicts_with_all = ["iface", "server"])]
+    pub mtu: Option<u32>,
     /// A SYN flood of RATE SYNs/s during each measurement, from the client
     /// namespace (on the client's CPU), spoofed from unused hosts of the
     /// lab's subnet: what the server keeps of its rate under attack.
@@ -532,6 +542,7 @@ pub fn run_options(
         busy_poll: a.bypass.busy_poll,
         max_connections: a.bypass.max_connections as usize,
         verify_checksums: a.verify_checksums,
+        mtu: a.mtu,
         syn_flood: a.syn_flood.map(|rate| crate::flood::SynFlood {
             rate,
             at: a.syn_flood_at,
@@ -566,4 +577,17 @@ pub fn run_options(
         opts.sizes_for(*w).validate_for(*w).map_err(usage)?;
     }
     Ok(opts)
+}
+
+/// `--mtu`: a number in [`crate::lab::MTU_RANGE`].
+fn mtu_arg(s: &str) -> std::result::Result<u32, String> {
+    let r = crate::lab::MTU_RANGE;
+    match s.parse::<u32>() {
+        Ok(m) if r.contains(&m) => Ok(m),
+        _ => Err(format!(
+            "`{s}` is not an MTU this lab takes: give a number of bytes from {} to {} (1500 is Ethernet's, 9000 jumbo)",
+            r.start(),
+            r.end()
+        )),
+    }
 }

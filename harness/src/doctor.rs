@@ -175,9 +175,13 @@ pub const SYSCTLS: &[&str] = &[
 
 /// The largest MTU a single-buffer XDP frame carries on most drivers: a
 /// 4 KiB page less the headroom (256) and `skb_shared_info` (320), less the
-/// Ethernet header and a VLAN tag. The bypass path does not do multi-buffer
-/// AF_XDP yet.
+/// Ethernet header and a VLAN tag. Above it the bypass path needs
+/// multi-buffer XDP from the driver (`rx-sg`) and multi-buffer AF_XDP from
+/// the kernel (`XDP_USE_SG`, 6.6).
 pub const XDP_SINGLE_BUFFER_MTU: u32 = 3498;
+
+/// The first kernel with multi-buffer AF_XDP (major, minor).
+const AF_XDP_SG_KERNEL: (u32, u32) = (6, 6);
 
 /// Runs every check. Nothing fails: what cannot be read is a finding.
 pub fn check(t: &Target) -> Preflight {
@@ -197,7 +201,12 @@ pub fn check(t: &Target) -> Preflight {
         freq_check(t.cpus),
         smt_check(t.cpus, t.other_cpus),
         offloads_check(io.ethtool(&["-k", t.iface]).ok().as_deref(), t.iface),
-        mtu_check(&io, t.iface),
+        mtu_check(
+            io.read(&format!("/sys/class/net/{}/mtu", t.iface)),
+            &features,
+            t.iface,
+            &crate::sys::kernel(),
+        ),
         sysctls_check(&io),
     ];
     Preflight {
@@ -610,28 +619,52 @@ fn offloads_check(ethtool_k: Option<&str>, iface: &str) -> Check {
     }
 }
 
-fn mtu_check(io: &Io, iface: &str) -> Check {
-    let Some(mtu) = io
-        .read(&format!("/sys/class/net/{iface}/mtu"))
-        .and_then(|s| s.parse::<u32>().ok())
-    else {
+/// (major, minor) of a kernel release such as "6.18.44-fc x86_64".
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(['.', '-', ' ']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The MTU (from sysfs, as read) against what XDP and AF_XDP take.
+fn mtu_check(
+    mtu: Option<String>,
+    features: &std::io::Result<xdp::netdev::DevFeatures>,
+    iface: &str,
+    kernel: &str,
+) -> Check {
+    let Some(mtu) = mtu.and_then(|s| s.trim().parse::<u32>().ok()) else {
         return Check::warn(
             CheckKind::Mtu,
             "the MTU could not be read",
             "name an existing interface",
         );
     };
-    if mtu > XDP_SINGLE_BUFFER_MTU {
-        Check::warn(
-            CheckKind::Mtu,
-            format!("MTU {mtu}: above {XDP_SINGLE_BUFFER_MTU}, single-buffer XDP cannot take a full frame (the bypass path has no multi-buffer AF_XDP yet)"),
-            format!("ip link set {iface} mtu 1500 (on both ends)"),
-        )
-    } else {
-        Check::ok(
+    if mtu <= XDP_SINGLE_BUFFER_MTU {
+        return Check::ok(
             CheckKind::Mtu,
             format!("MTU {mtu} (single-buffer XDP takes up to {XDP_SINGLE_BUFFER_MTU})"),
-        )
+        );
+    }
+    let fix = format!("ip link set {iface} mtu {XDP_SINGLE_BUFFER_MTU} (on both ends), or a driver and kernel with multi-buffer XDP");
+    let sg = features
+        .as_ref()
+        .is_ok_and(|f| f.xdp & xdp::netdev::xdp_act::RX_SG != 0);
+    let kernel_ok = kernel_version(kernel).is_some_and(|v| v >= AF_XDP_SG_KERNEL);
+    match (sg, kernel_ok) {
+        (true, true) => Check::ok(
+            CheckKind::Mtu,
+            format!("MTU {mtu}: above {XDP_SINGLE_BUFFER_MTU}, frames come in several buffers: the driver takes multi-buffer XDP (rx-sg) and the bypass path binds multi-buffer AF_XDP (XDP_USE_SG)"),
+        ),
+        (false, _) => Check::warn(
+            CheckKind::Mtu,
+            format!("MTU {mtu}: above {XDP_SINGLE_BUFFER_MTU}, and the driver does not say it takes multi-buffer XDP (rx-sg): the program cannot attach natively, or frames over a page are lost"),
+            fix,
+        ),
+        (true, false) => Check::warn(
+            CheckKind::Mtu,
+            format!("MTU {mtu}: above {XDP_SINGLE_BUFFER_MTU}, and kernel {kernel} is older than {}.{}, which brought multi-buffer AF_XDP (XDP_USE_SG)", AF_XDP_SG_KERNEL.0, AF_XDP_SG_KERNEL.1),
+            fix,
+        ),
     }
 }
 
@@ -708,6 +741,37 @@ mod tests {
             xdp_check(&Ok(DevFeatures::default()), true).status,
             Status::Warn
         );
+    }
+
+    #[test]
+    fn an_mtu_over_a_page_needs_rx_sg_and_a_kernel_with_multi_buffer_af_xdp() {
+        use xdp::netdev::{xdp_act, DevFeatures};
+        let sg = DevFeatures {
+            xdp: xdp_act::BASIC | xdp_act::REDIRECT | xdp_act::RX_SG,
+            ..Default::default()
+        };
+        let plain = DevFeatures {
+            xdp: xdp_act::BASIC | xdp_act::REDIRECT,
+            ..Default::default()
+        };
+        let k = "6.18.44-fc-v1147 x86_64";
+        let at = |mtu: &str, f: &DevFeatures, kernel: &str| {
+            mtu_check(Some(format!("{mtu}\n")), &Ok(*f), "eth0", kernel)
+        };
+        assert_eq!(at("1500", &plain, k).status, Status::Ok);
+        assert_eq!(at("3498", &plain, "5.15.0 x86_64").status, Status::Ok);
+        let c = at("9000", &sg, k);
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(c.finding.contains("XDP_USE_SG"), "{c:?}");
+        let c = at("9000", &plain, k);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.finding.contains("rx-sg"), "{c:?}");
+        assert!(c.fix.as_deref().unwrap().contains("mtu 3498"), "{c:?}");
+        let c = at("9000", &sg, "6.1.0-28-amd64 x86_64");
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.finding.contains("6.6"), "{c:?}");
+        assert_eq!(mtu_check(None, &Ok(sg), "eth0", k).status, Status::Warn);
+        assert_eq!(kernel_version("7.3.4+deb13-amd64 x86_64"), Some((7, 3)));
     }
 
     #[test]

@@ -83,6 +83,21 @@ pub struct LabInfo {
     /// offload off, and with it TSO): the stack can verify each one.
     #[serde(default)]
     pub full_checksums: bool,
+    /// Both veth ends' MTU (`--mtu`; above 3498 the bypass path takes
+    /// frames in several buffers, multi-buffer AF_XDP).
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+}
+
+/// A veth's MTU unless `--mtu` says otherwise.
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// The MTUs `--mtu` takes: IPv4's least to what a multi-buffer frame of
+/// 4 KiB buffers carries in 17 buffers with room to spare.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 576..=65000;
+
+fn default_mtu() -> u32 {
+    DEFAULT_MTU
 }
 
 /// What a lab records about itself: its id, its namespaces (removing them
@@ -240,6 +255,7 @@ impl Lab {
                 queues,
                 sysctls: Vec::new(),
                 full_checksums: false,
+                mtu: DEFAULT_MTU,
             },
             owned: true,
         };
@@ -290,6 +306,32 @@ impl Lab {
             )?;
         }
         self.info.full_checksums = true;
+        if self.info.persistent {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Sets both veth ends' MTU (before any XDP program is attached: veth
+    /// refuses an MTU over a page under a program that is not frags-aware).
+    pub fn set_mtu(&mut self, mtu: u32) -> Result<()> {
+        let m = mtu.to_string();
+        for side in [&self.info.server, &self.info.client] {
+            sh(
+                "ip",
+                &[
+                    "-n",
+                    &side.netns,
+                    "link",
+                    "set",
+                    "dev",
+                    &side.iface,
+                    "mtu",
+                    &m,
+                ],
+            )?;
+        }
+        self.info.mtu = mtu;
         if self.info.persistent {
             self.save()?;
         }

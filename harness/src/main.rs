@@ -626,6 +626,7 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             queues,
             clients: None,
             verify_checksums,
+            mtu,
             json,
         } => {
             lab::require_root("`bypass lab up`")?;
@@ -638,6 +639,9 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
             let mut l = lab::Lab::create(queues, true)?;
             if verify_checksums {
                 l.full_checksums()?;
+            }
+            if let Some(m) = mtu {
+                l.set_mtu(m)?;
             }
             let info = l.keep();
             if json {
@@ -656,6 +660,9 @@ fn cmd_lab(cmd: LabCmd) -> Result<i32> {
                 );
                 if info.full_checksums {
                     println!("every checksum complete on the wire (TX checksum offload off): the stack verifies each");
+                }
+                if info.mtu != lab::DEFAULT_MTU {
+                    println!("MTU {} on both veth ends", info.mtu);
                 }
             }
             Ok(0)

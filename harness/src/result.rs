@@ -86,6 +86,10 @@ pub struct Env {
     pub mode: String,
     pub interface: String,
     pub driver: String,
+    /// The interface's MTU as read at the start (both lab veth ends have
+    /// it; null in older documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
     /// XDP attach mode of the bypass path (null: no bypass run).
     pub xdp_mode: Option<String>,
     /// Whether AF_XDP ran zero-copy (null: no bypass run).

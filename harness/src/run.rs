@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub max_connections: usize,
     /// The lab's veths compute every checksum; the stack verifies them.
     pub verify_checksums: bool,
+    /// The lab's MTU (`--mtu`; none: the default).
+    pub mtu: Option<u32>,
     /// A SYN flood during each measurement (the lab only).
     pub syn_flood: Option<crate::flood::SynFlood>,
     /// Idle connections the stack's client holds open through each
@@ -177,6 +179,9 @@ impl RunOptions {
         put("busy_poll", self.busy_poll.to_string());
         put("max_connections", self.max_connections.to_string());
         put("verify_checksums", self.verify_checksums.to_string());
+        if let Some(m) = self.mtu {
+            put("mtu", m.to_string());
+        }
         put("hold", self.hold.to_string());
         if let Some(f) = &self.syn_flood {
             put(
@@ -227,6 +232,9 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
             if opts.verify_checksums {
                 lab.full_checksums()?;
             }
+            if let Some(m) = opts.mtu {
+                lab.set_mtu(m)?;
+            }
             Some(lab)
         }
         Some(_) => None,
@@ -266,6 +274,10 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
             env.mode = "lab".into();
             env.interface = lab.info.server.iface.clone();
             env.driver = crate::sys::driver(Some(&lab.info.server.netns), &lab.info.server.iface);
+            env.mtu =
+                crate::bypass::iface_mtu(Some(&lab.info.server.netns), &lab.info.server.iface)
+                    .ok()
+                    .and_then(|m| u32::try_from(m).ok());
             for (ns, k, _) in &lab.info.sysctls {
                 // read back what the kernel holds
                 let v = crate::lab::get_sysctl(ns, k).unwrap_or_default();
@@ -277,6 +289,9 @@ pub fn run(opts: &RunOptions, interrupt: Arc<AtomicBool>) -> Result<(ResultDoc, 
             env.mode = "hardware".into();
             env.interface = h.iface.clone();
             env.driver = crate::sys::driver(None, &h.iface);
+            env.mtu = crate::bypass::iface_mtu(None, &h.iface)
+                .ok()
+                .and_then(|m| u32::try_from(m).ok());
         }
         _ => {}
     }

@@ -77,7 +77,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
     let _ = writeln!(s, "# bypass run `{}`\n", doc.name);
     let _ = writeln!(
         s,
-        "{} to {} UTC, {} on {} ({} cores, {}), kernel {}, interface {} ({}), git {}.{}\n",
+        "{} to {} UTC, {} on {} ({} cores, {}), kernel {}, interface {} ({}{}), git {}.{}\n",
         doc.started_utc,
         doc.finished_utc,
         doc.env.mode,
@@ -87,6 +87,7 @@ pub fn summary(doc: &ResultDoc, plots: &[String]) -> String {
         doc.env.kernel,
         doc.env.interface,
         doc.env.driver,
+        doc.env.mtu.map_or(String::new(), |m| format!(", MTU {m}")),
         doc.env.git_revision,
         if doc.interrupted {
             " **Interrupted**: the figures cover the time measured before the stop."

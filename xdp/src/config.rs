@@ -36,6 +36,12 @@ pub struct SteerConfig {
     pub aliases: Option<RangeInclusive<Ipv4Addr>>,
     /// Which of its frames to steer.
     pub steer: Steer,
+    /// Frames may come in several buffers (the program is loaded with
+    /// `BPF_F_XDP_HAS_FRAGS`, `xdp.frags`): needed for an MTU over what one
+    /// page holds (veth refuses a larger MTU under a program without it),
+    /// with multi-buffer AF_XDP sockets. The program reads only the
+    /// headers, which are in the first buffer.
+    pub multi_buffer: bool,
 }
 
 // Offsets of `struct steer_config` in bpf/steer.bpf.c (checked against the
@@ -112,6 +118,7 @@ mod tests {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
             aliases: None,
+            multi_buffer: false,
             steer: Steer::OwnAddress,
         };
         let b = c.to_bytes().unwrap();
@@ -130,6 +137,7 @@ mod tests {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
             aliases: Some(Ipv4Addr::new(198, 18, 0, 200)..=Ipv4Addr::new(198, 18, 0, 231)),
+            multi_buffer: false,
             steer: Steer::SharedAddress {
                 ports: vec![80, 9000],
                 ephemeral: Some(40000..=40999),
@@ -157,6 +165,7 @@ mod tests {
         let c = SteerConfig {
             addr: Ipv4Addr::new(198, 18, 0, 2),
             aliases: None,
+            multi_buffer: false,
             steer: Steer::SharedAddress {
                 ports: (1..=17).collect(),
                 ephemeral: None,

@@ -321,7 +321,7 @@ impl Steering {
         }
 
         // Load before touching the interface: a load error leaves it as it was.
-        let object = load(OBJECT, &image)?;
+        let object = load(OBJECT, &image, config.multi_buffer)?;
         let prog = object
             .progs()
             .find(|p| p.name() == "steer")
@@ -520,7 +520,7 @@ const LOAD_HINT: &str = "run as root (CAP_BPF, CAP_NET_ADMIN) on a kernel with X
 
 /// Opens the embedded object, writes the configuration into its `.rodata`
 /// and loads it, capturing libbpf's and the verifier's messages.
-fn load(object: &[u8], config: &[u8]) -> Result<Object> {
+fn load(object: &[u8], config: &[u8], frags: bool) -> Result<Object> {
     let (open, log) = log::capture(|| ObjectBuilder::default().open_memory(object));
     let mut open = open.map_err(|source| Error::Load {
         call: "bpf_object__open_mem",
@@ -543,6 +543,14 @@ fn load(object: &[u8], config: &[u8]) -> Result<Object> {
         )));
     }
     init.copy_from_slice(config);
+    if frags {
+        let mut prog = open
+            .progs_mut()
+            .find(|p| p.name() == "steer")
+            .expect("the object defines the `steer` program");
+        // a plain `xdp` section has no other flags
+        prog.set_flags(libbpf_sys::BPF_F_XDP_HAS_FRAGS);
+    }
     let (loaded, log) = log::capture(|| open.load());
     loaded.map_err(|source| Error::Load {
         call: "bpf_object__load",
@@ -586,7 +594,7 @@ mod tests {
     /// A load error carries what libbpf said while it failed.
     #[test]
     fn load_error_carries_libbpf_log() {
-        let err = load(b"not an ELF object", &[0; 48]).expect_err("garbage does not load");
+        let err = load(b"not an ELF object", &[0; 48], false).expect_err("garbage does not load");
         let Error::Load {
             call, verifier_log, ..
         } = &err

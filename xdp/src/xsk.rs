@@ -36,8 +36,9 @@ pub struct UmemConfig {
     pub frame_size: u32,
     /// Number of frames.
     pub frame_count: u32,
-    /// Fill ring entries (power of two); this many frames are given to the
-    /// kernel for receiving at the start, the rest are for transmitting.
+    /// Fill ring entries (power of two): this many frames receive (they go
+    /// to the kernel at the start and back after each batch), the rest
+    /// transmit.
     pub fill_size: u32,
     /// Completion ring entries (power of two).
     pub comp_size: u32,
@@ -84,6 +85,28 @@ pub struct XskConfig {
     /// driver's NAPI loop instead of interrupts (where the device is set up
     /// for it: `napi_defer_hard_irqs`, `gro_flush_timeout`).
     pub busy_poll: Option<BusyPoll>,
+    /// Multi-buffer AF_XDP (`XDP_USE_SG`, kernel 6.6+): a frame larger than
+    /// a UMEM frame arrives, and leaves, in several buffers, so the MTU is
+    /// not bounded by the frame size (jumbo frames). See [`XskConfig::for_mtu`].
+    pub multi_buffer: bool,
+}
+
+/// The largest frame the socket handles, over all its buffers (64 KiB:
+/// more than any MTU a frame of 17 buffers carries).
+const MAX_JOINED: usize = 65536;
+/// Ethernet header with one VLAN tag, besides the MTU.
+pub(crate) const L2_MAX: usize = 18;
+
+impl XskConfig {
+    /// This configuration made fit for frames of `mtu` bytes of IP: 2 KiB
+    /// frames where they hold one with the copy-mode headroom, 4 KiB where
+    /// those do, and beyond that 4 KiB frames with multi-buffer on.
+    pub fn for_mtu(mut self, mtu: u32) -> XskConfig {
+        let need = mtu as usize + L2_MAX + XDP_PACKET_HEADROOM;
+        self.umem.frame_size = if need <= 2048 { 2048 } else { 4096 };
+        self.multi_buffer = need > 4096;
+        self
+    }
 }
 
 /// Busy-poll settings of a socket (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`,
@@ -116,6 +139,7 @@ impl Default for XskConfig {
             bind: BindMode::Auto,
             need_wakeup: true,
             busy_poll: None,
+            multi_buffer: false,
         }
     }
 }
@@ -314,6 +338,13 @@ impl<T: Copy> Ring<T> {
         n.min(max)
     }
 
+    /// As [`available`](Self::available), reading the kernel's producer
+    /// index whatever is cached (a frame's last buffer may have come since).
+    fn available_now(&mut self, max: u32) -> u32 {
+        self.cached_prod = self.producer().load(Ordering::Acquire);
+        self.cached_prod.wrapping_sub(self.cached_cons).min(max)
+    }
+
     /// Reads the entry `i` slots past the consumer index; `i < available(..)`.
     fn read(&self, i: u32) -> T {
         let idx = self.cached_cons.wrapping_add(i) & self.mask;
@@ -330,7 +361,24 @@ impl<T: Copy> Ring<T> {
     }
 }
 
+/// Frames that came in several buffers (multi-buffer AF_XDP), counted by
+/// the socket itself: the kernel's statistics do not tell them apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    /// Frames received in more than one buffer, joined and handed on.
+    pub joined: u64,
+    /// Frames dropped for being longer than [`MAX_JOINED`] bytes (or a
+    /// buffer outside the UMEM): never from a sane kernel.
+    pub dropped: u64,
+}
+
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
+///
+/// The UMEM is split in two: the first `fill_size` frames receive (they
+/// cycle through the fill and rx rings), the rest transmit, in slots of
+/// `tx_slot` consecutive frames (1 without multi-buffer; with it, as many
+/// as a frame of the MTU needs, so that the stack writes one contiguous
+/// frame, which leaves as one descriptor per UMEM frame).
 #[derive(Debug)]
 pub struct Xsk {
     // Field order is drop order: rings, then the socket, then the UMEM.
@@ -341,8 +389,17 @@ pub struct Xsk {
     fd: OwnedFd,
     umem: Mmap,
     frame_size: u32,
-    /// Frames that are ours and idle.
+    /// Receive frames that are ours and idle.
     free: Vec<u64>,
+    /// Transmit slots that are ours and idle (their first frame's address).
+    tx_free: Vec<u64>,
+    /// Where the transmit slots start, and frames per slot.
+    tx_base: u64,
+    tx_slot: u32,
+    multi_buffer: bool,
+    /// A frame that came in several buffers, joined for the caller.
+    joined: Vec<u8>,
+    join_stats: JoinStats,
     /// Tx descriptors submitted since the last kick.
     tx_unkicked: u32,
     need_wakeup: bool,
@@ -447,12 +504,6 @@ impl Xsk {
         pow2("completion ring size", u.comp_size)?;
         pow2("rx ring size", config.rx_size)?;
         pow2("tx ring size", config.tx_size)?;
-        if u.fill_size > u.frame_count {
-            return Err(Error::Config(format!(
-                "fill ring of {} entries needs at least as many frames, not {}",
-                u.fill_size, u.frame_count
-            )));
-        }
         let who = format!("{name} queue {queue}");
         let if_mtu = sys::if_mtu(&name).map_err(|source| Error::Syscall {
             iface: who.clone(),
@@ -460,6 +511,20 @@ impl Xsk {
             source,
             hint: "the interface must exist in this network namespace",
         })?;
+        // a transmit slot holds the largest frame the interface sends
+        let tx_slot = if config.multi_buffer {
+            (if_mtu as usize + L2_MAX)
+                .min(MAX_JOINED)
+                .div_ceil(u.frame_size as usize) as u32
+        } else {
+            1
+        };
+        if u64::from(u.fill_size) + u64::from(tx_slot) > u64::from(u.frame_count) {
+            return Err(Error::Config(format!(
+                "{} frames: the fill ring's {} and at least one transmit slot of {tx_slot} need more",
+                u.frame_count, u.fill_size
+            )));
+        }
         let fail = |call: &'static str, hint: &'static str| {
             let who = who.clone();
             move |source: io::Error| Error::Syscall {
@@ -559,6 +624,9 @@ impl Xsk {
         if config.need_wakeup {
             flags |= libc::XDP_USE_NEED_WAKEUP;
         }
+        if config.multi_buffer {
+            flags |= libc::XDP_USE_SG;
+        }
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
             sxdp_flags: flags,
@@ -578,7 +646,10 @@ impl Xsk {
             let e = io::Error::last_os_error();
             let hint = match (e.raw_os_error(), config.bind) {
                 (Some(libc::EOPNOTSUPP), BindMode::ZeroCopy) => {
-                    "the driver has no zero-copy AF_XDP (veth has none): bind in copy or auto mode"
+                    "the driver has no zero-copy AF_XDP (veth has none), or none with multi-buffer for this MTU: bind in copy or auto mode"
+                }
+                (Some(libc::EINVAL), _) if config.multi_buffer => {
+                    "the kernel has no multi-buffer AF_XDP (XDP_USE_SG, 6.6+) for this MTU, or the queue does not exist: lower the MTU to fit a 4 KiB frame, or see `ethtool -l`"
                 }
                 (Some(libc::EINVAL), _) => {
                     "the queue does not exist on this interface (see `ethtool -l`)"
@@ -605,6 +676,10 @@ impl Xsk {
                 .map_err(fail("setsockopt(SO_BUSY_POLL_BUDGET)", OLD))?;
         }
 
+        let fs = u64::from(u.frame_size);
+        let tx_base = u64::from(u.fill_size) * fs;
+        let slot = u64::from(tx_slot) * fs;
+        let slots = (u64::from(u.frame_count) - u64::from(u.fill_size)) / u64::from(tx_slot);
         let mut xsk = Xsk {
             rx,
             tx,
@@ -614,10 +689,13 @@ impl Xsk {
             umem,
             frame_size: u.frame_size,
             // highest addresses first, so pops hand out frame 0 first
-            free: (0..u64::from(u.frame_count))
-                .rev()
-                .map(|i| i * u64::from(u.frame_size))
-                .collect(),
+            free: (0..u64::from(u.fill_size)).rev().map(|i| i * fs).collect(),
+            tx_free: (0..slots).rev().map(|i| tx_base + i * slot).collect(),
+            tx_base,
+            tx_slot,
+            multi_buffer: config.multi_buffer,
+            joined: Vec::new(),
+            join_stats: JoinStats::default(),
             tx_unkicked: 0,
             need_wakeup: config.need_wakeup,
             busy_poll: config.busy_poll,
@@ -657,7 +735,22 @@ impl Xsk {
 
     /// Frames of the UMEM that are ours and idle (not in any ring).
     pub fn free_frames(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.tx_free.len() * self.tx_slot as usize
+    }
+
+    /// Whether the socket was bound with multi-buffer (`XDP_USE_SG`).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
+    }
+
+    /// The largest frame (Ethernet header included) a transmit slot holds.
+    pub fn tx_frame_len(&self) -> usize {
+        self.tx_slot as usize * self.frame_size as usize
+    }
+
+    /// Frames joined from several buffers, and dropped while joining.
+    pub fn join_stats(&self) -> JoinStats {
+        self.join_stats
     }
 
     /// Moves up to `n` idle frames into the fill ring.
@@ -687,25 +780,67 @@ impl Xsk {
 
     /// Receives at most `budget` frames, lending each to `f`; at the end of
     /// the batch the frames go back to the fill ring. Returns how many `f` got.
+    ///
+    /// With multi-buffer a frame may span several descriptors (each but
+    /// the last marked `XDP_PKT_CONTD`): they are joined into one buffer
+    /// (one copy; the stack parses contiguous frames), and a frame whose
+    /// last descriptor is not published yet waits for the next call.
     pub fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
-        let n = self.rx.available(u32::try_from(budget).unwrap_or(u32::MAX));
-        let mut given = 0;
-        for i in 0..n {
-            let d = self.rx.read(i);
-            if let Some(bytes) = self.frame(d.addr, d.len) {
-                f(bytes);
-                given += 1;
-            }
-            // back to a frame's start (copy mode puts data after headroom);
-            // an address outside the UMEM (never from a sane kernel) is dropped
-            let base = d.addr - d.addr % u64::from(self.frame_size);
-            if base < self.umem.len as u64 {
-                self.free.push(base);
-            }
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
+        let mut n = self.rx.available(if self.multi_buffer {
+            self.rx.size
+        } else {
+            budget
+        });
+        if self.multi_buffer && n > 0 && self.rx.read(n - 1).options & libc::XDP_PKT_CONTD != 0 {
+            // the cached producer index may end inside a frame: look again
+            n = self.rx.available_now(self.rx.size);
         }
-        if n > 0 {
-            self.rx.release(n);
-            self.refill(n);
+        let (mut given, mut used, mut i) = (0, 0, 0);
+        while i < n && given < budget as usize {
+            let d = self.rx.read(i);
+            if d.options & libc::XDP_PKT_CONTD == 0 {
+                if let Some(bytes) = self.frame(d.addr, d.len) {
+                    f(bytes);
+                    given += 1;
+                }
+                self.recycle(d.addr);
+                i += 1;
+                used = i;
+                continue;
+            }
+            // a frame in several buffers: find its last one
+            let Some(last) = (i..n).find(|&j| self.rx.read(j).options & libc::XDP_PKT_CONTD == 0)
+            else {
+                break; // its end is not published yet
+            };
+            let mut joined = std::mem::take(&mut self.joined);
+            joined.clear();
+            let mut ok = true;
+            for j in i..=last {
+                let d = self.rx.read(j);
+                match self.frame(d.addr, d.len) {
+                    Some(b) if ok && joined.len() + b.len() <= MAX_JOINED => {
+                        joined.extend_from_slice(b)
+                    }
+                    _ => ok = false,
+                }
+                self.recycle(d.addr);
+            }
+            if ok {
+                f(&joined);
+                given += 1;
+                self.join_stats.joined += 1;
+            } else {
+                self.join_stats.dropped += 1;
+            }
+            self.joined = joined;
+            i = last + 1;
+            used = i;
+        }
+        if used > 0 {
+            self.rx.release(used);
+            self.refill(used);
         }
         // Busy polling runs the driver from this syscall: make it every batch.
         if self.busy_poll.is_some() || (self.need_wakeup && self.fill.needs_wakeup()) {
@@ -714,41 +849,63 @@ impl Xsk {
         given
     }
 
-    /// Sends one frame: `f` writes it into a UMEM frame and returns its
+    /// A received buffer back on the free list, by its frame's start (copy
+    /// mode puts data after headroom); an address outside the receive
+    /// frames (never from a sane kernel) is dropped.
+    fn recycle(&mut self, addr: u64) {
+        let base = addr - addr % u64::from(self.frame_size);
+        if base < self.tx_base {
+            self.free.push(base);
+        }
+    }
+
+    /// Sends one frame: `f` writes it into a transmit slot and returns its
     /// length (0: nothing to send). Returns `false`, without calling `f`, when
-    /// no frame or tx slot is free. The frame leaves at the next [`flush`](Self::flush).
+    /// no slot or tx ring entry is free. The frame leaves at the next
+    /// [`flush`](Self::flush), as one descriptor per UMEM frame it covers
+    /// (all but the last marked `XDP_PKT_CONTD`).
     pub fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
-        if self.free.is_empty() {
+        if self.tx_free.is_empty() {
             self.reclaim();
         }
-        if self.tx.free(1) == 0 {
+        if self.tx.free(self.tx_slot) < self.tx_slot {
             return false;
         }
-        let Some(addr) = self.free.pop() else {
+        let Some(addr) = self.tx_free.pop() else {
             return false;
         };
         let start = usize::try_from(addr).expect("UMEM addresses fit in usize");
-        let size = self.frame_size as usize;
-        // SAFETY: addr..addr+frame_size is one whole frame inside the UMEM
-        // (free-list addresses are frame starts), and it is ours: on the free
-        // list, in no ring, so the kernel neither reads nor writes it.
+        let size = self.tx_frame_len();
+        // SAFETY: addr..addr+tx_slot*frame_size is one whole slot inside the
+        // UMEM (slot starts are laid out in `bind` below frame_count), and it
+        // is ours: on the free list, in no ring, so the kernel neither reads
+        // nor writes it.
         let buf =
             unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.as_ptr().add(start), size) };
         let len = f(buf).min(size);
         if len == 0 {
-            self.free.push(addr);
+            self.tx_free.push(addr);
             return true;
         }
-        self.tx.write(
-            0,
-            libc::xdp_desc {
-                addr,
-                len: len as u32,
-                options: 0,
-            },
-        );
-        self.tx.submit(1);
-        self.tx_unkicked += 1;
+        let fs = self.frame_size as usize;
+        let descs = len.div_ceil(fs) as u32;
+        for i in 0..descs {
+            let at = i as usize * fs;
+            self.tx.write(
+                i,
+                libc::xdp_desc {
+                    addr: addr + at as u64,
+                    len: (len - at).min(fs) as u32,
+                    options: if i + 1 < descs {
+                        libc::XDP_PKT_CONTD
+                    } else {
+                        0
+                    },
+                },
+            );
+        }
+        self.tx.submit(descs);
+        self.tx_unkicked += descs;
         true
     }
 
@@ -785,12 +942,15 @@ impl Xsk {
     /// Completion ring -> free list.
     fn reclaim(&mut self) {
         let n = self.comp.available(self.comp.size);
+        let slot = u64::from(self.tx_slot) * u64::from(self.frame_size);
         for i in 0..n {
             let addr = self.comp.read(i);
-            // only frame starts inside the UMEM go back to the free list
-            let base = addr - addr % u64::from(self.frame_size);
-            if base < self.umem.len as u64 {
-                self.free.push(base);
+            // a slot is free again when its first buffer completes (a frame's
+            // buffers complete together); the others, and any address that
+            // is no slot start (never from a sane kernel), are passed over
+            let off = addr.wrapping_sub(self.tx_base);
+            if addr >= self.tx_base && addr < self.umem.len as u64 && off % slot == 0 {
+                self.tx_free.push(addr);
             }
         }
         if n > 0 {

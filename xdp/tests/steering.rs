@@ -17,6 +17,7 @@ fn own(addr: Ipv4Addr) -> SteerConfig {
     SteerConfig {
         addr,
         aliases: None,
+        multi_buffer: false,
         steer: Steer::OwnAddress,
     }
 }
@@ -81,6 +82,7 @@ fn an_alias_is_claimed_like_the_address() {
     let config = SteerConfig {
         addr: Ipv4Addr::new(198, 18, 0, 9),
         aliases: Some(first..=ADDR_A),
+        multi_buffer: false,
         steer: Steer::OwnAddress,
     };
     let s = attach(&lab, XdpMode::Native, &config, false).unwrap();
@@ -100,6 +102,7 @@ fn shared_address_claims_only_its_ports() {
     let config = SteerConfig {
         addr: ADDR_A,
         aliases: None,
+        multi_buffer: false,
         steer: Steer::SharedAddress {
             ports: vec![stack_port.local_addr().unwrap().port()],
             ephemeral: Some(61000..=61999),

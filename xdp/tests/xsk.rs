@@ -60,13 +60,7 @@ fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
     }
 
     // Echo them back through the tx ring; the kernel of side b receives them.
-    for r in &replies {
-        assert!(xsk.transmit(|buf| {
-            buf[..r.len()].copy_from_slice(r);
-            r.len()
-        }));
-    }
-    xsk.flush();
+    send_all(&mut xsk, &replies);
     sender
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -158,6 +152,17 @@ fn a_burst_larger_than_one_kick_leaves_with_one_flush() {
 /// Idle frames when nothing is in flight: all but the fill ring's.
 const FREE_AT_REST: usize = 4096 - 2048;
 
+/// Writes each frame into the tx ring and flushes.
+fn send_all(xsk: &mut Xsk, frames: &[Vec<u8>]) {
+    for r in frames {
+        assert!(xsk.transmit(|buf| {
+            buf[..r.len()].copy_from_slice(r);
+            r.len()
+        }));
+    }
+    xsk.flush();
+}
+
 /// The reply to a UDP datagram: addresses and ports swapped, same payload.
 fn echo(f: &Frame<'_>) -> Vec<u8> {
     let Network::Ipv4(ip, Transport::Udp(udp)) = f.network else {
@@ -214,6 +219,7 @@ fn attach_native(lab: &Lab) -> Steering {
             &SteerConfig {
                 addr: ADDR_A,
                 aliases: None,
+                multi_buffer: false,
                 steer: Steer::OwnAddress,
             },
             false,
@@ -242,6 +248,7 @@ fn steered_queues(
     let steer = SteerConfig {
         addr: ADDR_A,
         aliases: None,
+        multi_buffer: false,
         steer: Steer::SharedAddress {
             ports: vec![STACK_PORT],
             ephemeral: None,
@@ -428,4 +435,93 @@ fn the_device_mtu_is_the_interface_mtu() {
     let x = in_ns(&lab.a, || Xsk::bind(lab.veth_a.as_str(), 0, &config)).unwrap();
     assert_eq!(x.if_mtu(), 1400);
     assert_eq!(x.caps().mtu, 1400, "frame size {}", x.frame_size());
+}
+
+/// Jumbo frames (MTU 9000 on both veth ends) with multi-buffer AF_XDP: the
+/// program is loaded frags-aware (veth refuses the MTU otherwise), a
+/// datagram larger than a 4 KiB UMEM frame arrives in several buffers and
+/// reaches the caller joined, intact and with valid checksums, and the echo
+/// of a full 9000-byte frame leaves as several descriptors and reaches the
+/// kernel's socket intact.
+#[test]
+fn jumbo_frames_arrive_joined_and_leave_in_several_buffers() {
+    let Some(lab) = Lab::new("jumbo_frames_arrive_joined_and_leave_in_several_buffers") else {
+        return;
+    };
+    common::tx_csum_off(&lab);
+    for (ns, dev) in [(&lab.a, &lab.veth_a), (&lab.b, &lab.veth_b)] {
+        common::ip(&["-n", ns, "link", "set", "dev", dev, "mtu", "9000"]).unwrap();
+    }
+    let config = XskConfig::default().for_mtu(9000);
+    assert!(config.multi_buffer, "9000 bytes do not fit a 4 KiB frame");
+    let steer = SteerConfig {
+        addr: ADDR_A,
+        aliases: None,
+        multi_buffer: true,
+        steer: Steer::SharedAddress {
+            ports: vec![STACK_PORT],
+            ephemeral: None,
+        },
+    };
+    let (_s, mut xsk) = in_ns(&lab.a, || {
+        let s = Steering::attach(lab.veth_a.as_str(), XdpMode::Native, &steer, false)
+            .expect("a frags-aware program attaches at MTU 9000");
+        let x = Xsk::bind(lab.veth_a.as_str(), 0, &config).expect("multi-buffer bind");
+        s.insert_socket(0, x.as_fd()).expect("XSKMAP insert");
+        (s, x)
+    });
+    assert!(xsk.multi_buffer());
+    assert_eq!(xsk.caps().mtu, 9000);
+    let sender = in_ns(&lab.b, || UdpSocket::bind((ADDR_B, 0))).expect("bind on side b");
+    // one buffer, one just over a buffer, a full 9000-byte IP packet
+    let sizes = [100usize, 4000, 8972];
+    let payload = |n: usize, i: usize| -> Vec<u8> { (0..n).map(|j| (i * 7 + j) as u8).collect() };
+    for (i, &n) in sizes.iter().enumerate() {
+        sender
+            .send_to(&payload(n, i), (ADDR_A, STACK_PORT))
+            .expect("send");
+    }
+    let (mut got, mut replies) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < sizes.len() && Instant::now() < deadline {
+        xsk.poll(100).expect("poll");
+        xsk.receive(64, |frame| {
+            let f = parse_frame(frame, Checksums::Verify).expect("a joined frame parses");
+            let Network::Ipv4(_, Transport::Udp(udp)) = f.network else {
+                panic!("unexpected frame: {:?}", f.network)
+            };
+            got.push(udp.payload.to_vec());
+            replies.push(echo(&f));
+        });
+    }
+    assert_eq!(got.len(), sizes.len(), "datagrams received");
+    for (i, (p, &n)) in got.iter().zip(&sizes).enumerate() {
+        assert_eq!(p, &payload(n, i), "datagram {i} ({n} bytes) changed");
+    }
+    let j = xsk.join_stats();
+    assert_eq!((j.joined, j.dropped), (2, 0), "{j:?}");
+    assert_eq!(replies[2].len(), 9014, "a full jumbo frame");
+    send_all(&mut xsk, &replies);
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 9000];
+    for (i, &n) in sizes.iter().enumerate() {
+        let (len, _) = sender.recv_from(&mut buf).expect("the echo reaches side b");
+        assert_eq!(
+            &buf[..len],
+            &payload(n, i)[..],
+            "echo {i} ({n} bytes) changed"
+        );
+    }
+    let st = xsk.statistics().unwrap();
+    assert_eq!((st.rx_dropped, st.tx_invalid_descs), (0, 0), "{st:?}");
+    // every transmit slot comes back
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let at_rest = (4096 - 2048) / 3 * 3;
+    while xsk.free_frames() < at_rest && Instant::now() < deadline {
+        xsk.flush();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(xsk.free_frames(), at_rest);
 }

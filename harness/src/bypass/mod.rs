@@ -115,6 +115,7 @@ pub fn load_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
     if cfg.force {
         crate::lab::in_ns_opt(cfg.netns.as_deref(), || may_force(cfg))??;
     }
+    let multi_buffer = xsk_config(cfg)?.multi_buffer;
     let load = || {
         xdp::Steering::load(
             cfg.iface.as_str(),
@@ -123,6 +124,7 @@ pub fn load_program(cfg: &BypassConfig) -> Result<Arc<xdp::Steering>> {
                 addr: cfg.addr,
                 aliases: cfg.aliases.clone(),
                 steer: xdp::Steer::OwnAddress,
+                multi_buffer,
             },
             cfg.force,
         )
@@ -202,11 +204,8 @@ pub fn shard_queues(cfg: &BypassConfig, shards: usize) -> Result<Vec<Vec<u32>>> 
 /// may find it still taken, so a busy queue is retried for a while.
 fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
     let deadline = Instant::now() + std::time::Duration::from_secs(3);
+    let xsk = xsk_config(cfg)?;
     loop {
-        let xsk = xdp::XskConfig {
-            bind: cfg.xsk_bind,
-            ..Default::default()
-        };
         match xdp::Xsk::bind(cfg.iface.as_str(), q, &xsk) {
             Ok(x) => return Ok(x),
             Err(xdp::Error::Syscall { ref source, .. })
@@ -237,6 +236,17 @@ fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
             }
         }
     }
+}
+
+/// The sockets' configuration: `--xsk-bind`, and frames for the
+/// interface's MTU (multi-buffer where a frame outgrows 4 KiB).
+fn xsk_config(cfg: &BypassConfig) -> Result<xdp::XskConfig> {
+    let mtu = iface_mtu(cfg.netns.as_deref(), &cfg.iface)?;
+    Ok(xdp::XskConfig {
+        bind: cfg.xsk_bind,
+        ..Default::default()
+    }
+    .for_mtu(u32::try_from(mtu).unwrap_or(u32::MAX)))
 }
 
 /// The interface's receive queues (at most the program's map size).
@@ -274,6 +284,12 @@ pub fn xsk_and_xdp_counters(
         ] {
             *extra.entry(k.into()).or_insert(0) += v;
         }
+    }
+    for x in queues.sockets() {
+        let j = x.join_stats();
+        *extra.entry("xsk.multi_buffer".into()).or_insert(0) |= u64::from(x.multi_buffer());
+        *extra.entry("xsk.rx_joined".into()).or_insert(0) += j.joined;
+        *extra.entry("xsk.rx_join_dropped".into()).or_insert(0) += j.dropped;
     }
     if let Some(Ok(c)) = steering.map(xdp::Steering::counters) {
         extra.insert("xdp.steered".into(), c.steered);

@@ -293,6 +293,7 @@ pub fn own_address_socket(lab: &Lab, addr: Ipv4Addr) -> (xdp::Steering, xdp::Xsk
     let steer = SteerConfig {
         addr,
         aliases: None,
+        multi_buffer: false,
         steer: Steer::OwnAddress,
     };
     let (steering, xsk) = in_ns(&lab.a, || {
