@@ -309,6 +309,25 @@ pub struct TcpOptions {
 impl TcpOptions {
     /// Parse the option bytes of a header.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions> {
+        // The layout of nearly every segment of a connection with
+        // timestamps (RFC 7323 Appendix A), read at once: the walk below
+        // gives the same for these bytes, at several times the cost.
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..] = bytes {
+            if ts.len() == 8 {
+                return Ok(TcpOptions {
+                    timestamps: Some(Timestamps {
+                        tsval: get_u32(ts, 0),
+                        tsecr: get_u32(ts, 4),
+                    }),
+                    ..TcpOptions::default()
+                });
+            }
+        }
+        Self::walk(bytes)
+    }
+
+    /// Parse the option bytes one option at a time.
+    fn walk(bytes: &[u8]) -> Result<TcpOptions> {
         let mut o = TcpOptions::default();
         for option in TcpOptionsIter::new(bytes) {
             match option? {
@@ -687,6 +706,28 @@ mod tests {
         assert_eq!(&b[36..40], &[1, 3, 3, 7]);
         assert_eq!(parse(&b), Ok(syn()));
         assert_eq!(syn().segment_len(), 1);
+    }
+
+    #[test]
+    fn the_timestamps_layout_read_at_once_is_what_the_walk_reads() {
+        let ts = [1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0];
+        let fast = TcpOptions::parse(&ts).unwrap();
+        assert_eq!(fast, TcpOptions::walk(&ts).unwrap());
+        assert_eq!(
+            fast.timestamps,
+            Some(Timestamps {
+                tsval: 0x1234_5678,
+                tsecr: 0x9abc_def0
+            })
+        );
+        // near misses take the walk, and agree with it
+        let mut longer = ts.to_vec();
+        longer.extend([1, 1, 1, 0]);
+        let mut bad_len = ts;
+        bad_len[3] = 9;
+        for b in [&longer[..], &bad_len[..], &ts[..11], &ts[..4]] {
+            assert_eq!(TcpOptions::parse(b), TcpOptions::walk(b), "{b:?}");
+        }
     }
 
     #[test]
