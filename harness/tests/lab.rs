@@ -999,7 +999,8 @@ fn the_uring_kernel_path_serves_through_the_ring() {
 
 /// By default the lab's stack trusts the veth peer's partial TCP/UDP
 /// checksums and counts them; with --verify-checksums the veths complete
-/// every checksum and the stack verifies each (none trusted, none bad).
+/// every checksum and the stack verifies each (none trusted, none bad),
+/// its own sent partial through TX metadata included.
 #[test]
 fn verify_checksums_makes_the_stack_check_every_checksum() {
     if !root() {
@@ -1031,6 +1032,11 @@ fn verify_checksums_makes_the_stack_check_every_checksum() {
                 let trusted = get(&format!("{side}.stack.checksums_trusted"));
                 assert_eq!(trusted > 0, !verify, "{side}: {c}");
                 assert_eq!(get(&format!("{side}.stack.parse_dropped")), 0, "{c}");
+                // each side leaves its TCP/UDP checksums to the kernel (TX
+                // metadata, copy mode): verified by the peer, they were
+                // completed on the way (in software: the veths' offload is
+                // off), or they would be dropped as bad above
+                assert_eq!(get(&format!("{side}.xsk.tx_checksum_offload")), 1, "{c}");
             }
         }
         assert_lab_gone(&doc);
@@ -2624,7 +2630,9 @@ fn doctor_checks_a_lab_and_a_run_records_it() {
 /// stream runs on the kernel path and on the bypass path at it: the bypass
 /// sockets bind multi-buffer, frames over a 4 KiB UMEM frame arrive joined,
 /// none is dropped, no descriptor is invalid, and the bytes are checked by
-/// the server as on any run (a corrupt join would fail the stream). An MTU
+/// the server as on any run (a corrupt join would fail the stream). With
+/// `--verify-checksums` every checksum is verified (the stack computes
+/// them: no TX metadata with multi-buffer sockets). An MTU
 /// out of range is a usage error naming the range.
 #[test]
 fn jumbo_frames_run_on_both_paths_at_mtu_9000() {
@@ -2641,6 +2649,7 @@ fn jumbo_frames_run_on_both_paths_at_mtu_9000() {
             "kernel,bypass-both",
             "--mtu",
             "9000",
+            "--verify-checksums",
             "--duration",
             "1",
             "--warmup",
@@ -2669,9 +2678,12 @@ fn jumbo_frames_run_on_both_paths_at_mtu_9000() {
             "xsk.rx_invalid_descs",
             "xsk.tx_invalid_descs",
             "stack.parse_dropped",
+            "stack.checksums_trusted",
         ] {
             assert_eq!(c[format!("{side}.{k}")], 0, "{side}.{k}: {c}");
         }
+        // no TX metadata with multi-buffer: the stack's checksums
+        assert_eq!(c[format!("{side}.xsk.tx_checksum_offload")], 0, "{c}");
     }
     // the client sends: the server receives full-size segments, joined
     assert!(c["server.xsk.rx_joined"].as_u64().unwrap() > 1000, "{c}");

@@ -21,7 +21,7 @@ use crate::flow::FlowKey;
 use crate::wire::{
     ArpPacket, ArpRepr, Checksums, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
     Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, Result, TcpPacket, TcpRepr,
-    UdpPacket, UdpRepr,
+    TxChecksums, UdpPacket, UdpRepr,
 };
 use crate::DropReason;
 
@@ -106,10 +106,10 @@ impl Transport<'_> {
         }
     }
 
-    fn emit(&self, b: &mut [u8], src: IpAddr, dst: IpAddr) {
+    fn emit(&self, b: &mut [u8], src: IpAddr, dst: IpAddr, checksums: TxChecksums) {
         match self {
-            Transport::Tcp(t) => t.emit(&mut TcpPacket::new_unchecked(b), src, dst),
-            Transport::Udp(u) => u.emit(&mut UdpPacket::new_unchecked(b), src, dst),
+            Transport::Tcp(t) => t.emit_with(&mut TcpPacket::new_unchecked(b), src, dst, checksums),
+            Transport::Udp(u) => u.emit_with(&mut UdpPacket::new_unchecked(b), src, dst, checksums),
             Transport::Icmpv4(i) => i.emit(b),
         }
     }
@@ -132,6 +132,12 @@ impl Frame<'_> {
     /// length is taken from the transport, whatever the IP repr says, so
     /// that the frame is always consistent.
     pub fn emit(&self, buffer: &mut [u8]) {
+        self.emit_with(buffer, TxChecksums::Full);
+    }
+
+    /// [`emit`](Self::emit), with the TCP and UDP checksums computed in
+    /// full or left for the device (ICMP's and IPv4's are always full).
+    pub fn emit_with(&self, buffer: &mut [u8], checksums: TxChecksums) {
         let mut eth = EthernetFrame::new_unchecked(&mut buffer[..self.buffer_len()]);
         self.ethernet.emit(&mut eth);
         let b = eth.payload_mut();
@@ -144,7 +150,7 @@ impl Frame<'_> {
                 };
                 ip.emit(&mut Ipv4Packet::new_unchecked(&mut *b));
                 let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
-                t.emit(&mut b[ip.buffer_len()..], src, dst);
+                t.emit(&mut b[ip.buffer_len()..], src, dst, checksums);
             }
             Network::Ipv6(ip, t) => {
                 let ip = Ipv6Repr {
@@ -153,7 +159,7 @@ impl Frame<'_> {
                 };
                 ip.emit(&mut Ipv6Packet::new_unchecked(&mut *b));
                 let (src, dst) = (IpAddr::V6(ip.src_addr), IpAddr::V6(ip.dst_addr));
-                t.emit(&mut b[ip.buffer_len()..], src, dst);
+                t.emit(&mut b[ip.buffer_len()..], src, dst, checksums);
             }
         }
     }

@@ -20,6 +20,7 @@ impl Device for Xsk {
         };
         DeviceCaps {
             mtu: room.min(self.if_mtu() as usize),
+            checksum_offload: self.tx_checksum_offload(),
         }
     }
 

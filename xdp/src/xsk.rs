@@ -89,7 +89,22 @@ pub struct XskConfig {
     /// a UMEM frame arrives, and leaves, in several buffers, so the MTU is
     /// not bounded by the frame size (jumbo frames). See [`XskConfig::for_mtu`].
     pub multi_buffer: bool,
+    /// Leave TCP and UDP transmit checksums to the kernel or the device
+    /// where it takes them (TX metadata, `XDP_TXMD_FLAGS_CHECKSUM`, kernel
+    /// 6.8+): in copy mode the kernel hands the frame on as a partial
+    /// checksum (`CHECKSUM_PARTIAL`) that the interface's own offload, or
+    /// software, completes; in zero-copy mode only where the driver says
+    /// it does (netdev `xsk-features` `tx-checksum`). Otherwise, or on an
+    /// older kernel, or with [`multi_buffer`](Self::multi_buffer) (the
+    /// kernel wants the metadata's room before every buffer of a frame),
+    /// the stack computes them. [`Xsk::tx_checksum_offload`] says which.
+    pub tx_checksum: bool,
 }
+
+/// Room for the TX metadata before each transmitted frame
+/// (`tx_metadata_len`: `struct xsk_tx_metadata`, rounded up as the
+/// kernel requires, with room for fields newer kernels add).
+const TX_META: usize = 32;
 
 /// The largest frame the socket handles, over all its buffers (64 KiB:
 /// more than any MTU a frame of 17 buffers carries).
@@ -140,6 +155,7 @@ impl Default for XskConfig {
             need_wakeup: true,
             busy_poll: None,
             multi_buffer: false,
+            tx_checksum: false,
         }
     }
 }
@@ -396,6 +412,11 @@ pub struct Xsk {
     /// Where the transmit slots start, and frames per slot.
     tx_base: u64,
     tx_slot: u32,
+    /// Bytes before a frame in its slot: the TX metadata's room (0 when
+    /// the UMEM has none).
+    tx_head: u64,
+    /// TCP and UDP checksums are left to the kernel or the device.
+    tx_checksum_offload: bool,
     multi_buffer: bool,
     /// A frame that came in several buffers, joined for the caller.
     joined: Vec<u8>,
@@ -546,7 +567,7 @@ impl Xsk {
 
         let len = u.frame_size as usize * u.frame_count as usize;
         let umem = Mmap::new(len, None, 0).map_err(fail("mmap(UMEM)", "lower the frame count"))?;
-        let reg = libc::xdp_umem_reg {
+        let mut reg = libc::xdp_umem_reg {
             addr: umem.ptr.as_ptr() as u64,
             len: len as u64,
             chunk_size: u.frame_size,
@@ -554,9 +575,27 @@ impl Xsk {
             flags: 0,
             tx_metadata_len: 0,
         };
+        // The kernel wants the metadata's room before every descriptor of
+        // a frame, which the buffers after a multi-buffer frame's first (at
+        // their UMEM frame's start) cannot give: no offload with them.
+        if config.tx_checksum && !config.multi_buffer {
+            reg.flags = libc::XDP_UMEM_TX_METADATA_LEN;
+            reg.tx_metadata_len = TX_META as u32;
+        }
         let mem_hint = "the UMEM could not be registered: check RLIMIT_MEMLOCK and the frame size";
-        setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)
-            .map_err(fail("setsockopt(XDP_UMEM_REG)", mem_hint))?;
+        let mut registered = setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg);
+        if registered
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+            && config.tx_checksum
+        {
+            // a kernel before 6.8 knows no TX metadata: without it
+            reg.flags = 0;
+            reg.tx_metadata_len = 0;
+            registered = setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg);
+        }
+        registered.map_err(fail("setsockopt(XDP_UMEM_REG)", mem_hint))?;
+        let tx_head = u64::from(reg.tx_metadata_len);
         let ring_hint = "ring sizes must be powers of two the kernel accepts";
         for (opt, size, call) in [
             (
@@ -676,6 +715,13 @@ impl Xsk {
                 .map_err(fail("setsockopt(SO_BUSY_POLL_BUDGET)", OLD))?;
         }
 
+        let zero_copy = opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0;
+        // copy mode: the kernel takes the request into the skb it builds;
+        // zero-copy: only a driver that says so
+        let tx_checksum_offload = tx_head > 0
+            && (!zero_copy
+                || crate::netdev::dev_features(ifindex)
+                    .is_ok_and(|f| f.xsk.unwrap_or(0) & crate::netdev::xsk_tx::TX_CHECKSUM != 0));
         let fs = u64::from(u.frame_size);
         let tx_base = u64::from(u.fill_size) * fs;
         let slot = u64::from(tx_slot) * fs;
@@ -693,13 +739,15 @@ impl Xsk {
             tx_free: (0..slots).rev().map(|i| tx_base + i * slot).collect(),
             tx_base,
             tx_slot,
+            tx_head,
+            tx_checksum_offload,
             multi_buffer: config.multi_buffer,
             joined: Vec::new(),
             join_stats: JoinStats::default(),
             tx_unkicked: 0,
             need_wakeup: config.need_wakeup,
             busy_poll: config.busy_poll,
-            zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
+            zero_copy,
             if_mtu,
             iface: name,
             queue,
@@ -745,7 +793,13 @@ impl Xsk {
 
     /// The largest frame (Ethernet header included) a transmit slot holds.
     pub fn tx_frame_len(&self) -> usize {
-        self.tx_slot as usize * self.frame_size as usize
+        self.tx_slot as usize * self.frame_size as usize - self.tx_head as usize
+    }
+
+    /// Whether TCP and UDP transmit checksums are left to the kernel or
+    /// the device (see [`XskConfig::tx_checksum`]).
+    pub fn tx_checksum_offload(&self) -> bool {
+        self.tx_checksum_offload
     }
 
     /// Frames joined from several buffers, and dropped while joining.
@@ -875,32 +929,57 @@ impl Xsk {
             return false;
         };
         let start = usize::try_from(addr).expect("UMEM addresses fit in usize");
-        let size = self.tx_frame_len();
+        let fs = self.frame_size as usize;
+        let head = self.tx_head as usize;
         // SAFETY: addr..addr+tx_slot*frame_size is one whole slot inside the
         // UMEM (slot starts are laid out in `bind` below frame_count), and it
         // is ours: on the free list, in no ring, so the kernel neither reads
         // nor writes it.
-        let buf =
-            unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.as_ptr().add(start), size) };
-        let len = f(buf).min(size);
+        let slot = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.umem.ptr.as_ptr().add(start),
+                self.tx_slot as usize * fs,
+            )
+        };
+        let (meta, buf) = slot.split_at_mut(head);
+        let len = f(buf).min(buf.len());
         if len == 0 {
             self.tx_free.push(addr);
             return true;
         }
-        let fs = self.frame_size as usize;
-        let descs = len.div_ceil(fs) as u32;
+        let mut first = 0;
+        if self.tx_checksum_offload {
+            if let Some((csum_start, csum_offset)) = l4_checksum_at(&buf[..len]) {
+                // struct xsk_tx_metadata: flags, then the request
+                meta.fill(0);
+                let flags = u64::from(libc::XDP_TXMD_FLAGS_CHECKSUM);
+                meta[..8].copy_from_slice(&flags.to_ne_bytes());
+                meta[8..10].copy_from_slice(&csum_start.to_ne_bytes());
+                meta[10..12].copy_from_slice(&csum_offset.to_ne_bytes());
+                first = libc::XDP_TX_METADATA;
+            }
+        }
+        // the frame lies at head..head+len of the slot: one descriptor per
+        // UMEM frame it touches
+        let end = head + len;
+        let descs = end.div_ceil(fs) as u32;
         for i in 0..descs {
-            let at = i as usize * fs;
+            let from = (i as usize * fs).max(head);
+            let to = ((i as usize + 1) * fs).min(end);
+            let mut options = if i + 1 < descs {
+                libc::XDP_PKT_CONTD
+            } else {
+                0
+            };
+            if i == 0 {
+                options |= first;
+            }
             self.tx.write(
                 i,
                 libc::xdp_desc {
-                    addr: addr + at as u64,
-                    len: (len - at).min(fs) as u32,
-                    options: if i + 1 < descs {
-                        libc::XDP_PKT_CONTD
-                    } else {
-                        0
-                    },
+                    addr: addr + from as u64,
+                    len: (to - from) as u32,
+                    options,
                 },
             );
         }
@@ -948,9 +1027,10 @@ impl Xsk {
             // a slot is free again when its first buffer completes (a frame's
             // buffers complete together); the others, and any address that
             // is no slot start (never from a sane kernel), are passed over
-            let off = addr.wrapping_sub(self.tx_base);
-            if addr >= self.tx_base && addr < self.umem.len as u64 && off % slot == 0 {
-                self.tx_free.push(addr);
+            let start = addr.wrapping_sub(self.tx_head);
+            let off = start.wrapping_sub(self.tx_base);
+            if start >= self.tx_base && start < self.umem.len as u64 && off % slot == 0 {
+                self.tx_free.push(start);
             }
         }
         if n > 0 {
@@ -1040,5 +1120,75 @@ impl Xsk {
 impl AsFd for Xsk {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// Where a frame's TCP or UDP checksum is computed from and stored, for
+/// the TX metadata: (offset of the transport header, offset of the
+/// checksum field in it), for IPv4 (unfragmented) and IPv6 (no extension
+/// header, as the stack sends) behind Ethernet with at most one VLAN tag.
+/// `None` for anything else (ARP, ICMP): its checksums are complete.
+fn l4_checksum_at(frame: &[u8]) -> Option<(u16, u16)> {
+    let mut l3 = 14;
+    let mut ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    if ethertype == 0x8100 {
+        ethertype = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
+        l3 = 18;
+    }
+    let (l4, proto) = match ethertype {
+        0x0800 => {
+            let vihl = *frame.get(l3)?;
+            let flags_frag = u16::from_be_bytes([*frame.get(l3 + 6)?, *frame.get(l3 + 7)?]);
+            if vihl >> 4 != 4 || vihl & 0xf < 5 || flags_frag & 0x3fff != 0 {
+                return None;
+            }
+            (l3 + usize::from(vihl & 0xf) * 4, *frame.get(l3 + 9)?)
+        }
+        0x86dd => (l3 + 40, *frame.get(l3 + 6)?),
+        _ => return None,
+    };
+    let field: u16 = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return None,
+    };
+    if l4 + usize::from(field) + 2 > frame.len() {
+        return None;
+    }
+    Some((u16::try_from(l4).ok()?, field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4(proto: u8, frag: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[20..22].copy_from_slice(&frag.to_be_bytes());
+        f[23] = proto;
+        f
+    }
+
+    #[test]
+    fn the_checksum_of_tcp_and_udp_is_found_and_nothing_else_is() {
+        assert_eq!(l4_checksum_at(&ipv4(6, 0x4000)), Some((34, 16)));
+        assert_eq!(l4_checksum_at(&ipv4(17, 0)), Some((34, 6)));
+        assert_eq!(l4_checksum_at(&ipv4(1, 0)), None, "ICMP");
+        assert_eq!(l4_checksum_at(&ipv4(6, 0x2000)), None, "a first fragment");
+        assert_eq!(l4_checksum_at(&ipv4(6, 0x0010)), None, "a later fragment");
+        assert_eq!(l4_checksum_at(&ipv4(6, 0)[..49]), None, "truncated");
+        let mut tagged = ipv4(17, 0);
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+        assert_eq!(l4_checksum_at(&tagged), Some((38, 6)));
+        let mut v6 = vec![0u8; 14 + 40 + 8];
+        v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        v6[20] = 17;
+        assert_eq!(l4_checksum_at(&v6), Some((54, 6)));
+        let mut arp = ipv4(6, 0);
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert_eq!(l4_checksum_at(&arp), None);
+        assert_eq!(l4_checksum_at(&[]), None);
     }
 }

@@ -6,12 +6,13 @@ mod common;
 
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{in_ns, Lab, ADDR_A, ADDR_B};
 use stack::frame::{parse_frame, Frame, Network, Transport};
 use stack::phy::Device;
-use stack::wire::Checksums;
+use stack::wire::{Checksums, TxChecksums};
 use xdp::{BindMode, BusyPoll, Steer, SteerConfig, Steering, UmemConfig, XdpMode, Xsk, XskConfig};
 
 const STACK_PORT: u16 = 9999;
@@ -165,6 +166,11 @@ fn send_all(xsk: &mut Xsk, frames: &[Vec<u8>]) {
 
 /// The reply to a UDP datagram: addresses and ports swapped, same payload.
 fn echo(f: &Frame<'_>) -> Vec<u8> {
+    echo_with(f, TxChecksums::Full)
+}
+
+/// [`echo`], its UDP checksum in full or left partial.
+fn echo_with(f: &Frame<'_>, checksums: TxChecksums) -> Vec<u8> {
     let Network::Ipv4(ip, Transport::Udp(udp)) = f.network else {
         unreachable!("only UDP is echoed")
     };
@@ -179,7 +185,7 @@ fn echo(f: &Frame<'_>) -> Vec<u8> {
         network: Network::Ipv4(ip, Transport::Udp(udp)),
     };
     let mut out = vec![0u8; reply.buffer_len()];
-    reply.emit(&mut out);
+    reply.emit_with(&mut out, checksums);
     out
 }
 
@@ -524,4 +530,90 @@ fn jumbo_frames_arrive_joined_and_leave_in_several_buffers() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(xsk.free_frames(), at_rest);
+}
+
+/// TX checksum offload through TX metadata, in copy mode: with veth_a's own
+/// checksum offload off, the kernel must complete a partial UDP checksum in
+/// software before the frame leaves; the kernel socket on side b, which
+/// verifies every checksum, gets the echo. The same partial frame sent by a
+/// socket without the metadata is dropped there as a bad checksum.
+#[test]
+fn a_partial_checksum_is_completed_through_tx_metadata() {
+    let Some(lab) = Lab::new("a_partial_checksum_is_completed_through_tx_metadata") else {
+        return;
+    };
+    common::tx_csum_off(&lab);
+    let off = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.a,
+            "ethtool",
+            "-K",
+            &lab.veth_a,
+            "tx",
+            "off",
+        ])
+        .status()
+        .expect("ethtool");
+    assert!(off.success());
+    let config = XskConfig {
+        tx_checksum: true,
+        ..XskConfig::default()
+    };
+    let (steering, mut xsk, sender) = steered_socket(&lab, &config);
+    assert!(
+        xsk.tx_checksum_offload(),
+        "copy mode on 6.8+ takes TX metadata"
+    );
+    assert!(xsk.caps().checksum_offload);
+    sender
+        .send_to(b"complete me", (ADDR_A, STACK_PORT))
+        .unwrap();
+    let mut reply = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reply.is_empty() && Instant::now() < deadline {
+        xsk.poll(100).expect("poll");
+        xsk.receive(64, |frame| {
+            let f = parse_frame(frame, Checksums::Verify).expect("a frame");
+            reply = echo_with(&f, TxChecksums::Partial);
+        });
+    }
+    assert!(!reply.is_empty(), "the datagram reached the socket");
+    send_all(&mut xsk, std::slice::from_ref(&reply));
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = sender
+        .recv_from(&mut buf)
+        .expect("the completed echo arrives");
+    assert_eq!(&buf[..n], b"complete me");
+
+    // without the metadata the partial checksum stays wrong on the wire
+    drop(xsk);
+    // (the kernel releases a closed socket's queue a little later)
+    let mut plain = in_ns(&lab.a, || {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match Xsk::bind(lab.veth_a.as_str(), 0, &XskConfig::default()) {
+                Ok(x) => break x,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("bind: {e}"),
+            }
+        }
+    });
+    steering.insert_socket(0, plain.as_fd()).unwrap();
+    assert!(!plain.tx_checksum_offload());
+    send_all(&mut plain, std::slice::from_ref(&reply));
+    sender
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    assert!(
+        sender.recv_from(&mut buf).is_err(),
+        "a partial checksum without TX metadata must not pass the kernel's check"
+    );
 }

@@ -238,12 +238,15 @@ fn bind_queue(cfg: &BypassConfig, q: u32) -> Result<xdp::Xsk> {
     }
 }
 
-/// The sockets' configuration: `--xsk-bind`, and frames for the
-/// interface's MTU (multi-buffer where a frame outgrows 4 KiB).
+/// The sockets' configuration: `--xsk-bind`, frames for the interface's
+/// MTU (multi-buffer where a frame outgrows 4 KiB), and TCP/UDP transmit
+/// checksums left to the kernel or the device where it takes them
+/// (`xsk.tx_checksum_offload` says whether it did).
 fn xsk_config(cfg: &BypassConfig) -> Result<xdp::XskConfig> {
     let mtu = iface_mtu(cfg.netns.as_deref(), &cfg.iface)?;
     Ok(xdp::XskConfig {
         bind: cfg.xsk_bind,
+        tx_checksum: true,
         ..Default::default()
     }
     .for_mtu(u32::try_from(mtu).unwrap_or(u32::MAX)))
@@ -288,6 +291,8 @@ pub fn xsk_and_xdp_counters(
     for x in queues.sockets() {
         let j = x.join_stats();
         *extra.entry("xsk.multi_buffer".into()).or_insert(0) |= u64::from(x.multi_buffer());
+        *extra.entry("xsk.tx_checksum_offload".into()).or_insert(0) |=
+            u64::from(x.tx_checksum_offload());
         *extra.entry("xsk.rx_joined".into()).or_insert(0) += j.joined;
         *extra.entry("xsk.rx_join_dropped".into()).or_insert(0) += j.dropped;
     }

@@ -23,10 +23,12 @@ use super::InterfaceConfig;
 use crate::arp::{Action, Cache, Learned, Lookup};
 use crate::error::Error;
 use crate::frame::{Frame, Network, Transport};
-use crate::phy::Device;
+use crate::phy::{Device, DeviceCaps};
 use crate::storage::SlotRing;
 use crate::time::Instant;
-use crate::wire::{ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Ipv4Repr};
+use crate::wire::{
+    ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Ipv4Repr, TxChecksums,
+};
 
 /// A packet's source (ours: the interface's address or an alias) and
 /// destination.
@@ -75,13 +77,17 @@ pub(super) struct Egress {
     /// spins must not scan the cache each round, and ARP's retries are
     /// 100 ms apart.
     timers_at: Instant,
+    /// TCP and UDP checksums in full, or left for the device (it said it
+    /// completes them: [`DeviceCaps::checksum_offload`]).
+    checksums: TxChecksums,
 }
 
 /// How often ARP's timers are looked at, at most.
 const TIMER_GRANULARITY: core::time::Duration = core::time::Duration::from_millis(1);
 
 impl Egress {
-    pub(super) fn new(cfg: &InterfaceConfig, max_frame: usize) -> Egress {
+    pub(super) fn new(cfg: &InterfaceConfig, caps: DeviceCaps) -> Egress {
+        let max_frame = caps.max_frame_len();
         Egress {
             mac: cfg.mac,
             addr: cfg.addr,
@@ -96,6 +102,11 @@ impl Egress {
             wrote: false,
             learned: VecDeque::with_capacity(MAX_LEARNED),
             timers_at: Instant::ZERO,
+            checksums: if caps.checksum_offload {
+                TxChecksums::Partial
+            } else {
+                TxChecksums::Full
+            },
         }
     }
 
@@ -174,7 +185,7 @@ impl Egress {
                 if self.pending.len() > 0 && self.pending.any(|h| *h == hop) {
                     return self.queue(hop, &frame, counters);
                 }
-                if transmit_frame(device, &frame) {
+                if transmit_frame(device, &frame, self.checksums) {
                     self.wrote = true;
                     Sent::Out
                 } else {
@@ -215,7 +226,7 @@ impl Egress {
             if buf.len() < len {
                 return 0;
             }
-            frame.emit(buf);
+            frame.emit_with(buf, self.checksums);
             len
         });
         if kept {
@@ -289,7 +300,7 @@ impl Egress {
             if buf.len() < len {
                 return 0;
             }
-            frame.emit(buf);
+            frame.emit_with(buf, self.checksums);
             len
         }) {
             counters.control_dropped += 1;
@@ -466,14 +477,14 @@ fn copy_frame(buf: &mut [u8], frame: &[u8], dst: Option<EthernetAddress>) -> usi
 }
 
 /// Emit a whole frame into a device buffer; `false` when the device is full.
-fn transmit_frame<D: Device>(device: &mut D, frame: &Frame<'_>) -> bool {
+fn transmit_frame<D: Device>(device: &mut D, frame: &Frame<'_>, checksums: TxChecksums) -> bool {
     let len = frame.buffer_len();
     let mut wrote = false;
     device.transmit(|buf| {
         if buf.len() < len {
             return 0;
         }
-        frame.emit(buf);
+        frame.emit_with(buf, checksums);
         wrote = true;
         len
     }) && wrote

@@ -277,7 +277,7 @@ impl<D: Device> Interface<D> {
             stats: TcpStats::default(),
             resets_dropped: 0,
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
-            egress: Egress::new(&cfg, caps.max_frame_len()),
+            egress: Egress::new(&cfg, caps),
             icmp_errors: RateLimit::new(cfg.icmp_error_rate, cfg.icmp_error_burst),
             storage: StoragePool::new(STORAGE_POOL),
             cookies: SynCookies::new(cfg.cookie_secret),

@@ -41,7 +41,7 @@ impl Loopback {
     pub fn pair(mtu: usize, queue: usize) -> (Loopback, Loopback) {
         let a = Rc::new(RefCell::new(Wire::default()));
         let b = Rc::new(RefCell::new(Wire::default()));
-        let caps = DeviceCaps { mtu };
+        let caps = DeviceCaps::mtu(mtu);
         let end = |rx: &Rc<RefCell<Wire>>, tx: &Rc<RefCell<Wire>>| Loopback {
             caps,
             queue,

@@ -30,9 +30,21 @@ pub struct DeviceCaps {
     /// The largest IP packet (the MTU): a frame is at most this plus the
     /// Ethernet header (14 bytes, 18 with a VLAN tag).
     pub mtu: usize,
+    /// The device completes TCP and UDP checksums on transmit (checksum
+    /// offload): the stack writes only the pseudo-header's sum
+    /// ([`TxChecksums::Partial`](crate::wire::TxChecksums::Partial)).
+    pub checksum_offload: bool,
 }
 
 impl DeviceCaps {
+    /// A device of `mtu` that leaves every checksum to the stack.
+    pub const fn mtu(mtu: usize) -> DeviceCaps {
+        DeviceCaps {
+            mtu,
+            checksum_offload: false,
+        }
+    }
+
     /// The largest frame, Ethernet header included (one VLAN tag allowed).
     pub const fn max_frame_len(&self) -> usize {
         self.mtu + 18

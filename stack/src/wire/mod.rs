@@ -111,6 +111,18 @@ pub enum Checksums {
     Trust,
 }
 
+/// How TCP and UDP checksums are written on transmit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxChecksums {
+    /// Computed in full.
+    #[default]
+    Full,
+    /// Left for the device (checksum offload, Linux's `CHECKSUM_PARTIAL`):
+    /// the field holds the folded pseudo-header sum, and the device sums
+    /// from the transport header to the end and stores the complement.
+    Partial,
+}
+
 /// An IP protocol number (IPv4 "protocol", IPv6 "next header").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IpProtocol(pub u8);

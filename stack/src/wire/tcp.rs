@@ -14,7 +14,9 @@
 use core::fmt;
 use core::net::IpAddr;
 
-use super::{checksum, get_u16, get_u32, put_u16, put_u32, Checksums, IpProtocol, Result};
+use super::{
+    checksum, get_u16, get_u32, put_u16, put_u32, Checksums, IpProtocol, Result, TxChecksums,
+};
 use crate::DropReason;
 
 mod field {
@@ -640,6 +642,18 @@ impl<'a> TcpRepr<'a> {
         src: IpAddr,
         dst: IpAddr,
     ) {
+        self.emit_with(packet, src, dst, TxChecksums::Full);
+    }
+
+    /// [`emit`](Self::emit), the checksum computed in full or left for the
+    /// device ([`TxChecksums::Partial`]).
+    pub fn emit_with<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+        src: IpAddr,
+        dst: IpAddr,
+        checksums: TxChecksums,
+    ) {
         let hl = self.header_len();
         let len = self.buffer_len();
         let mut seg = TcpPacket::new_unchecked(&mut packet.buffer.as_mut()[..len]);
@@ -654,7 +668,15 @@ impl<'a> TcpRepr<'a> {
         self.options.emit(&mut b[HEADER_LEN..hl]);
         b[hl..].copy_from_slice(self.payload);
         seg.set_window_len(self.window_len);
-        seg.fill_checksum(src, dst);
+        match checksums {
+            TxChecksums::Full => seg.fill_checksum(src, dst),
+            TxChecksums::Partial => seg.set_checksum(checksum::pseudo_header(
+                src,
+                dst,
+                IpProtocol::TCP,
+                len as u32,
+            )),
+        }
     }
 }
 

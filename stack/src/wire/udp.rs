@@ -2,7 +2,7 @@
 
 use core::net::IpAddr;
 
-use super::{checksum, get_u16, put_u16, Checksums, IpProtocol, Result};
+use super::{checksum, get_u16, put_u16, Checksums, IpProtocol, Result, TxChecksums};
 use crate::DropReason;
 
 mod field {
@@ -159,13 +159,31 @@ impl<'a> UdpRepr<'a> {
         src: IpAddr,
         dst: IpAddr,
     ) {
+        self.emit_with(packet, src, dst, TxChecksums::Full);
+    }
+
+    /// [`emit`](Self::emit), the checksum computed in full or left for the
+    /// device ([`TxChecksums::Partial`]).
+    pub fn emit_with<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut UdpPacket<T>,
+        src: IpAddr,
+        dst: IpAddr,
+        checksums: TxChecksums,
+    ) {
         let len = self.buffer_len();
         let b = packet.buffer.as_mut();
         put_u16(b, field::SRC_PORT, self.src_port);
         put_u16(b, field::DST_PORT, self.dst_port);
         put_u16(b, field::LENGTH, u16::try_from(len).unwrap_or(u16::MAX));
         b[HEADER_LEN..len].copy_from_slice(self.payload);
-        packet.fill_checksum(src, dst);
+        match checksums {
+            TxChecksums::Full => packet.fill_checksum(src, dst),
+            TxChecksums::Partial => {
+                let pseudo = checksum::pseudo_header(src, dst, IpProtocol::UDP, len as u32);
+                put_u16(packet.buffer.as_mut(), field::CHECKSUM, pseudo);
+            }
+        }
     }
 }
 
