@@ -999,8 +999,7 @@ fn the_uring_kernel_path_serves_through_the_ring() {
 
 /// By default the lab's stack trusts the veth peer's partial TCP/UDP
 /// checksums and counts them; with --verify-checksums the veths complete
-/// every checksum and the stack verifies each (none trusted, none bad),
-/// its own sent partial through TX metadata included.
+/// every checksum and the stack verifies each (none trusted, none bad).
 #[test]
 fn verify_checksums_makes_the_stack_check_every_checksum() {
     if !root() {
@@ -1032,11 +1031,8 @@ fn verify_checksums_makes_the_stack_check_every_checksum() {
                 let trusted = get(&format!("{side}.stack.checksums_trusted"));
                 assert_eq!(trusted > 0, !verify, "{side}: {c}");
                 assert_eq!(get(&format!("{side}.stack.parse_dropped")), 0, "{c}");
-                // each side leaves its TCP/UDP checksums to the kernel (TX
-                // metadata, copy mode): verified by the peer, they were
-                // completed on the way (in software: the veths' offload is
-                // off), or they would be dropped as bad above
-                assert_eq!(get(&format!("{side}.xsk.tx_checksum_offload")), 1, "{c}");
+                // veth offers no AF_XDP TX checksum: the stack's own
+                assert_eq!(get(&format!("{side}.xsk.tx_checksum_offload")), 0, "{c}");
             }
         }
         assert_lab_gone(&doc);
@@ -2631,8 +2627,7 @@ fn doctor_checks_a_lab_and_a_run_records_it() {
 /// sockets bind multi-buffer, frames over a 4 KiB UMEM frame arrive joined,
 /// none is dropped, no descriptor is invalid, and the bytes are checked by
 /// the server as on any run (a corrupt join would fail the stream). With
-/// `--verify-checksums` every checksum is verified (the stack computes
-/// them: no TX metadata with multi-buffer sockets). An MTU
+/// `--verify-checksums` every checksum is verified. An MTU
 /// out of range is a usage error naming the range.
 #[test]
 fn jumbo_frames_run_on_both_paths_at_mtu_9000() {

@@ -40,7 +40,7 @@ pub use steering::{
     existing_program, link_holders, AttachedMode, Counters, Existing, Iface, Replaced, Steering,
     XdpMode,
 };
-pub use xsk::{BindMode, BusyPoll, JoinStats, UmemConfig, Xsk, XskConfig, XskStats};
+pub use xsk::{BindMode, BusyPoll, JoinStats, TxChecksum, UmemConfig, Xsk, XskConfig, XskStats};
 
 /// The skeleton libbpf-cargo generated from the object: only its `types`
 /// (the C structs, from BTF) are used, to check our view of the layout.

@@ -89,16 +89,30 @@ pub struct XskConfig {
     /// a UMEM frame arrives, and leaves, in several buffers, so the MTU is
     /// not bounded by the frame size (jumbo frames). See [`XskConfig::for_mtu`].
     pub multi_buffer: bool,
-    /// Leave TCP and UDP transmit checksums to the kernel or the device
-    /// where it takes them (TX metadata, `XDP_TXMD_FLAGS_CHECKSUM`, kernel
-    /// 6.8+): in copy mode the kernel hands the frame on as a partial
-    /// checksum (`CHECKSUM_PARTIAL`) that the interface's own offload, or
-    /// software, completes; in zero-copy mode only where the driver says
-    /// it does (netdev `xsk-features` `tx-checksum`). Otherwise, or on an
-    /// older kernel, or with [`multi_buffer`](Self::multi_buffer) (the
-    /// kernel wants the metadata's room before every buffer of a frame),
-    /// the stack computes them. [`Xsk::tx_checksum_offload`] says which.
-    pub tx_checksum: bool,
+    /// Who computes TCP and UDP transmit checksums.
+    pub tx_checksum: TxChecksum,
+}
+
+/// Who computes the TCP and UDP checksums of transmitted frames. Leaving
+/// them goes through TX metadata (`XDP_TXMD_FLAGS_CHECKSUM`, kernel 6.8+);
+/// on an older kernel, or with [`XskConfig::multi_buffer`] (the kernel
+/// wants the metadata's room before every buffer of a frame, which a
+/// frame's later buffers lack), the stack computes them whatever is asked.
+/// [`Xsk::tx_checksum_offload`] says what took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxChecksum {
+    /// The stack.
+    Software,
+    /// The device, where it says it completes them (netdev
+    /// `xsk-features` `tx-checksum`: a zero-copy driver's offload), else
+    /// the stack.
+    Offered,
+    /// Whoever the kernel hands them to: also in copy mode, where the
+    /// kernel passes the frame on as a partial checksum
+    /// (`CHECKSUM_PARTIAL`) for the interface's own offload or software to
+    /// complete. Measured on veth: no gain in stream and ~10% more rr
+    /// latency than the stack's own checksums (README).
+    Kernel,
 }
 
 /// Room for the TX metadata before each transmitted frame
@@ -155,7 +169,7 @@ impl Default for XskConfig {
             need_wakeup: true,
             busy_poll: None,
             multi_buffer: false,
-            tx_checksum: false,
+            tx_checksum: TxChecksum::Software,
         }
     }
 }
@@ -578,7 +592,7 @@ impl Xsk {
         // The kernel wants the metadata's room before every descriptor of
         // a frame, which the buffers after a multi-buffer frame's first (at
         // their UMEM frame's start) cannot give: no offload with them.
-        if config.tx_checksum && !config.multi_buffer {
+        if config.tx_checksum != TxChecksum::Software && !config.multi_buffer {
             reg.flags = libc::XDP_UMEM_TX_METADATA_LEN;
             reg.tx_metadata_len = TX_META as u32;
         }
@@ -587,7 +601,7 @@ impl Xsk {
         if registered
             .as_ref()
             .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
-            && config.tx_checksum
+            && reg.tx_metadata_len > 0
         {
             // a kernel before 6.8 knows no TX metadata: without it
             reg.flags = 0;
@@ -716,12 +730,18 @@ impl Xsk {
         }
 
         let zero_copy = opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0;
-        // copy mode: the kernel takes the request into the skb it builds;
-        // zero-copy: only a driver that says so
+        let offered = || {
+            crate::netdev::dev_features(ifindex)
+                .is_ok_and(|f| f.xsk.unwrap_or(0) & crate::netdev::xsk_tx::TX_CHECKSUM != 0)
+        };
+        // in copy mode the kernel takes the request into the skb it builds;
+        // in zero-copy mode only a driver that says so
         let tx_checksum_offload = tx_head > 0
-            && (!zero_copy
-                || crate::netdev::dev_features(ifindex)
-                    .is_ok_and(|f| f.xsk.unwrap_or(0) & crate::netdev::xsk_tx::TX_CHECKSUM != 0));
+            && match config.tx_checksum {
+                TxChecksum::Software => false,
+                TxChecksum::Offered => offered(),
+                TxChecksum::Kernel => !zero_copy || offered(),
+            };
         let fs = u64::from(u.frame_size);
         let tx_base = u64::from(u.fill_size) * fs;
         let slot = u64::from(tx_slot) * fs;

@@ -13,7 +13,10 @@ use common::{in_ns, Lab, ADDR_A, ADDR_B};
 use stack::frame::{parse_frame, Frame, Network, Transport};
 use stack::phy::Device;
 use stack::wire::{Checksums, TxChecksums};
-use xdp::{BindMode, BusyPoll, Steer, SteerConfig, Steering, UmemConfig, XdpMode, Xsk, XskConfig};
+use xdp::{
+    BindMode, BusyPoll, Steer, SteerConfig, Steering, TxChecksum, UmemConfig, XdpMode, Xsk,
+    XskConfig,
+};
 
 const STACK_PORT: u16 = 9999;
 
@@ -558,7 +561,7 @@ fn a_partial_checksum_is_completed_through_tx_metadata() {
         .expect("ethtool");
     assert!(off.success());
     let config = XskConfig {
-        tx_checksum: true,
+        tx_checksum: TxChecksum::Kernel,
         ..XskConfig::default()
     };
     let (steering, mut xsk, sender) = steered_socket(&lab, &config);
@@ -592,20 +595,7 @@ fn a_partial_checksum_is_completed_through_tx_metadata() {
 
     // without the metadata the partial checksum stays wrong on the wire
     drop(xsk);
-    // (the kernel releases a closed socket's queue a little later)
-    let mut plain = in_ns(&lab.a, || {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            match Xsk::bind(lab.veth_a.as_str(), 0, &XskConfig::default()) {
-                Ok(x) => break x,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("bind: {e}"),
-            }
-        }
-    });
+    let mut plain = bind_again(&lab, &XskConfig::default());
     steering.insert_socket(0, plain.as_fd()).unwrap();
     assert!(!plain.tx_checksum_offload());
     send_all(&mut plain, std::slice::from_ref(&reply));
@@ -616,4 +606,25 @@ fn a_partial_checksum_is_completed_through_tx_metadata() {
         sender.recv_from(&mut buf).is_err(),
         "a partial checksum without TX metadata must not pass the kernel's check"
     );
+    // veth offers no xsk tx-checksum: asked only where offered, none
+    drop(plain);
+    let offered = XskConfig {
+        tx_checksum: TxChecksum::Offered,
+        ..XskConfig::default()
+    };
+    let x = bind_again(&lab, &offered);
+    assert!(!x.tx_checksum_offload() && !x.caps().checksum_offload);
+}
+
+/// Binds queue 0 of side a again, waiting for the kernel to release the
+/// queue of a socket just closed (it does so a little later).
+fn bind_again(lab: &Lab, config: &XskConfig) -> Xsk {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    in_ns(&lab.a, || loop {
+        match Xsk::bind(lab.veth_a.as_str(), 0, config) {
+            Ok(x) => break x,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("bind: {e}"),
+        }
+    })
 }
