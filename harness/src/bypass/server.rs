@@ -206,8 +206,9 @@ impl ServerShard {
                 // send at once what the answers wrote (a sink's round
                 // owes nothing)
                 if self.shard.iface.owes() {
-                    let now = super::stack_now(Instant::now());
-                    self.shard.iface.poll_egress(now);
+                    // the round's time (one clock read a round: the
+                    // stack's timers are coarser than a round)
+                    self.shard.iface.poll_egress(super::stack_now(start));
                 }
                 work += start.elapsed();
                 idle_rounds = 0;
