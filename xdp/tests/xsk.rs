@@ -89,11 +89,7 @@ fn udp_from_the_kernel_arrives_on_the_rx_ring_and_echoes_back() {
     );
     assert!(after.passed >= before.passed + 20, "{after:?}");
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while xsk.free_frames() < FREE_AT_REST && Instant::now() < deadline {
-        xsk.flush();
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    settle(&mut xsk, FREE_AT_REST);
     let c = steering.counters().unwrap();
     assert_eq!(c.steered, sizes.len() as u64, "{c:?}");
     assert_eq!(c.no_socket, 0, "{c:?}");
@@ -155,6 +151,16 @@ fn a_burst_larger_than_one_kick_leaves_with_one_flush() {
 
 /// Idle frames when nothing is in flight: all but the fill ring's.
 const FREE_AT_REST: usize = 4096 - 2048;
+
+/// Flushes until `at_rest` frames are idle again (transmissions completed)
+/// or a bounded wait ran out.
+fn settle(xsk: &mut Xsk, at_rest: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while xsk.free_frames() < at_rest && Instant::now() < deadline {
+        xsk.flush();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// Writes each frame into the tx ring and flushes.
 fn send_all(xsk: &mut Xsk, frames: &[Vec<u8>]) {
@@ -526,12 +532,8 @@ fn jumbo_frames_arrive_joined_and_leave_in_several_buffers() {
     let st = xsk.statistics().unwrap();
     assert_eq!((st.rx_dropped, st.tx_invalid_descs), (0, 0), "{st:?}");
     // every transmit slot comes back
-    let deadline = Instant::now() + Duration::from_secs(5);
     let at_rest = (4096 - 2048) / 3 * 3;
-    while xsk.free_frames() < at_rest && Instant::now() < deadline {
-        xsk.flush();
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    settle(&mut xsk, at_rest);
     assert_eq!(xsk.free_frames(), at_rest);
 }
 

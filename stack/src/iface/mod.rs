@@ -285,7 +285,7 @@ impl<D: Device> Interface<D> {
             touched: Vec::with_capacity(n),
             events: VecDeque::with_capacity(n),
             unfinished: None,
-            timers: TimerQueue::with_capacity(n),
+            timers: TimerQueue::new(),
             now: Instant::ZERO,
             mss,
             max_payload,

@@ -62,9 +62,8 @@ pub(super) struct TimerQueue {
 }
 
 impl TimerQueue {
-    /// An empty wheel (its buckets allocate as entries come; `_n`, the
-    /// interface's socket count, no longer sizes anything up front).
-    pub(super) fn with_capacity(_n: usize) -> TimerQueue {
+    /// An empty wheel (its buckets allocate as entries come).
+    pub(super) fn new() -> TimerQueue {
         TimerQueue {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             occupied: [0; WORDS],
@@ -246,7 +245,7 @@ mod tests {
     fn every_entry_comes_out_once_when_due_and_next_is_never_late() {
         for seed in 1..=20u64 {
             let mut rng = Lcg(seed);
-            let mut q = TimerQueue::with_capacity(0);
+            let mut q = TimerQueue::new();
             let mut model: Vec<(Instant, u32)> = Vec::new();
             let mut now = Instant::from_micros(rng.next() % 5_000_000);
             let mut id = 0u32;
@@ -295,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_deadline_later_in_the_current_tick_waits() {
-        let mut q = TimerQueue::with_capacity(0);
+        let mut q = TimerQueue::new();
         let h = SocketHandle::new(7, 1);
         q.schedule(h, Instant::from_micros(2_000_900), &mut None);
         assert_eq!(q.pop_due(Instant::from_micros(2_000_100)), None);
@@ -309,7 +308,7 @@ mod tests {
 
     #[test]
     fn schedule_later_files_at_finish_and_marks_hold_back_later_deadlines() {
-        let mut q = TimerQueue::with_capacity(0);
+        let mut q = TimerQueue::new();
         let h = SocketHandle::new(1, 0);
         let mut mark = None;
         q.schedule_later(h, Instant::from_millis(10), &mut mark);
