@@ -86,7 +86,7 @@ if [ "$rc" = 0 ] && [ "${BYPASS_VM_RSS:-1}" = 1 ]; then
     # own queue (the other shard would reset a reply it does not know)
     "$B" run --name vm-rss --out "$work/results" --secret-file "$work/secret" \
         --server 198.19.1.2:7000 --client 198.19.2.2:7000 --xdp-mode native \
-        crr --path bypass-client --cores 2 --duration 1 --warmup 2
+        crr --path bypass-client --cores 2 --duration 1 --warmup 5
     rc=$?
 fi
 cat "$work/agent-srv.log" "$work/agent-cli.log"

@@ -66,6 +66,16 @@ fn the_vm_lab_runs_every_path_over_virtio_net_and_rss_keeps_each_shard_on_its_qu
                     r["path"],
                     r["flags"]
                 );
+                let flags = r["flags"].as_array().into_iter().flatten();
+                if flags
+                    .filter_map(Value::as_str)
+                    .any(|f| !["preflight", "foreign_load"].contains(&f))
+                {
+                    // a flagged run's counters (both sides' sockets, stack
+                    // and generator) are what tells a lost frame from a
+                    // stalled queue: nothing of the guest outlives the run
+                    eprintln!("  counters: {}", r["counters"]);
+                }
             }
         }
         panic!("scripts/vm-lab.sh: {:?}\n{err}", o.status.code());
